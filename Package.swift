@@ -1,0 +1,108 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "mayfly",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "mayfly", targets: ["mayfly"]),
+        .library(name: "MayflyClient", targets: ["MayflyClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+    ],
+    targets: [
+        // C declarations only; each is imported by exactly one wrapper module.
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+
+        // libsodium: guarded key memory, AEAD, Shamir, keyed hashes.
+        .target(name: "MayflyCrypto", dependencies: ["CSodium"], swiftSettings: swiftSettings),
+        // libpq: connections, escaping, TLS policy.
+        .target(name: "MayflyPostgres", dependencies: ["CLibPQ"], swiftSettings: swiftSettings),
+        // Pure HCL parser (config files and policies).
+        .target(name: "MayflyHCL", swiftSettings: swiftSettings),
+        // The SQL schema, embedded from the top-level migrations/ folder.
+        .target(
+            name: "MayflyMigrations", path: "migrations",
+            exclude: ["README.md"],
+            resources: [.embedInCode("sql")],
+            swiftSettings: swiftSettings),
+        // Storage protocol and the SQLite backend.
+        .target(
+            name: "MayflyStore",
+            dependencies: [.product(name: "GRDB", package: "GRDB.swift"), "MayflyMigrations"],
+            swiftSettings: swiftSettings),
+        // The domain: barrier, seal, KV, tokens, config.
+        .target(
+            name: "MayflyCore",
+            dependencies: [
+                "MayflyCrypto", "MayflyStore", "MayflyHCL", "MayflyPostgres",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings),
+        // HTTP: listeners, Vault-compatible routes and envelope.
+        .target(
+            name: "MayflyServer",
+            dependencies: [
+                "MayflyCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings),
+        // Swift client of the API (Unix socket and HTTPS).
+        .target(
+            name: "MayflyClient",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings),
+        // The `mayfly` command.
+        .executableTarget(
+            name: "mayfly",
+            dependencies: [
+                "MayflyServer", "MayflyClient", "MayflyCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings),
+
+        .testTarget(name: "MayflyCryptoTests", dependencies: ["MayflyCrypto"], swiftSettings: swiftSettings),
+        .testTarget(name: "MayflyHCLTests", dependencies: ["MayflyHCL"], swiftSettings: swiftSettings),
+        .testTarget(name: "MayflyStoreTests", dependencies: ["MayflyStore", "MayflyMigrations"], swiftSettings: swiftSettings),
+        .testTarget(name: "MayflyPostgresTests", dependencies: ["MayflyPostgres"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "MayflyCoreTests",
+            dependencies: ["MayflyCore", "MayflyCrypto", "MayflyStore",
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "MayflyServerTests",
+            dependencies: [
+                "MayflyServer", "MayflyCore", "MayflyClient",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings),
+    ]
+)

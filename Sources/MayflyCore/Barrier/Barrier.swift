@@ -1,0 +1,169 @@
+import Foundation
+import MayflyCrypto
+public import MayflyStore
+import Synchronization
+
+/// One change in an atomic `Barrier.commit`.
+public enum BarrierOperation: Sendable {
+    /// Encrypts and writes `value` at `path`.
+    case put(path: String, value: [UInt8])
+    /// Removes `path`.
+    case delete(path: String)
+    /// Removes everything under `prefix`.
+    case deletePrefix(String)
+}
+
+/// Encrypts everything above storage. Each value is sealed with XChaCha20-Poly1305 under the
+/// active keyring term, with the path, the entry's write version and the header as associated
+/// data. Layout: `format (1) | term (4, big-endian) | nonce (24) | ciphertext+tag`.
+public final class Barrier: Sendable {
+    private static let format: UInt8 = 1
+    private let storage: any Storage
+    private let keyring = Mutex<Keyring?>(nil)
+    private let encryptions = Mutex<[UInt32: Int]>([:])
+
+    public init(storage: any Storage) {
+        self.storage = storage
+    }
+
+    /// True when no keyring is loaded.
+    public var isSealed: Bool { keyring.withLock { $0 == nil } }
+
+    func install(_ ring: Keyring) {
+        let old = keyring.withLock { current -> Keyring? in
+            let previous = current
+            current = ring
+            return previous
+        }
+        if let old, old !== ring { old.wipe() }
+    }
+
+    /// Drops and wipes every key.
+    func seal() {
+        keyring.withLock { current in
+            current?.wipe()
+            current = nil
+        }
+    }
+
+    func currentKeyring() throws -> Keyring {
+        guard let ring = keyring.withLock({ $0 }) else { throw BarrierError(.sealed, "keyring not loaded") }
+        return ring
+    }
+
+    /// Number of values encrypted under each term since unseal.
+    func encryptionCount(term: UInt32) -> Int { encryptions.withLock { $0[term] ?? 0 } }
+
+    static func associatedData(path: String, version: Int64, header: [UInt8]) -> [UInt8] {
+        var aad = Array("mayfly-barrier-v1".utf8) + [0] + Array(path.utf8) + [0]
+        withUnsafeBytes(of: version.bigEndian) { aad.append(contentsOf: $0) }
+        return aad + header
+    }
+
+    func encrypt(_ value: [UInt8], path: String, version: Int64) throws -> [UInt8] {
+        let ring = try currentKeyring()
+        let term = ring.active
+        var header: [UInt8] = [Self.format]
+        withUnsafeBytes(of: term.number.bigEndian) { header.append(contentsOf: $0) }
+        let sealed = try AEAD.seal(
+            value, key: term.key, associatedData: Self.associatedData(path: path, version: version, header: header))
+        encryptions.withLock { $0[term.number, default: 0] += 1 }
+        return header + sealed
+    }
+
+    func decrypt(_ entry: StoredEntry) throws -> [UInt8] {
+        let (key, aad, body) = try openParameters(entry)
+        do {
+            return try AEAD.open(body, key: key, associatedData: aad)
+        } catch {
+            throw BarrierError(.tampered, "entry \(entry.path) v\(entry.version) failed authentication")
+        }
+    }
+
+    private func openParameters(_ entry: StoredEntry) throws -> (SecureBytes, [UInt8], ArraySlice<UInt8>) {
+        let ring = try currentKeyring()
+        let blob = entry.value
+        guard blob.count > 5, blob[0] == Self.format else {
+            throw BarrierError(.tampered, "entry \(entry.path) has an unknown format")
+        }
+        let term = blob[1..<5].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        guard let key = ring.terms[term]?.key else {
+            throw BarrierError(.unknownTerm, "entry \(entry.path) names term \(term)")
+        }
+        return (key, Self.associatedData(path: entry.path, version: entry.version, header: Array(blob[0..<5])), blob[5...])
+    }
+
+    /// The plaintext at `path`, or nil.
+    public func get(_ path: String) async throws -> [UInt8]? {
+        _ = try currentKeyring()
+        guard let entry = try await storage.get(path) else { return nil }
+        return try decrypt(entry)
+    }
+
+    /// Key material at `path`, decrypted straight into guarded memory.
+    func getSecure(_ path: String) async throws -> SecureBytes? {
+        guard let entry = try await storage.get(path) else { return nil }
+        let (key, aad, body) = try openParameters(entry)
+        do {
+            return try AEAD.openSecure(body, key: key, associatedData: aad)
+        } catch {
+            throw BarrierError(.tampered, "entry \(entry.path) failed authentication")
+        }
+    }
+
+    /// Encrypts key material from guarded memory and writes it at `path`.
+    func putSecure(_ path: String, _ value: SecureBytes) async throws {
+        let version = try await storage.version(of: path)
+        let ring = try currentKeyring()
+        let term = ring.active
+        var header: [UInt8] = [Self.format]
+        withUnsafeBytes(of: term.number.bigEndian) { header.append(contentsOf: $0) }
+        let sealed = try AEAD.seal(
+            secure: value, key: term.key,
+            associatedData: Self.associatedData(path: path, version: version + 1, header: header))
+        try await storage.commit([.put(StoredEntry(path: path, version: version + 1, value: header + sealed),
+                                       expectedVersion: version)])
+    }
+
+    /// Writes `value` at `path`.
+    public func put(_ path: String, _ value: [UInt8]) async throws {
+        try await commit([.put(path: path, value: value)])
+    }
+
+    /// Removes `path`.
+    public func delete(_ path: String) async throws {
+        try await commit([.delete(path: path)])
+    }
+
+    /// Applies the operations atomically. Each put gets the next write version of its path; a
+    /// concurrent writer to the same path makes the whole commit retry.
+    public func commit(_ operations: [BarrierOperation]) async throws {
+        for attempt in 0..<5 {
+            var physical: [StorageOperation] = []
+            for operation in operations {
+                switch operation {
+                case .put(let path, let value):
+                    let current = try await storage.version(of: path)
+                    let ciphertext = try encrypt(value, path: path, version: current + 1)
+                    physical.append(.put(StoredEntry(path: path, version: current + 1, value: ciphertext),
+                                         expectedVersion: current))
+                case .delete(let path):
+                    physical.append(.delete(path: path))
+                case .deletePrefix(let prefix):
+                    physical.append(.deletePrefix(prefix))
+                }
+            }
+            do {
+                return try await storage.commit(physical)
+            } catch let error as StorageError where error.code == .conflict && attempt < 4 {
+                continue
+            }
+        }
+    }
+
+    /// Immediate children of `prefix` (names; folders end in `/`).
+    public func list(_ prefix: String) async throws -> [String] {
+        _ = try currentKeyring()
+        return try await storage.listChildren(of: prefix)
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+public import Logging
+import MayflyStore
+
+/// The broker: storage, barrier, seal, tokens and secrets engines, and the dispatch of a
+/// logical request to them. The HTTP layer only translates to and from `LogicalRequest`.
+public final class Broker: Sendable {
+    public let config: MayflyConfig
+    public let seal: SealManager
+    let storage: any Storage
+    let barrier: Barrier
+    let tokens: TokenStore
+    let kv: KVEngine
+    let logger: Logger
+    /// The server version reported by `sys/health` and `sys/seal-status`.
+    public static let version = "0.1.0"
+
+    private init(config: MayflyConfig, storage: any Storage, logger: Logger) {
+        self.config = config
+        self.storage = storage
+        self.logger = logger
+        barrier = Barrier(storage: storage)
+        tokens = TokenStore(barrier: barrier, defaultTTL: config.defaultLeaseTTL, maxTTL: config.maxLeaseTTL)
+        kv = KVEngine(mount: "secret", barrier: barrier)
+        seal = SealManager(
+            storage: storage, barrier: barrier, tokens: tokens, mode: config.seal, logger: logger, afterUnseal: {})
+    }
+
+    /// Opens the store named in `config` and, with a key-file seal, unseals from the key file.
+    public static func open(config: MayflyConfig, logger: Logger) async throws -> Broker {
+        let storage = try SQLiteStorage(path: config.storagePath)
+        return try await open(config: config, storage: storage, logger: logger)
+    }
+
+    /// Opens a broker over an existing storage (tests use this with their own files).
+    public static func open(config: MayflyConfig, storage: any Storage, logger: Logger) async throws -> Broker {
+        let broker = Broker(config: config, storage: storage, logger: logger)
+        try await broker.seal.load()
+        try await broker.seal.unsealFromKeyFile()
+        return broker
+    }
+
+    // MARK: - Dispatch
+
+    /// Handles one request. Throws `APIError` for every client-visible failure.
+    public func handle(_ request: LogicalRequest) async throws -> LogicalResponse {
+        do {
+            return try await route(request)
+        } catch let error as APIError {
+            throw error
+        } catch let error as BarrierError where error.code == .sealed {
+            throw APIError.sealed
+        } catch let error as BarrierError {
+            logger.error("stored data failed its integrity check", metadata: ["error": "\(String(reflecting: error))"])
+            throw APIError(status: 500, ["stored data failed its integrity check"], detail: String(reflecting: error))
+        } catch let error as StorageError {
+            logger.error("storage failure", metadata: ["error": "\(String(reflecting: error))"])
+            throw APIError(status: 500, ["storage unavailable"], detail: String(reflecting: error))
+        } catch {
+            throw APIError.internalError(String(reflecting: error))
+        }
+    }
+
+    private func route(_ request: LogicalRequest) async throws -> LogicalResponse {
+        let path = request.path
+        switch path {
+        case "sys/health": return try await SysHandlers.health(self, request)
+        case "sys/seal-status": return try await SysHandlers.sealStatus(self, request)
+        case "sys/leader": return try await SysHandlers.leader(self, request)
+        case "sys/init": return try await SysHandlers.initialize(self, request)
+        case "sys/unseal": return try await SysHandlers.unseal(self, request)
+        default: break
+        }
+        guard await !seal.isSealed else { throw APIError.sealed }
+        guard let token = request.token, let entry = try await tokens.lookup(token: token) else {
+            throw APIError.permissionDenied
+        }
+        let acl = ACL(policies: entry.policies)
+        let caller = Caller(token: token, entry: entry, acl: acl)
+        if path.hasPrefix("sys/internal/ui/mounts/") || path == "sys/internal/ui/mounts" {
+            return try SysHandlers.mountInfo(self, request, caller)
+        }
+        guard acl.allows(path, Self.capability(for: request.operation)) else {
+            throw APIError.permissionDenied
+        }
+        try await tokens.use(entry)
+        if path.hasPrefix("secret/") {
+            return try await kv.handle(request, relativePath: String(path.dropFirst("secret/".count)))
+        }
+        if path.hasPrefix("auth/token/") {
+            return try await TokenHandlers.handle(self, request, caller, String(path.dropFirst("auth/token/".count)))
+        }
+        if path.hasPrefix("sys/") {
+            return try await SysHandlers.handle(self, request, caller)
+        }
+        throw APIError(status: 404, ["no handler for route \"\(Self.clip(path))\". route entry not found."])
+    }
+
+    /// The capability an operation needs (POST/PUT are "update"; create vs update existence
+    /// checks arrive with configurable policies).
+    static func capability(for operation: Operation) -> Capability {
+        switch operation {
+        case .read, .head: .read
+        case .list: .list
+        case .update: .update
+        case .delete: .delete
+        case .patch: .patch
+        }
+    }
+
+    /// A path shortened for error messages.
+    static func clip(_ path: String) -> String {
+        path.count > 200 ? String(path.prefix(200)) + "…" : path
+    }
+}
+
+/// The authenticated caller of a request.
+struct Caller: Sendable {
+    let token: String
+    let entry: TokenEntry
+    let acl: ACL
+}

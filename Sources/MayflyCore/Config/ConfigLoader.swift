@@ -1,0 +1,227 @@
+import Foundation
+import MayflyHCL
+
+/// Reads a config file (HCL, or JSON when it starts with `{`) into `MayflyConfig`. Every
+/// problem is reported with the file, the line and what is wrong; unknown keys are errors.
+public enum ConfigLoader {
+    /// Loads and validates `path`.
+    public static func load(path: String) throws(ConfigError) -> MayflyConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(file: path, line: 0, "cannot read the file")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigError(file: path, line: 0, "the file is not UTF-8 text")
+        }
+        return try parse(text, file: path)
+    }
+
+    /// Parses and validates config text; `file` is used in messages and to resolve nothing else.
+    public static func parse(_ text: String, file: String) throws(ConfigError) -> MayflyConfig {
+        let members: [HCLMember]
+        do {
+            members = try HCL.parseAny(text)
+        } catch {
+            throw ConfigError(file: file, line: error.line, error.message)
+        }
+        var reader = Reader(file: file)
+        return try reader.read(members)
+    }
+
+    private struct Reader {
+        let file: String
+        var storagePath: String?
+        var config = MayflyConfig(storagePath: "")
+        var sealSeen = false
+
+        func fail(_ line: Int, _ message: String) -> ConfigError { ConfigError(file: file, line: line, message) }
+
+        /// Blocks may arrive as an object (one block, or several labels) or, in JSON, as a
+        /// list of objects; this flattens them to (label, body, line).
+        func labelled(_ member: HCLMember) throws(ConfigError) -> [(String, [HCLMember], Int)] {
+            var values: [HCLValue] = [member.value]
+            if case .list(let items) = member.value { values = items }
+            var result: [(String, [HCLMember], Int)] = []
+            for value in values {
+                guard case .object(let labels) = value, !labels.isEmpty else {
+                    throw fail(member.line, "\(member.key) needs a label, e.g. \(member.key) \"name\" { … }")
+                }
+                for label in labels {
+                    guard case .object(let body) = label.value else {
+                        throw fail(label.line, "\(member.key) \"\(label.key)\" must be a block { … }")
+                    }
+                    result.append((label.key, body, label.line))
+                }
+            }
+            return result
+        }
+
+        func string(_ member: HCLMember) throws(ConfigError) -> String {
+            guard let value = member.value.stringValue else {
+                throw fail(member.line, "\(member.key) must be a string, got \(member.value.typeName)")
+            }
+            return value
+        }
+
+        func bool(_ member: HCLMember) throws(ConfigError) -> Bool {
+            guard let value = member.value.boolValue else {
+                throw fail(member.line, "\(member.key) must be true or false, got \(member.value.typeName)")
+            }
+            return value
+        }
+
+        func duration(_ member: HCLMember) throws(ConfigError) -> Int64 {
+            if let int = member.value.intValue, int >= 0 { return int }
+            if let text = member.value.stringValue, let seconds = DurationParser.seconds(text) { return seconds }
+            throw fail(member.line, "\(member.key) must be a duration such as \"15m\" or \"24h\"")
+        }
+
+        mutating func read(_ members: [HCLMember]) throws(ConfigError) -> MayflyConfig {
+            for member in members {
+                switch member.key {
+                case "storage": try readStorage(member)
+                case "listener": try readListeners(member)
+                case "seal": try readSeal(member)
+                case "log_level":
+                    let level = try string(member).lowercased()
+                    guard ["trace", "debug", "info", "notice", "warning", "warn", "error", "critical"].contains(level) else {
+                        throw fail(member.line, "log_level must be one of trace, debug, info, notice, warning, error, critical")
+                    }
+                    config.logLevel = level == "warn" ? "warning" : level
+                case "max_request_size":
+                    guard let size = member.value.intValue, size > 0, size <= 1 << 30 else {
+                        throw fail(member.line, "max_request_size must be a positive number of bytes (at most 1 GiB)")
+                    }
+                    config.maxRequestSize = Int(size)
+                case "default_lease_ttl": config.defaultLeaseTTL = try duration(member)
+                case "max_lease_ttl": config.maxLeaseTTL = try duration(member)
+                case "disable_mlock", "ui", "api_addr", "cluster_name":
+                    continue  // accepted for Vault config compatibility; no effect here
+                default:
+                    throw fail(member.line, "unknown setting \"\(member.key)\"")
+                }
+            }
+            guard let storagePath else {
+                throw fail(0, "missing storage stanza, e.g. storage \"sqlite\" { path = \"/var/lib/mayfly/mayfly.db\" }")
+            }
+            config.storagePath = storagePath
+            guard !config.unixListeners.isEmpty || !config.tcpListeners.isEmpty else {
+                throw fail(0, "no listener: add listener \"unix\" { path = … } or listener \"tcp\" { … }")
+            }
+            guard config.defaultLeaseTTL <= config.maxLeaseTTL else {
+                throw fail(0, "default_lease_ttl is longer than max_lease_ttl")
+            }
+            return config
+        }
+
+        mutating func readStorage(_ member: HCLMember) throws(ConfigError) {
+            for (label, body, line) in try labelled(member) {
+                guard label == "sqlite" else {
+                    throw fail(line, "unsupported storage \"\(label)\" (supported: sqlite)")
+                }
+                guard storagePath == nil else { throw fail(line, "storage is configured twice") }
+                var path: String?
+                for item in body {
+                    switch item.key {
+                    case "path": path = try string(item)
+                    default: throw fail(item.line, "unknown setting \"\(item.key)\" in storage \"sqlite\"")
+                    }
+                }
+                guard let path, !path.isEmpty else { throw fail(line, "storage \"sqlite\" needs path = \"…\"") }
+                storagePath = path
+            }
+        }
+
+        mutating func readListeners(_ member: HCLMember) throws(ConfigError) {
+            for (label, body, line) in try labelled(member) {
+                switch label {
+                case "unix":
+                    var listener = UnixListenerConfig(path: "")
+                    for item in body {
+                        switch item.key {
+                        case "path": listener.path = try string(item)
+                        case "group": listener.group = try string(item)
+                        case "mode":
+                            guard let text = item.value.stringValue, let mode = UInt16(text, radix: 8), mode <= 0o777 else {
+                                throw fail(item.line, "mode must be an octal string such as \"0660\"")
+                            }
+                            guard mode & 0o007 == 0 else {
+                                throw fail(item.line, "mode must not give access to others (use a group instead)")
+                            }
+                            listener.mode = mode
+                        default: throw fail(item.line, "unknown setting \"\(item.key)\" in listener \"unix\"")
+                        }
+                    }
+                    guard !listener.path.isEmpty else { throw fail(line, "listener \"unix\" needs path = \"…\"") }
+                    guard listener.path.utf8.count < 108 else {
+                        throw fail(line, "the socket path is longer than 107 bytes, the Unix limit")
+                    }
+                    config.unixListeners.append(listener)
+                case "tcp":
+                    var address: String?
+                    var cert: String?, key: String?, clientCA: String?
+                    var requireClient = false, minimum = "tls12"
+                    for item in body {
+                        switch item.key {
+                        case "address": address = try string(item)
+                        case "tls_cert_file": cert = try string(item)
+                        case "tls_key_file": key = try string(item)
+                        case "tls_client_ca_file": clientCA = try string(item)
+                        case "tls_require_client_cert": requireClient = try bool(item)
+                        case "tls_min_version":
+                            minimum = try string(item)
+                            guard minimum == "tls12" || minimum == "tls13" else {
+                                throw fail(item.line, "tls_min_version must be \"tls12\" or \"tls13\"")
+                            }
+                        case "tls_disable":
+                            if try bool(item) {
+                                throw fail(item.line, "tls_disable is not supported: the TCP listener always uses TLS")
+                            }
+                        default: throw fail(item.line, "unknown setting \"\(item.key)\" in listener \"tcp\"")
+                        }
+                    }
+                    guard let address else { throw fail(line, "listener \"tcp\" needs address = \"host:port\"") }
+                    guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+                        (0...65535).contains(port)
+                    else { throw fail(line, "address must be host:port, got \"\(address)\"") }
+                    var host = String(address[..<colon])
+                    if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+                    guard let cert, let key else {
+                        throw fail(line, "listener \"tcp\" needs tls_cert_file and tls_key_file (TLS is required)")
+                    }
+                    if requireClient && clientCA == nil {
+                        throw fail(line, "tls_require_client_cert needs tls_client_ca_file")
+                    }
+                    config.tcpListeners.append(TCPListenerConfig(
+                        host: host.isEmpty ? "0.0.0.0" : host, port: port, certFile: cert, keyFile: key,
+                        clientCAFile: clientCA, requireClientCert: requireClient, minimumTLSVersion: minimum))
+                default:
+                    throw fail(line, "unsupported listener \"\(label)\" (supported: unix, tcp)")
+                }
+            }
+        }
+
+        mutating func readSeal(_ member: HCLMember) throws(ConfigError) {
+            for (label, body, line) in try labelled(member) {
+                guard !sealSeen else { throw fail(line, "seal is configured twice") }
+                sealSeen = true
+                switch label {
+                case "shamir":
+                    if let item = body.first { throw fail(item.line, "unknown setting \"\(item.key)\" in seal \"shamir\"") }
+                    config.seal = .shamir
+                case "keyfile":
+                    var path: String?
+                    for item in body {
+                        switch item.key {
+                        case "path": path = try string(item)
+                        default: throw fail(item.line, "unknown setting \"\(item.key)\" in seal \"keyfile\"")
+                        }
+                    }
+                    guard let path, !path.isEmpty else { throw fail(line, "seal \"keyfile\" needs path = \"…\"") }
+                    config.seal = .keyFile(path: path)
+                default:
+                    throw fail(line, "unsupported seal \"\(label)\" (supported: shamir, keyfile)")
+                }
+            }
+        }
+    }
+}

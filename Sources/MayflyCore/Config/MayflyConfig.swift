@@ -1,0 +1,60 @@
+/// A Unix-socket listener (`listener "unix"`).
+public struct UnixListenerConfig: Sendable, Equatable {
+    public var path: String
+    /// Socket file mode; 0660 by default.
+    public var mode: UInt16 = 0o660
+    /// Group that owns the socket file (clients in it may connect).
+    public var group: String?
+
+    public init(path: String, mode: UInt16 = 0o660, group: String? = nil) {
+        self.path = path
+        self.mode = mode
+        self.group = group
+    }
+}
+
+/// A TCP listener with TLS (`listener "tcp"`).
+public struct TCPListenerConfig: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+    public var certFile: String
+    public var keyFile: String
+    /// CA that client certificates must chain to (mTLS).
+    public var clientCAFile: String?
+    /// Refuse the handshake without a client certificate.
+    public var requireClientCert: Bool = false
+    /// `tls12` (default) or `tls13`.
+    public var minimumTLSVersion: String = "tls12"
+
+    public init(host: String, port: Int, certFile: String, keyFile: String, clientCAFile: String? = nil,
+                requireClientCert: Bool = false, minimumTLSVersion: String = "tls12")
+    {
+        self.host = host
+        self.port = port
+        self.certFile = certFile
+        self.keyFile = keyFile
+        self.clientCAFile = clientCAFile
+        self.requireClientCert = requireClientCert
+        self.minimumTLSVersion = minimumTLSVersion
+    }
+}
+
+/// The server configuration (one HCL or JSON file, Vault-style stanzas; DESIGN.md §5).
+public struct MayflyConfig: Sendable, Equatable {
+    /// The SQLite database file (`storage "sqlite" { path = … }`).
+    public var storagePath: String
+    public var unixListeners: [UnixListenerConfig] = []
+    public var tcpListeners: [TCPListenerConfig] = []
+    public var seal: SealMode = .shamir
+    /// trace, debug, info, notice, warning, error, critical.
+    public var logLevel: String = "info"
+    /// Largest accepted request body in bytes (32 MiB like Vault).
+    public var maxRequestSize: Int = 32 << 20
+    /// Token TTL when none is asked for (768h like Vault).
+    public var defaultLeaseTTL: Int64 = 768 * 3600
+    public var maxLeaseTTL: Int64 = 768 * 3600
+
+    public init(storagePath: String) {
+        self.storagePath = storagePath
+    }
+}

@@ -1,0 +1,213 @@
+import Foundation
+import MayflyCrypto
+
+/// `sys/` routes: health and seal status (unauthenticated, bare JSON), init, unseal, seal,
+/// keyring rotation and key status, capabilities, and the mount preflight.
+enum SysHandlers {
+    private static func requireOperation(_ request: LogicalRequest, _ allowed: Operation...) throws {
+        guard allowed.contains(request.operation) else { throw APIError.unsupportedOperation }
+    }
+
+    static func health(_ broker: Broker, _ request: LogicalRequest) async throws -> LogicalResponse {
+        try requireOperation(request, .read, .head)
+        func code(_ name: String, _ fallback: Int) throws -> Int {
+            guard let raw = request.query[name] else { return fallback }
+            guard let value = Int(raw), (100...599).contains(value) else {
+                throw APIError.badRequest("bad code value for \(name): \(raw)")
+            }
+            return value
+        }
+        for flag in ["standbyok", "perfstandbyok"] {
+            if let raw = request.query[flag], !["", "1", "0", "t", "f", "true", "false", "T", "F", "TRUE", "FALSE"].contains(raw) {
+                throw APIError.badRequest("bad value for \(flag) parameter: \(raw)")
+            }
+        }
+        let active = try code("activecode", 200)
+        let sealedCode = try code("sealedcode", 503)
+        let uninit = try code("uninitcode", 501)
+        for name in ["standbycode", "drsecondarycode", "performancestandbycode", "removedcode", "haunhealthycode"] {
+            _ = try code(name, 0)
+        }
+        let status = await broker.seal.status
+        let httpStatus = !status.initialized ? uninit : (status.sealed ? sealedCode : active)
+        var body: [String: JSONValue] = [
+            "initialized": .bool(status.initialized), "sealed": .bool(status.sealed), "standby": false,
+            "performance_standby": false, "replication_performance_mode": "disabled",
+            "replication_dr_mode": "disabled", "server_time_utc": .int(Int64(Date().timeIntervalSince1970)),
+            "version": .string(Broker.version), "enterprise": false, "echo_duration_ms": 0, "clock_skew_ms": 0,
+        ]
+        if !status.sealed {
+            body["cluster_name"] = "mayfly"
+            body["cluster_id"] = .string(broker.clusterID)
+        }
+        return .bare(.object(body), status: httpStatus)
+    }
+
+    static func sealStatusBody(_ broker: Broker) async -> JSONValue {
+        let status = await broker.seal.status
+        var body: [String: JSONValue] = [
+            "type": .string(status.type), "initialized": .bool(status.initialized), "sealed": .bool(status.sealed),
+            "t": .int(Int64(status.threshold)), "n": .int(Int64(status.shares)), "progress": .int(Int64(status.progress)),
+            "nonce": .string(status.nonce), "version": .string(Broker.version), "build_date": "",
+            "migration": false, "recovery_seal": false, "storage_type": "sqlite",
+        ]
+        if !status.sealed {
+            body["cluster_name"] = "mayfly"
+            body["cluster_id"] = .string(broker.clusterID)
+        }
+        return .object(body)
+    }
+
+    static func sealStatus(_ broker: Broker, _ request: LogicalRequest) async throws -> LogicalResponse {
+        try requireOperation(request, .read)
+        return .bare(await sealStatusBody(broker))
+    }
+
+    static func leader(_ broker: Broker, _ request: LogicalRequest) async throws -> LogicalResponse {
+        try requireOperation(request, .read)
+        guard await broker.seal.isInitialized else { throw APIError.sealed }
+        return .bare([
+            "ha_enabled": false, "is_self": false, "active_time": "0001-01-01T00:00:00Z", "leader_address": "",
+            "leader_cluster_address": "", "performance_standby": false,
+            "performance_standby_last_remote_wal": 0,
+        ])
+    }
+
+    static func initialize(_ broker: Broker, _ request: LogicalRequest) async throws -> LogicalResponse {
+        if request.operation == .read {
+            return .bare(["initialized": .bool(await broker.seal.isInitialized)])
+        }
+        try requireOperation(request, .update)
+        for field in ["pgp_keys", "recovery_pgp_keys"] {
+            if let value = request.data[field], !value.isNull, value.arrayValue?.isEmpty == false {
+                throw APIError.badRequest("\(field) is not supported")
+            }
+        }
+        if let value = request.data["root_token_pgp_key"], let text = value.stringValue, !text.isEmpty {
+            throw APIError.badRequest("root_token_pgp_key is not supported")
+        }
+        func integer(_ name: String, _ fallback: Int) throws -> Int {
+            guard let value = request.data[name], !value.isNull else { return fallback }
+            guard let int = value.intValue, int >= 0, int <= 1000 else {
+                throw APIError.badRequest("\(name) must be a small non-negative integer")
+            }
+            return Int(int)
+        }
+        let shares = try integer("secret_shares", 5)
+        let threshold = try integer("secret_threshold", 3)
+        let result: SealManager.InitResult
+        if case .keyFile = broker.config.seal {
+            result = try await broker.seal.initialize(shares: 0, threshold: 0)
+        } else {
+            result = try await broker.seal.initialize(shares: shares, threshold: threshold)
+        }
+        return .bare([
+            "keys": .strings(result.shares.map { Hex.encode($0) }),
+            "keys_base64": .strings(result.shares.map { Base64.encode($0) }),
+            "root_token": .string(result.rootToken),
+        ])
+    }
+
+    static func unseal(_ broker: Broker, _ request: LogicalRequest) async throws -> LogicalResponse {
+        try requireOperation(request, .update)
+        // Field names are matched case-insensitively, like Vault's untagged Go struct.
+        let fields = Dictionary(request.data.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { a, _ in a })
+        if let reset = fields["reset"], reset.boolValue == true {
+            guard await broker.seal.isSealed else { throw APIError.badRequest("vault is unsealed") }
+            await broker.seal.resetProgress()
+            return .bare(await sealStatusBody(broker))
+        }
+        guard let keyValue = fields["key"], let key = keyValue.stringValue, !key.isEmpty else {
+            throw APIError.badRequest("'key' must be specified in request body as JSON, or 'reset' set to true")
+        }
+        guard let share = decodeShare(key) else { throw APIError.badRequest("unseal failed, invalid key") }
+        _ = try await broker.seal.submit(share: share)
+        return .bare(await sealStatusBody(broker))
+    }
+
+    /// A share as hex (tried first when it has a plausible length) or base64.
+    static func decodeShare(_ text: String) -> [UInt8]? {
+        if text.count % 2 == 0, (34...514).contains(text.count), let bytes = Hex.decode(text) { return bytes }
+        return Base64.decode(text)
+    }
+
+    /// Mount preflight (`sys/internal/ui/mounts/:path`) used by `vault kv` and Vault Agent.
+    static func mountInfo(_ broker: Broker, _ request: LogicalRequest, _ caller: Caller) throws -> LogicalResponse {
+        try requireOperation(request, .read)
+        let target = request.path.dropFirst("sys/internal/ui/mounts".count).drop { $0 == "/" }
+        let mounts: [(String, String, JSONValue)] = [
+            ("secret/", "kv", ["version": "2"]),
+            ("cubbyhole/", "cubbyhole", .null),
+        ]
+        guard let mount = mounts.first(where: { target.hasPrefix($0.0) || target + "/" == $0.0 }) else {
+            throw APIError.badRequest("no mount found for path \"\(Broker.clip(String(target)))\"")
+        }
+        guard caller.acl.hasAnyAccess(under: mount.0) else {
+            throw APIError(status: 403, [
+                "preflight capability check returned 403, please ensure client's policies grant access to path \"\(mount.0)\""
+            ])
+        }
+        return .envelope(Envelope(data: [
+            "path": .string(mount.0), "type": .string(mount.1), "options": mount.2, "description": "",
+            "accessor": .string("\(mount.1)_\(broker.clusterID.prefix(8))"),
+            "config": ["default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": false],
+            "local": false, "seal_wrap": false, "external_entropy_access": false, "uuid": "",
+            "plugin_version": "", "running_plugin_version": "", "running_sha256": "",
+        ]))
+    }
+
+    /// Authenticated `sys/` routes.
+    static func handle(_ broker: Broker, _ request: LogicalRequest, _ caller: Caller) async throws -> LogicalResponse {
+        switch request.path {
+        case "sys/seal":
+            try requireOperation(request, .update)
+            await broker.seal.seal()
+            return .noContent
+        case "sys/rotate":
+            try requireOperation(request, .update)
+            return keyStatusResponse(try await broker.seal.rotate())
+        case "sys/key-status":
+            try requireOperation(request, .read)
+            return keyStatusResponse(try await broker.seal.keyStatus())
+        case "sys/capabilities-self":
+            try requireOperation(request, .update)
+            var paths: [String] = []
+            if let list = request.data["paths"]?.arrayValue {
+                paths = list.compactMap(\.stringValue)
+            } else if let one = request.data["path"]?.stringValue ?? request.data["paths"]?.stringValue {
+                paths = [one]
+            }
+            guard !paths.isEmpty else { throw APIError.badRequest("paths must be supplied") }
+            var data: [String: JSONValue] = [:]
+            var all: [String] = []
+            for path in paths {
+                let capabilities = caller.acl.isRoot ? ["root"] : caller.acl.capabilities(path).map(\.rawValue).sorted()
+                let names = capabilities.isEmpty ? ["deny"] : capabilities
+                data[path] = .strings(names)
+                all.append(contentsOf: names)
+            }
+            data["capabilities"] = .strings(Array(Set(all)).sorted())
+            return .envelope(Envelope(data: .object(data), injectData: true))
+        default:
+            throw APIError(status: 404, ["no handler for route \"\(Broker.clip(request.path))\". route entry not found."])
+        }
+    }
+
+    private static func keyStatusResponse(_ status: KeyStatus) -> LogicalResponse {
+        .envelope(Envelope(
+            data: [
+                "term": .int(Int64(status.term)), "install_time": .string(Timestamp.rfc3339(status.installTime)),
+                "encryptions": .int(Int64(status.encryptions)),
+            ], injectData: true))
+    }
+}
+
+extension Broker {
+    /// A stable, non-secret id for this store (derived from the storage path).
+    var clusterID: String {
+        let hash = KeyedHash.sha256(Array(("mayfly-cluster:" + config.storagePath).utf8))
+        let hex = Hex.encode(hash.prefix(16))
+        let parts = [hex.prefix(8), hex.dropFirst(8).prefix(4), hex.dropFirst(12).prefix(4), hex.dropFirst(16).prefix(4), hex.dropFirst(20)]
+        return parts.joined(separator: "-")
+    }
+}

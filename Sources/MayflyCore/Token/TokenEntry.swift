@@ -1,0 +1,39 @@
+import Foundation
+
+/// A stored token. The token itself is never stored, only its keyed hash (`idHash`).
+public struct TokenEntry: Sendable, Codable, Equatable {
+    /// Hex HMAC-SHA-256 of the token under the store's token key.
+    public var idHash: String
+    /// Public handle used to look up or revoke a token without knowing it.
+    public var accessor: String
+    public var policies: [String]
+    public var meta: [String: String]?
+    public var displayName: String
+    /// Unix seconds.
+    public var creationTime: Int64
+    /// Seconds the token was created with (0 = no expiry, e.g. root).
+    public var creationTTL: Int64
+    /// Unix seconds, nil for tokens that never expire.
+    public var expireTime: Int64?
+    public var explicitMaxTTL: Int64
+    public var renewable: Bool
+    /// Remaining uses; 0 means unlimited.
+    public var numUses: Int64
+    public var path: String
+    public var parentHash: String?
+    public var lastRenewal: Int64?
+
+    /// Seconds left, 0 for non-expiring tokens.
+    public func ttl(now: Date = Date()) -> Int64 {
+        guard let expireTime else { return 0 }
+        return max(0, expireTime - Int64(now.timeIntervalSince1970))
+    }
+
+    /// True once the expiry has passed.
+    public func isExpired(now: Date = Date()) -> Bool {
+        guard let expireTime else { return false }
+        return expireTime <= Int64(now.timeIntervalSince1970)
+    }
+
+    public var isOrphan: Bool { parentHash == nil }
+}

@@ -1,0 +1,140 @@
+import Foundation
+public import Hummingbird
+import HummingbirdTLS
+public import Logging
+public import MayflyCore
+import NIOCore
+import NIOSSL
+public import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The HTTP side of the broker: one responder served on every configured listener (Unix
+/// sockets and TLS), all in one service group that shuts down gracefully on SIGTERM/SIGINT.
+public struct MayflyHTTPServer: Sendable {
+    let broker: Broker
+    let logger: Logger
+
+    public init(broker: Broker, logger: Logger) {
+        self.broker = broker
+        self.logger = logger
+    }
+
+    /// Builds the applications for every listener; throws a `ServerError` naming what is wrong
+    /// (unreadable certificate, world-writable socket directory, unknown group).
+    public func applications(onRunning: @escaping @Sendable (String) async -> Void = { _ in })
+        throws -> [any Service]
+    {
+        let responder = VaultResponder(broker: broker, maxBodySize: broker.config.maxRequestSize, logger: logger)
+        var services: [any Service] = []
+        for listener in broker.config.unixListeners {
+            let gid = try Self.prepareSocketDirectory(listener)
+            let path = listener.path
+            let mode = listener.mode
+            let logger = self.logger
+            services.append(Application(
+                responder: responder,
+                configuration: .init(address: .unixDomainSocket(path: path), serverName: "mayfly"),
+                onServerRunning: { _ in
+                    _ = chmod(path, mode_t(mode))
+                    if let gid { _ = chown(path, uid_t.max, gid) }
+                    logger.notice("listening", metadata: ["socket": "\(path)"])
+                    await onRunning("unix://\(path)")
+                },
+                logger: logger))
+        }
+        for listener in broker.config.tcpListeners {
+            let tls = try Self.tlsConfiguration(listener)
+            let logger = self.logger
+            let address = "\(listener.host):\(listener.port)"
+            services.append(Application(
+                responder: responder,
+                server: try .tls(.http1(), tlsConfiguration: tls),
+                configuration: .init(address: .hostname(listener.host, port: listener.port), serverName: "mayfly"),
+                onServerRunning: { channel in
+                    let port = channel.localAddress?.port ?? listener.port
+                    logger.notice("listening", metadata: ["address": "https://\(listener.host):\(port)"])
+                    await onRunning("https://\(listener.host):\(port)")
+                },
+                logger: logger))
+        }
+        return services
+    }
+
+    /// Serves `services` (from `applications()`) until SIGTERM or SIGINT; `onStarted` runs
+    /// once beside them (dev mode uses it to initialise the store).
+    public static func run(services: [any Service], logger: Logger,
+                           onStarted: @escaping @Sendable () async -> Void = {}) async throws
+    {
+        let group = ServiceGroup(configuration: .init(
+            services: services + [StartupTask(body: onStarted)], gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await group.run()
+    }
+}
+
+/// Runs a closure once and then waits for shutdown, so a service group keeps running.
+struct StartupTask: Service {
+    let body: @Sendable () async -> Void
+    func run() async throws {
+        await body()
+        try? await gracefulShutdown()
+    }
+}
+
+extension MayflyHTTPServer {
+
+    /// Checks the socket's directory (created 0750 if missing; refused if world-writable)
+    /// and resolves the owning group. Returns the gid to chown the socket to, if any.
+    static func prepareSocketDirectory(_ listener: UnixListenerConfig) throws -> gid_t? {
+        let directory = (listener.path as NSString).deletingLastPathComponent
+        let dir = directory.isEmpty ? "." : directory
+        if !FileManager.default.fileExists(atPath: dir) {
+            do {
+                try FileManager.default.createDirectory(
+                    atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+            } catch {
+                throw ServerError("cannot create the socket directory \(dir): \(error.localizedDescription)")
+            }
+        }
+        var info = stat()
+        guard stat(dir, &info) == 0 else { throw ServerError("cannot stat the socket directory \(dir)") }
+        if info.st_mode & S_IWOTH != 0 {
+            throw ServerError(
+                "refusing to listen on \(listener.path): its directory \(dir) is world-writable; use a directory only the server and its clients' group can write (e.g. mode 0750)")
+        }
+        guard let group = listener.group else { return nil }
+        guard let entry = getgrnam(group) else {
+            throw ServerError("listener \"unix\": group \"\(group)\" does not exist")
+        }
+        return entry.pointee.gr_gid
+    }
+
+    static func tlsConfiguration(_ listener: TCPListenerConfig) throws -> TLSConfiguration {
+        let chain: [NIOSSLCertificate]
+        let key: NIOSSLPrivateKey
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(listener.certFile)
+        } catch {
+            throw ServerError("cannot load tls_cert_file \(listener.certFile): \(error)")
+        }
+        do {
+            key = try NIOSSLPrivateKey(file: listener.keyFile, format: .pem)
+        } catch {
+            throw ServerError("cannot load tls_key_file \(listener.keyFile): \(error)")
+        }
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+        tls.minimumTLSVersion = listener.minimumTLSVersion == "tls13" ? .tlsv13 : .tlsv12
+        if let ca = listener.clientCAFile {
+            guard FileManager.default.isReadableFile(atPath: ca) else {
+                throw ServerError("cannot read tls_client_ca_file \(ca)")
+            }
+            tls.trustRoots = .file(ca)
+            tls.certificateVerification = listener.requireClientCert ? .noHostnameVerification : .optionalVerification
+        }
+        return tls
+    }
+}

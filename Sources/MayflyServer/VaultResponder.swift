@@ -1,0 +1,193 @@
+import Foundation
+public import Hummingbird
+import Logging
+public import MayflyCore
+import NIOCore
+
+/// Translates HTTP to `LogicalRequest` and `LogicalResponse` back to HTTP with Vault's wire
+/// rules (vault-api.md §1): `/v1/` prefix, method mapping including `LIST`, token headers,
+/// the envelope and `{"errors":[…]}` bodies, exact `Content-Type: application/json`.
+public struct VaultResponder: HTTPResponder {
+    public typealias Context = MayflyRequestContext
+    let broker: Broker
+    let maxBodySize: Int
+    let logger: Logger
+
+    /// - Parameters:
+    ///   - broker: The broker that handles logical requests.
+    ///   - maxBodySize: Largest accepted body; larger bodies get 413.
+    public init(broker: Broker, maxBodySize: Int, logger: Logger) {
+        self.broker = broker
+        self.maxBodySize = maxBodySize
+        self.logger = logger
+    }
+
+    static let listMethod = HTTPRequest.Method("LIST")!
+
+    public func respond(to request: Request, context: Context) async throws -> Response {
+        let started = ContinuousClock.now
+        let requestID = UUID().uuidString.lowercased()
+        var request = request
+        let response: Response
+        var path = ""
+        do {
+            let logical = try await decode(&request, id: requestID, remote: context.remoteDescription)
+            path = logical.path
+            let result = try await broker.handle(logical)
+            response = Self.encode(result, requestID: requestID, head: request.method == .head)
+        } catch let error as APIError {
+            if error.status >= 500 {
+                logger.error("request failed", metadata: [
+                    "request_id": "\(requestID)", "path": "\(path)", "error": "\(String(reflecting: error))",
+                ])
+            }
+            response = Self.error(error, head: request.method == .head)
+        } catch {
+            logger.error("request failed", metadata: ["request_id": "\(requestID)", "error": "\(String(reflecting: error))"])
+            response = Self.error(.internalError(""), head: request.method == .head)
+        }
+        logger.debug("request", metadata: [
+            "request_id": "\(requestID)", "method": "\(request.method)", "path": "\(path)",
+            "status": "\(response.status.code)", "duration_ms": "\((ContinuousClock.now - started).milliseconds)",
+            "remote": "\(context.remoteDescription)",
+        ])
+        return response
+    }
+
+    // MARK: Decoding
+
+    private func decode(_ request: inout Request, id: String, remote: String) async throws -> LogicalRequest {
+        let rawPath = request.uri.path
+        guard rawPath.hasPrefix("/v1/") else { throw APIError.notFound }
+        guard var path = String(rawPath.dropFirst(4)).removingPercentEncoding else {
+            throw APIError.badRequest("invalid path encoding")
+        }
+        while path.contains("//") { path = path.replacingOccurrences(of: "//", with: "/") }
+        if path.hasPrefix("/") { path.removeFirst() }
+        guard path.utf8.count <= 4096 else { throw APIError.badRequest("path is too long") }
+
+        if let wrap = request.headers[.init("X-Vault-Wrap-TTL")!], !wrap.isEmpty {
+            throw APIError.badRequest("response wrapping is not supported")
+        }
+        if let namespace = request.headers[.init("X-Vault-Namespace")!], !namespace.isEmpty, namespace != "root",
+            namespace != "root/"
+        {
+            throw APIError.badRequest("namespaces are not supported")
+        }
+
+        var query: [String: String] = [:]
+        for (key, value) in request.uri.queryParameters {
+            query[String(key)] = String(value).removingPercentEncoding ?? String(value)
+        }
+        let operation: MayflyCore.Operation
+        switch request.method {
+        case .get:
+            operation = Self.parseBool(query["list"]) ? .list : .read
+        case Self.listMethod: operation = .list
+        case .post, .put: operation = .update
+        case .delete: operation = .delete
+        case .head: operation = .head
+        case .patch:
+            guard request.headers[.contentType]?.lowercased().hasPrefix("application/merge-patch+json") == true else {
+                throw APIError(status: 415, ["PATCH requires Content-Type: application/merge-patch+json"])
+            }
+            operation = .patch
+        default:
+            throw APIError(status: 405, ["unsupported method \(request.method.rawValue)"])
+        }
+        if operation == .list && !path.hasSuffix("/") { path += "/" }
+
+        var data: [String: JSONValue] = [:]
+        switch operation {
+        case .update, .patch:
+            data = try await body(&request)
+        case .read, .list, .delete, .head:
+            for (key, value) in query where key != "list" { data[key] = .string(value) }
+        }
+        return LogicalRequest(
+            id: id, operation: operation, path: path, data: data, query: query, token: Self.token(request.headers),
+            remoteAddress: remote)
+    }
+
+    private func body(_ request: inout Request) async throws -> [String: JSONValue] {
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBodySize {
+            throw APIError(status: 413, ["http: request body too large"])
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: maxBodySize)
+        } catch {
+            throw APIError(status: 413, ["http: request body too large"])
+        }
+        let bytes = buffer.readableBytesView
+        guard bytes.contains(where: { !($0 == 32 || $0 == 10 || $0 == 13 || $0 == 9) }) else { return [:] }
+        let value = try JSONValue.parse(bytes)
+        guard case .object(let object) = value else {
+            throw APIError.badRequest("request body must be a JSON object, got \(value.typeName)")
+        }
+        return object
+    }
+
+    static func token(_ headers: HTTPFields) -> String? {
+        if let token = headers[.init("X-Vault-Token")!], !token.isEmpty { return token }
+        if let auth = headers[.authorization], auth.lowercased().hasPrefix("bearer ") {
+            let token = auth.dropFirst(7).trimmingCharacters(in: .whitespaces)
+            return token.isEmpty ? nil : token
+        }
+        return nil
+    }
+
+    static func parseBool(_ text: String?) -> Bool {
+        guard let text else { return false }
+        return ["1", "t", "T", "true", "TRUE", "True"].contains(text)
+    }
+
+    // MARK: Encoding
+
+    static func headers() -> HTTPFields {
+        var fields = HTTPFields()
+        fields[.contentType] = "application/json"
+        fields[.cacheControl] = "no-store"
+        return fields
+    }
+
+    static func json(_ value: JSONValue, status: Int, head: Bool) -> Response {
+        let body = head ? ResponseBody() : ResponseBody(byteBuffer: ByteBuffer(bytes: value.encoded()))
+        return Response(status: .init(code: status), headers: headers(), body: body)
+    }
+
+    static func encode(_ result: LogicalResponse, requestID: String, head: Bool) -> Response {
+        switch result {
+        case .envelope(let envelope, let status):
+            return json(envelope.body(requestID: requestID), status: status, head: head)
+        case .bare(let value, let status):
+            return json(value, status: status, head: head)
+        case .noContent:
+            return Response(status: .noContent, headers: headers())
+        case .accepted:
+            return Response(status: .accepted, headers: headers())
+        }
+    }
+
+    static func error(_ error: APIError, head: Bool) -> Response {
+        json(["errors": .strings(error.messages)], status: error.status, head: head)
+    }
+}
+
+extension MayflyRequestContext {
+    /// `unix` or the peer's `ip:port`, for logs.
+    var remoteDescription: String {
+        guard let address = channel.remoteAddress else { return "unix" }
+        switch address {
+        case .unixDomainSocket: return "unix"
+        default: return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+        }
+    }
+}
+
+extension Duration {
+    var milliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+    }
+}

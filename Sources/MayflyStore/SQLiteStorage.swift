@@ -1,0 +1,171 @@
+import Foundation
+import GRDB
+import MayflyMigrations
+
+/// The default store: one SQLite file in WAL mode with `synchronous = FULL`, so every
+/// committed write is on disk before `commit` returns. GRDB runs all SQLite calls on its own
+/// serial queues, off the cooperative thread pool.
+public final class SQLiteStorage: Storage {
+    private let pool: DatabasePool
+
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    public init(path: String) throws {
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            let directory = (path as NSString).deletingLastPathComponent
+            if !directory.isEmpty {
+                try FileManager.default.createDirectory(
+                    atPath: directory, withIntermediateDirectories: true,
+                    attributes: [.posixPermissions: 0o700])
+            }
+            pool = try DatabasePool(path: path, configuration: config)
+        } catch {
+            throw StorageError(.unavailable, "cannot open SQLite database at \(path): \(error)")
+        }
+        do {
+            try Self.migrator.migrate(pool)
+        } catch {
+            throw StorageError(.migration, "migrating \(path): \(error)")
+        }
+    }
+
+    /// The migrator built from the SQL files embedded from `migrations/`.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        for migration in Migrations.all {
+            migrator.registerMigration(migration.name) { db in
+                try db.execute(sql: migration.sql)
+            }
+        }
+        return migrator
+    }
+
+    /// Names of the migrations applied to this database, oldest first.
+    public func appliedMigrations() async throws -> [String] {
+        try await run { db in try Self.migrator.appliedMigrations(db) }
+    }
+
+    public func get(_ path: String) async throws -> StoredEntry? {
+        try await run { db in
+            try Row.fetchOne(db, sql: "SELECT version, value FROM entries WHERE path = ?", arguments: [path])
+                .map { StoredEntry(path: path, version: $0[0], value: [UInt8]($0[1] as Data)) }
+        }
+    }
+
+    public func version(of path: String) async throws -> Int64 {
+        try await run { db in
+            try Int64.fetchOne(db, sql: "SELECT version FROM entries WHERE path = ?", arguments: [path]) ?? 0
+        }
+    }
+
+    public func commit(_ operations: [StorageOperation]) async throws {
+        guard !operations.isEmpty else { return }
+        let now = Int64(Date().timeIntervalSince1970)
+        try await write { db in
+            for operation in operations {
+                switch operation {
+                case .put(let entry, let expected):
+                    if let expected {
+                        let current = try Int64.fetchOne(
+                            db, sql: "SELECT version FROM entries WHERE path = ?", arguments: [entry.path]) ?? 0
+                        guard current == expected else {
+                            throw StorageError(.conflict, "\(entry.path): expected version \(expected), found \(current)")
+                        }
+                    }
+                    try db.execute(
+                        sql: """
+                            INSERT INTO entries (path, version, value, updated_at) VALUES (?, ?, ?, ?)
+                            ON CONFLICT (path) DO UPDATE SET version = excluded.version,
+                                value = excluded.value, updated_at = excluded.updated_at
+                            """,
+                        arguments: [entry.path, entry.version, Data(entry.value), now])
+                case .delete(let path):
+                    try db.execute(sql: "DELETE FROM entries WHERE path = ?", arguments: [path])
+                case .deletePrefix(let prefix):
+                    try db.execute(
+                        sql: "DELETE FROM entries WHERE path >= ? AND substr(path, 1, ?) = ?",
+                        arguments: [prefix, prefix.utf8.count, prefix])
+                }
+            }
+        }
+    }
+
+    public func listChildren(of prefix: String) async throws -> [String] {
+        try await run { db in
+            var children: [String] = []
+            var cursor = prefix
+            // Skip-scan: after a child folder `name/`, jump straight past its subtree by
+            // seeking to `name0` ('0' is the byte after '/').
+            while let path = try String.fetchOne(
+                db, sql: "SELECT path FROM entries WHERE path >= ? ORDER BY path LIMIT 1", arguments: [cursor]),
+                path.hasPrefix(prefix)
+            {
+                let rest = path.dropFirst(prefix.count)
+                if let slash = rest.firstIndex(of: "/") {
+                    let name = String(rest[..<slash])
+                    children.append(name + "/")
+                    cursor = prefix + name + "0"
+                } else {
+                    children.append(String(rest))
+                    cursor = path + "\u{1}"
+                }
+            }
+            // A name can be both an entry and a folder; keep each form once, sorted.
+            return Array(Set(children)).sorted()
+        }
+    }
+
+    public func paths(withPrefix prefix: String, after: String?, limit: Int) async throws -> [String] {
+        try await run { db in
+            try String.fetchAll(
+                db,
+                sql: """
+                    SELECT path FROM entries WHERE path >= ? AND path > ? AND substr(path, 1, ?) = ?
+                    ORDER BY path LIMIT ?
+                    """,
+                arguments: [prefix, after ?? "", prefix.utf8.count, prefix, limit])
+        }
+    }
+
+    public func systemValue(_ name: String) async throws -> [UInt8]? {
+        try await run { db in
+            try Data.fetchOne(db, sql: "SELECT value FROM system WHERE name = ?", arguments: [name]).map { [UInt8]($0) }
+        }
+    }
+
+    public func setSystemValue(_ name: String, _ value: [UInt8]?) async throws {
+        try await write { db in
+            if let value {
+                try db.execute(
+                    sql: "INSERT INTO system (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    arguments: [name, Data(value)])
+            } else {
+                try db.execute(sql: "DELETE FROM system WHERE name = ?", arguments: [name])
+            }
+        }
+    }
+
+    private func run<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.read(body)
+        } catch let error as StorageError {
+            throw error
+        } catch {
+            throw StorageError(.unavailable, "read failed: \(error)")
+        }
+    }
+
+    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        do {
+            return try await pool.write(body)
+        } catch let error as StorageError {
+            throw error
+        } catch {
+            throw StorageError(.unavailable, "write failed: \(error)")
+        }
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import MayflyCore
+
+/// Human and JSON output for client commands.
+enum Output {
+    static func json(_ value: JSONValue) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(value)) ?? Data("null".utf8)
+        print(String(decoding: data, as: UTF8.self))
+    }
+
+    static func text(_ value: JSONValue) -> String {
+        switch value {
+        case .string(let s): s
+        case .null: "<nil>"
+        case .bool(let b): b ? "true" : "false"
+        case .int(let i): String(i)
+        case .double(let d): String(d)
+        case .array(let a): "[" + a.map(text).joined(separator: " ") + "]"
+        case .object(let o): "map[" + o.keys.sorted().map { "\($0):\(text(o[$0]!))" }.joined(separator: " ") + "]"
+        }
+    }
+
+    /// A two-column key/value table.
+    static func table(_ rows: [(String, JSONValue)], header: (String, String) = ("Key", "Value")) {
+        let width = max(header.0.count, rows.map(\.0.count).max() ?? 0)
+        func pad(_ s: String) -> String { s + String(repeating: " ", count: max(0, width - s.count)) }
+        print(pad(header.0) + "    " + header.1)
+        print(pad(String(repeating: "-", count: header.0.count)) + "    " + String(repeating: "-", count: header.1.count))
+        for (key, value) in rows { print(pad(key) + "    " + text(value)) }
+    }
+
+    /// Prints an object as a sorted key/value table.
+    static func object(_ object: [String: JSONValue]) {
+        table(object.keys.sorted().map { ($0, object[$0]!) })
+    }
+
+    static func warnings(_ body: JSONValue) {
+        for warning in body["warnings"]?.arrayValue ?? [] {
+            FileHandle.standardError.write(Data("WARNING: \(text(warning))\n".utf8))
+        }
+    }
+
+    /// Prints a Vault envelope: lease fields, auth, then data.
+    static func envelope(_ body: JSONValue, format: OutputFormat) {
+        if format == .json {
+            json(body)
+            return
+        }
+        warnings(body)
+        var rows: [(String, JSONValue)] = []
+        if let lease = body["lease_id"]?.stringValue, !lease.isEmpty {
+            rows.append(("lease_id", .string(lease)))
+            rows.append(("lease_duration", body["lease_duration"] ?? 0))
+            rows.append(("lease_renewable", body["renewable"] ?? false))
+        }
+        if let auth = body["auth"]?.objectValue {
+            rows.append(("token", auth["client_token"] ?? ""))
+            rows.append(("token_accessor", auth["accessor"] ?? ""))
+            rows.append(("token_duration", auth["lease_duration"] ?? 0))
+            rows.append(("token_renewable", auth["renewable"] ?? false))
+            rows.append(("token_policies", auth["policies"] ?? []))
+        }
+        if let data = body["data"]?.objectValue {
+            rows += data.keys.sorted().map { ($0, data[$0]!) }
+        }
+        if rows.isEmpty { print("Success!") } else { table(rows) }
+    }
+
+    /// `key=value` pairs (`key=@file` reads a file, `key=-` reads stdin) into a JSON object.
+    static func pairs(_ items: [String]) throws -> [String: JSONValue] {
+        var result: [String: JSONValue] = [:]
+        for item in items {
+            guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
+                throw CLIError(message: "expected key=value, got \"\(item)\"", code: 1)
+            }
+            let key = String(item[..<eq])
+            var value = String(item[item.index(after: eq)...])
+            if value == "-" {
+                value = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+            } else if value.hasPrefix("@") {
+                guard let data = FileManager.default.contents(atPath: String(value.dropFirst())) else {
+                    throw CLIError(message: "cannot read \(value.dropFirst())", code: 1)
+                }
+                value = String(decoding: data, as: UTF8.self)
+            }
+            result[key] = .string(value)
+        }
+        return result
+    }
+}

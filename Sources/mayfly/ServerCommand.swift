@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MayflyCore
+import MayflyCrypto
+import MayflyServer
+
+/// `mayfly server`: runs the broker from a config file, or a throw-away dev server.
+struct ServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "server", abstract: "Run the Mayfly server.",
+        discussion: """
+            With --config, serves the listeners of that HCL (or JSON) file until SIGTERM or SIGINT.
+            With --dev, starts an initialised and unsealed server on ./.mayfly/mayfly.sock with its
+            store in a temporary directory, and a throw-away PostgreSQL; everything is deleted on exit.
+            Never use --dev for real secrets.
+            """)
+
+    @Option(name: .long, help: "Config file (HCL or JSON).") var config: String?
+    @Flag(name: .long, help: "Run a throw-away development server.") var dev = false
+    @Flag(name: .long, help: "In dev mode, do not start a PostgreSQL.") var devNoPostgres = false
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error (overrides the config).")
+    var logLevel: String?
+
+    func validate() throws {
+        guard (config != nil) != dev else { throw ValidationError("give either --config FILE or --dev") }
+    }
+
+    func run() async throws {
+        if dev {
+            try await DevServer(noPostgres: devNoPostgres, logLevel: logLevel).run()
+            return
+        }
+        let loaded: MayflyConfig
+        do {
+            loaded = try ConfigLoader.load(path: config!)
+        } catch {
+            FileHandle.standardError.write(Data("Error: invalid configuration: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        let logger = makeLogger(level: logLevel ?? loaded.logLevel)
+        try await serve(config: loaded, logger: logger)
+    }
+}
+
+/// A logger writing to stderr at `level`.
+func makeLogger(level: String) -> Logger {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = Logger.Level(rawValue: level) ?? .info
+        return handler
+    }
+    var logger = Logger(label: "mayfly")
+    logger.logLevel = Logger.Level(rawValue: level) ?? .info
+    return logger
+}
+
+/// Opens the broker and serves until a shutdown signal; startup errors exit with status 1.
+func serve(config: MayflyConfig, logger: Logger, onReady: @escaping @Sendable (Broker) async -> Void = { _ in })
+    async throws
+{
+    let broker: Broker
+    let services: [any Service]
+    do {
+        broker = try await Broker.open(config: config, logger: logger)
+        services = try MayflyHTTPServer(broker: broker, logger: logger).applications()
+    } catch {
+        logger.critical("cannot start", metadata: ["error": "\(error)"])
+        FileHandle.standardError.write(Data("Error: cannot start: \(error)\n".utf8))
+        throw ExitCode(1)
+    }
+    let status = await broker.seal.status
+    logger.notice("mayfly started", metadata: [
+        "version": "\(Broker.version)", "initialized": "\(status.initialized)", "sealed": "\(status.sealed)",
+    ])
+    try await MayflyHTTPServer.run(services: services, logger: logger, onStarted: { await onReady(broker) })
+}

@@ -1,0 +1,18 @@
+// The storage schema, embedded into the binary from the SQL files beside this one.
+// SwiftPM's `embedInCode` turns each `sql/NNNN_name.sql` into `PackageResources._NNN_name_sql`.
+
+/// One schema step: a name (the file name without `.sql`) and its SQL.
+public struct Migration: Sendable {
+    /// `NNNN_description`, the SQL file's name without extension.
+    public let name: String
+    /// The statements, run in one transaction.
+    public let sql: String
+}
+
+/// Every schema step, in the order they must run.
+public enum Migrations {
+    /// All migrations, oldest first. Add each new `sql/` file here.
+    public static let all: [Migration] = [
+        Migration(name: "0001_initial", sql: String(decoding: PackageResources._001_initial_sql, as: UTF8.self)),
+    ]
+}
