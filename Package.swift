@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -33,7 +34,10 @@ let package = Package(
         // libsodium: guarded key memory, AEAD, Shamir, keyed hashes.
         .target(name: "MayflyCrypto", dependencies: ["CSodium"], swiftSettings: swiftSettings),
         // libpq: connections, escaping, TLS policy.
-        .target(name: "MayflyPostgres", dependencies: ["CLibPQ"], swiftSettings: swiftSettings),
+        .target(
+            name: "MayflyPostgres",
+            dependencies: ["CLibPQ", .product(name: "NIOPosix", package: "swift-nio")],
+            swiftSettings: swiftSettings),
         // Pure HCL parser (config files and policies).
         .target(name: "MayflyHCL", swiftSettings: swiftSettings),
         // The SQL schema, embedded from the top-level migrations/ folder.
@@ -63,8 +67,10 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings),
@@ -81,8 +87,9 @@ let package = Package(
         .executableTarget(
             name: "mayfly",
             dependencies: [
-                "MayflyServer", "MayflyClient", "MayflyCore",
+                "MayflyServer", "MayflyClient", "MayflyCore", "MayflyCrypto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings),

@@ -1,6 +1,6 @@
 import Foundation
 public import Logging
-import MayflyStore
+public import MayflyStore
 
 /// The broker: storage, barrier, seal, tokens and secrets engines, and the dispatch of a
 /// logical request to them. The HTTP layer only translates to and from `LogicalRequest`.

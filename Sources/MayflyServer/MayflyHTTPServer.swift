@@ -6,6 +6,7 @@ public import MayflyCore
 import NIOCore
 import NIOSSL
 public import ServiceLifecycle
+import UnixSignals
 
 #if canImport(Glibc)
 import Glibc
@@ -36,6 +37,7 @@ public struct MayflyHTTPServer: Sendable {
             let logger = self.logger
             services.append(Application(
                 responder: responder,
+                server: .vault(tls: nil),
                 configuration: .init(address: .unixDomainSocket(path: path), serverName: "mayfly"),
                 onServerRunning: { _ in
                     _ = chmod(path, mode_t(mode))
@@ -51,7 +53,7 @@ public struct MayflyHTTPServer: Sendable {
             let address = "\(listener.host):\(listener.port)"
             services.append(Application(
                 responder: responder,
-                server: try .tls(.http1(), tlsConfiguration: tls),
+                server: .vault(tls: tls),
                 configuration: .init(address: .hostname(listener.host, port: listener.port), serverName: "mayfly"),
                 onServerRunning: { channel in
                     let port = channel.localAddress?.port ?? listener.port

@@ -1,6 +1,6 @@
 import Foundation
 public import Hummingbird
-import Logging
+public import Logging
 public import MayflyCore
 import NIOCore
 

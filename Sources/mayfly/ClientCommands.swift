@@ -149,16 +149,16 @@ struct TokenCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Revoke a token and its children.")
         @OptionGroup var options: ClientOptions
         @Argument(help: "Token (or accessor with --accessor) to revoke.") var token: String?
-        @Flag(name: .long, help: "Revoke the caller's own token.") var `self` = false
+        @Flag(name: .customLong("self"), help: "Revoke the caller's own token.") var revokeSelf = false
         @Flag(name: .long, help: "Treat the argument as an accessor.") var accessor = false
 
         func validate() throws {
-            guard (token == nil) == `self` else { throw ValidationError("give a token, or --self") }
+            guard (token == nil) == revokeSelf else { throw ValidationError("give a token, or --self") }
         }
 
         func run() async throws {
             try await runCLI {
-                if `self` {
+                if revokeSelf {
                     _ = try await options.call("POST", "auth/token/revoke-self")
                 } else if accessor {
                     _ = try await options.call("POST", "auth/token/revoke-accessor", json: ["accessor": .string(token!)])

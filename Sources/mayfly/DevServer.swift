@@ -37,29 +37,32 @@ struct DevServer {
         defer { postgres?.stop() }
 
         let database = postgres
+        let socketPath = socket
         try await serve(config: config, logger: logger) { broker in
             do {
                 let result = try await broker.seal.initialize(shares: 1, threshold: 1)
                 _ = try await broker.seal.submit(share: result.shares[0])
-                print("""
+                var banner = """
 
-                    Mayfly is running in dev mode: in-memory-only use, never for real secrets.
+                    Mayfly is running in dev mode: for trying things out, never for real secrets.
                     Its store lives in \(root) and is deleted on exit (Ctrl-C).
 
-                        export MAYFLY_ADDR='unix://\(socket)'
+                        export MAYFLY_ADDR='unix://\(socketPath)'
                         export MAYFLY_TOKEN='\(result.rootToken)'
 
                     Unseal Key: \(Hex.encode(result.shares[0]))
                     Root Token: \(result.rootToken)
-                    """)
+
+                    """
                 if let database {
-                    print("""
+                    banner += """
 
                         Throw-away PostgreSQL \(database.version) (superuser "postgres", trust auth on its socket):
                             psql '\(database.url)'
-                        """)
+
+                        """
                 }
-                print("")
+                FileHandle.standardOutput.write(Data((banner + "\n").utf8))
             } catch {
                 logger.critical("dev mode could not initialise its store: \(error)")
             }
@@ -70,7 +73,8 @@ struct DevServer {
 /// A directory only this user can write, traversable by others (PostgreSQL runs as another
 /// user when Mayfly runs as root).
 func makeTemporaryDirectory(prefix: String) throws -> String {
-    var template = Array((NSTemporaryDirectory() + "/" + prefix + "XXXXXX").utf8CString)
+    let base = NSTemporaryDirectory().hasSuffix("/") ? NSTemporaryDirectory() : NSTemporaryDirectory() + "/"
+    var template = Array((base + prefix + "XXXXXX").utf8CString)
     guard let made = mkdtemp(&template) else { throw CLIError(message: "cannot create a temporary directory", code: 1) }
     let path = String(cString: made)
     _ = chmod(path, 0o711)
@@ -126,24 +130,35 @@ struct DevPostgres: Sendable {
     }
 
     private func exec(_ tool: String, _ arguments: [String]) throws {
-        let process = Process()
-        if let runAs {
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
-            process.arguments = ["-u", runAs, "--", binDirectory + "/" + tool] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: binDirectory + "/" + tool)
-            process.arguments = arguments
+        let command = runAs.map { ["/usr/sbin/runuser", "-u", $0, "--"] } ?? []
+        // A file, not a pipe: the server that pg_ctl starts would hold a pipe open forever.
+        let outputPath = socketDirectory + "/\(tool).out"
+        FileManager.default.createFile(atPath: outputPath, contents: nil)
+        if let runAs, let user = getpwnam(runAs) { _ = chown(outputPath, user.pointee.pw_uid, user.pointee.pw_gid) }
+        let status = try spawnAndWait(command + [binDirectory + "/" + tool] + arguments, output: outputPath)
+        guard status == 0 else {
+            let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+            throw CLIError(message: "\(tool) failed: \(text.suffix(600))", code: 1)
         }
-        process.currentDirectoryURL = URL(fileURLWithPath: socketDirectory)
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw CLIError(message: "\(tool) failed: \(String(decoding: text, as: UTF8.self).suffix(600))", code: 1)
-        }
+    }
+
+    /// posix_spawn + waitpid. Foundation's Process is not used here: it waits for descriptors
+    /// that the daemonised PostgreSQL inherits, so it would never see pg_ctl exit.
+    private func spawnAndWait(_ argv: [String], output: String) throws -> Int32 {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_APPEND, 0)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let cArgs = argv.map { strdup($0) } + [nil]
+        defer { cArgs.forEach { free($0) } }
+        var pid = pid_t()
+        let result = posix_spawn(&pid, argv[0], &actions, nil, cArgs, environ)
+        guard result == 0 else { throw CLIError(message: "cannot run \(argv[0]): error \(result)", code: 1) }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     }
 
     /// A free TCP port on 127.0.0.1 (bind to port 0 and read it back).

@@ -4,6 +4,7 @@ import Logging
 import MayflyCore
 import MayflyCrypto
 import MayflyServer
+import ServiceLifecycle
 
 /// `mayfly server`: runs the broker from a config file, or a throw-away dev server.
 struct ServerCommand: AsyncParsableCommand {
@@ -27,6 +28,9 @@ struct ServerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // Files the server creates (store, key file) are private; the socket is opened up
+        // explicitly to its configured mode and group.
+        umask(0o077)
         if dev {
             try await DevServer(noPostgres: devNoPostgres, logLevel: logLevel).run()
             return

@@ -355,17 +355,7 @@ public final class KVEngine: Sendable {
 
     private func writeMetadata(_ path: String, _ body: [String: JSONValue]) async throws -> LogicalResponse {
         let (maxVersions, casRequired, deleteAfter) = try Self.settings(body)
-        var custom: [String: String]?
-        if let raw = body["custom_metadata"], !raw.isNull {
-            guard let object = raw.objectValue else { throw APIError.badRequest("custom_metadata must be an object of strings") }
-            custom = try object.mapValues { value in
-                guard let string = value.stringValue else {
-                    throw APIError.badRequest("custom_metadata values must be strings")
-                }
-                return string
-            }
-            guard custom!.count <= 64 else { throw APIError.badRequest("custom_metadata may hold at most 64 keys") }
-        }
+        let custom = try Self.customMetadata(body)
         return try await locks.withLock(path) { [self] in
             let now = Self.now().1
             var meta = try await loadMetadata(path) ?? KVMetadata(
@@ -379,6 +369,21 @@ public final class KVEngine: Sendable {
             try await barrier.put(metaPath(path), try Self.encode(meta))
             return .noContent
         }
+    }
+
+    private static func customMetadata(_ body: [String: JSONValue]) throws -> [String: String]? {
+        var custom: [String: String]?
+        if let raw = body["custom_metadata"], !raw.isNull {
+            guard let object = raw.objectValue else { throw APIError.badRequest("custom_metadata must be an object of strings") }
+            custom = try object.mapValues { value in
+                guard let string = value.stringValue else {
+                    throw APIError.badRequest("custom_metadata values must be strings")
+                }
+                return string
+            }
+            guard custom!.count <= 64 else { throw APIError.badRequest("custom_metadata may hold at most 64 keys") }
+        }
+        return custom
     }
 
     private func deleteAll(_ path: String) async throws -> LogicalResponse {

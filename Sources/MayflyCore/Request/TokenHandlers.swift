@@ -1,3 +1,4 @@
+import Logging
 import Foundation
 
 /// `auth/token/`: lookup-self, lookup, lookup-accessor, create, renew-self, renew,

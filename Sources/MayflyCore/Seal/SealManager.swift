@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import Logging
 import MayflyCrypto
 import MayflyStore
@@ -37,6 +37,8 @@ public actor SealManager {
     }
 
     public var isInitialized: Bool { config != nil }
+    /// The root key while unsealed (for tests that check it is wiped on seal).
+    var loadedRootKey: SecureBytes? { rootKey }
     public var isSealed: Bool { rootKey == nil }
 
     public var status: SealStatus {

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// RFC 3339 timestamps with nanoseconds, as Vault prints them (`2024-03-04T13:48:47.123456789Z`).
 public enum Timestamp {

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// A stored token. The token itself is never stored, only its keyed hash (`idHash`).
 public struct TokenEntry: Sendable, Codable, Equatable {

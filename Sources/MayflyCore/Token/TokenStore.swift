@@ -64,6 +64,9 @@ public final class TokenStore: Sendable {
         hashKey.withLock { $0 = key }
     }
 
+    /// The hash key while unsealed (for tests that check it is wiped on seal).
+    var loadedKey: SecureBytes? { hashKey.withLock { $0 } }
+
     /// Wipes the hash key (on seal).
     func unload() {
         hashKey.withLock { key in

@@ -1,0 +1,75 @@
+import Foundation
+@testable import MayflyCore
+import Testing
+
+@Suite struct ConfigLoaderTests {
+    @Test func readsAFullHCLConfig() throws {
+        let config = try ConfigLoader.parse("""
+            storage "sqlite"   { path = "/var/lib/mayfly/mayfly.db" }
+            listener "unix"    { path = "/run/mayfly/mayfly.sock"  group = "mayfly-clients"  mode = "0660" }
+            listener "tcp"     {
+              address = "0.0.0.0:8200"
+              tls_cert_file = "/etc/mayfly/tls.pem"
+              tls_key_file = "/etc/mayfly/tls.key"
+              tls_client_ca_file = "/etc/mayfly/clients.pem"
+            }
+            seal "keyfile"     { path = "/etc/mayfly/unseal.key" }
+            log_level = "debug"
+            default_lease_ttl = "1h"
+            max_request_size = 1048576
+            """, file: "mayfly.hcl")
+        #expect(config.storagePath == "/var/lib/mayfly/mayfly.db")
+        #expect(config.unixListeners == [UnixListenerConfig(path: "/run/mayfly/mayfly.sock", mode: 0o660, group: "mayfly-clients")])
+        #expect(config.tcpListeners.first?.port == 8200)
+        #expect(config.tcpListeners.first?.host == "0.0.0.0")
+        #expect(config.tcpListeners.first?.clientCAFile == "/etc/mayfly/clients.pem")
+        #expect(config.seal == .keyFile(path: "/etc/mayfly/unseal.key"))
+        #expect(config.logLevel == "debug")
+        #expect(config.defaultLeaseTTL == 3600)
+        #expect(config.maxRequestSize == 1_048_576)
+    }
+
+    @Test func readsTheSameConfigAsJSON() throws {
+        let config = try ConfigLoader.parse("""
+            {"storage": {"sqlite": {"path": "/tmp/m.db"}},
+             "listener": [{"unix": {"path": "/tmp/m/s.sock"}}, {"tcp": {"address": "127.0.0.1:0", "tls_cert_file": "c", "tls_key_file": "k"}}],
+             "seal": {"shamir": {}}}
+            """, file: "mayfly.json")
+        #expect(config.storagePath == "/tmp/m.db")
+        #expect(config.unixListeners.count == 1)
+        #expect(config.tcpListeners.count == 1)
+        #expect(config.seal == .shamir)
+    }
+
+    @Test(arguments: [
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\nbogus = 1", 3, "unknown setting \"bogus\""),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" {\n  path = \"/s\"\n  colour = \"red\"\n}", 4, "unknown setting \"colour\" in listener \"unix\""),
+        ("storage \"mysql\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }", 1, "unsupported storage \"mysql\""),
+        ("storage \"sqlite\" { path = 5 }\nlistener \"unix\" { path = \"/s\" }", 1, "path must be a string, got number"),
+        ("storage \"sqlite\" { path = \"/x\" }\n\nlistener \"tcp\" { address = \"127.0.0.1:8200\" }", 3, "needs tls_cert_file and tls_key_file"),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"tcp\" { address = \"nope\" tls_cert_file = \"c\" tls_key_file = \"k\" }", 2, "address must be host:port"),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" mode = \"0666\" }", 2, "must not give access to others"),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\nseal \"kms\" {}", 3, "unsupported seal \"kms\""),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\nlog_level = \"loud\"", 3, "log_level must be one of"),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\ndefault_lease_ttl = \"soon\"", 3, "must be a duration"),
+        ("listener \"unix\" { path = \"/s\" }", 0, "missing storage stanza"),
+        ("storage \"sqlite\" { path = \"/x\" }", 0, "no listener"),
+        ("storage \"sqlite\" { path = \"/x\" \nlistener \"unix\" { path = \"/s\" }", 2, ""),
+        ("storage \"sqlite\" { path = \"/x }", 1, ""),
+    ])
+    func badConfigsNameFileAndLine(text: String, line: Int, fragment: String) {
+        do {
+            _ = try ConfigLoader.parse(text, file: "bad.hcl")
+            Issue.record("expected a config error for: \(text)")
+        } catch {
+            #expect(error.file == "bad.hcl")
+            #expect(error.line == line, "\(error)")
+            #expect(error.message.contains(fragment), "\(error)")
+            #expect(error.description.hasPrefix(line > 0 ? "bad.hcl:\(line): " : "bad.hcl: "))
+        }
+    }
+
+    @Test func missingFileIsAnError() {
+        #expect(throws: ConfigError.self) { _ = try ConfigLoader.load(path: "/nonexistent/mayfly.hcl") }
+    }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import MayflyPostgres
+import Testing
+
+/// The throw-away cluster started by scripts/test (scripts/pg-test-cluster), or nil.
+enum TestCluster {
+    static let environment = ProcessInfo.processInfo.environment
+    static var available: Bool { environment["MAYFLY_TEST_PG_HOST"] != nil }
+    /// With MAYFLY_REQUIRE_INTEGRATION=1 (CI), a missing cluster fails the tests instead of skipping them.
+    static var enabled: Bool { available || environment["MAYFLY_REQUIRE_INTEGRATION"] == "1" }
+
+    static func config(sslMode: String = "verify-full") throws -> PGConnectionConfig {
+        guard let host = environment["MAYFLY_TEST_PG_HOST"] else {
+            throw PGTestError("MAYFLY_REQUIRE_INTEGRATION=1 but no test PostgreSQL: run the tests with scripts/test")
+        }
+        return PGConnectionConfig(
+            host: host, port: Int(environment["MAYFLY_TEST_PG_PORT"] ?? "") ?? 5432,
+            database: environment["MAYFLY_TEST_PG_DB"] ?? "mayfly_test", user: environment["MAYFLY_TEST_PG_USER"] ?? "",
+            password: environment["MAYFLY_TEST_PG_PASSWORD"], sslMode: sslMode,
+            sslRootCert: environment["MAYFLY_TEST_PG_SSLROOTCERT"])
+    }
+}
+
+struct PGTestError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+@Suite struct PGConnectionConfigTests {
+    @Test func parsesURLsAndRefusesPasswords() throws {
+        let config = try PGConnectionConfig.parse(url: "postgresql://admin@db.internal:6543/orders?sslmode=verify-full&sslrootcert=/ca.pem")
+        #expect(config.host == "db.internal")
+        #expect(config.port == 6543)
+        #expect(config.database == "orders")
+        #expect(config.user == "admin")
+        #expect(config.sslRootCert == "/ca.pem")
+        #expect(throws: PGError.self) { _ = try PGConnectionConfig.parse(url: "postgresql://admin:pw@db/orders") }
+        #expect(throws: PGError.self) { _ = try PGConnectionConfig.parse(url: "mysql://admin@db/orders") }
+        #expect(throws: PGError.self) { _ = try PGConnectionConfig.parse(url: "postgresql://admin@db/orders?sslmode=sometimes") }
+    }
+
+    @Test(arguments: ["disable", "prefer", "require", "verify-ca"])
+    func nonLocalHostNeedsVerifyFull(mode: String) throws {
+        let config = try PGConnectionConfig.parse(url: "postgresql://admin@db.internal/orders?sslmode=\(mode)")
+        do {
+            try config.checkTLSPolicy(allowInsecure: false)
+            Issue.record("sslmode=\(mode) to a remote host must be refused")
+        } catch let error as PGError {
+            #expect(error.code == .insecureTLS)
+            #expect(error.message.contains("verify-full"))
+            #expect(error.message.contains("does not authenticate the server"))
+        }
+        try config.checkTLSPolicy(allowInsecure: true)
+        try PGConnectionConfig.parse(url: "postgresql://admin@127.0.0.1/orders?sslmode=\(mode)").checkTLSPolicy(allowInsecure: false)
+    }
+}
+
+@Suite(.enabled(if: TestCluster.enabled, "needs the test PostgreSQL from scripts/test"))
+struct PGConnectionTests {
+    @Test func connectsWithVerifyFullOverTLS() async throws {
+        let connection = try await PGConnection.connect(try TestCluster.config())
+        #expect(try await connection.usesTLS())
+        let rows = try await connection.query("SELECT current_user, $1::int + 1", ["41"])
+        #expect(rows == [[TestCluster.environment["MAYFLY_TEST_PG_USER"], "42"]])
+        await connection.close()
+        await #expect(throws: PGError.self) { try await connection.query("SELECT 1") }
+    }
+
+    @Test func wrongCAFailsVerification() async throws {
+        var config = try TestCluster.config()
+        let bogus = NSTemporaryDirectory() + "/mf-bogus-ca-\(UUID().uuidString.prefix(6)).pem"
+        // A self-signed CA unrelated to the server's.
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        openssl.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", bogus + ".key", "-out", bogus,
+                             "-days", "1", "-subj", "/CN=bogus"]
+        openssl.standardOutput = FileHandle.nullDevice
+        openssl.standardError = FileHandle.nullDevice
+        try openssl.run()
+        openssl.waitUntilExit()
+        config.sslRootCert = bogus
+        await #expect(throws: PGError.self) { _ = try await PGConnection.connect(config) }
+    }
+
+    @Test func wrongPasswordIsAGenericError() async throws {
+        var config = try TestCluster.config()
+        config.password = "definitely-wrong-password"
+        do {
+            _ = try await PGConnection.connect(config)
+            Issue.record("a wrong password must fail")
+        } catch let error as PGError {
+            #expect(error.code == .connection)
+            #expect(!error.description.contains("definitely-wrong-password"))
+            #expect(!String(reflecting: error).contains("definitely-wrong-password"))
+        }
+    }
+
+    @Test(arguments: [#"a"b"#, #"x"; DROP ROLE mayfly_admin; --"#, "ünïcode", "with space", #"\"#])
+    func hostileIdentifiersStayIdentifiers(name: String) async throws {
+        let connection = try await PGConnection.connect(try TestCluster.config())
+        let identifier = try await connection.escapeIdentifier(name)
+        let literal = try await connection.escapeLiteral(name)
+        let rows = try await connection.query("SELECT \(literal) AS \(identifier)")
+        #expect(rows == [[name]])
+        let named = try await connection.query("SELECT x FROM (SELECT 1) AS t(\(identifier)) CROSS JOIN LATERAL (SELECT \(literal) AS x) s")
+        #expect(named == [[name]])
+        await connection.close()
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import MayflyClient
+import Testing
+
+/// A real `mayfly server` process started from the built binary, for tests that need signals,
+/// restarts or the process's own log output.
+final class ServerProcess: @unchecked Sendable {
+    // Only touched from the test that owns it.
+    let directory: String
+    let configPath: String
+    let socketPath: String
+    let logPath: String
+    private var process: Process?
+
+    /// The built `mayfly` binary: $MAYFLY_BIN, or beside the test bundle.
+    static var binary: String {
+        if let path = ProcessInfo.processInfo.environment["MAYFLY_BIN"] { return path }
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        return bundle.appendingPathComponent("mayfly").path
+    }
+
+    /// Writes a config with a Unix listener (and `extra` HCL) into a new temporary directory.
+    init(extraConfig: String = "", logLevel: String = "info") throws {
+        let base = "/tmp/mf-\(UUID().uuidString.prefix(6))"
+        directory = base
+        try FileManager.default.createDirectory(atPath: base + "/run", withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o750])
+        socketPath = base + "/run/mayfly.sock"
+        configPath = base + "/mayfly.hcl"
+        logPath = base + "/server.log"
+        try """
+            storage "sqlite" { path = "\(base)/data/mayfly.db" }
+            listener "unix"  { path = "\(socketPath)" }
+            log_level = "\(logLevel)"
+            \(extraConfig)
+            """.write(toFile: configPath, atomically: true, encoding: .utf8)
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+    }
+
+    /// Starts the server and waits until it answers `sys/health`.
+    func start() async throws {
+        #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "mayfly binary missing at \(Self.binary)")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["server", "--config", configPath]
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        log.seekToEndOfFile()
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        self.process = process
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if !process.isRunning { break }
+            if FileManager.default.fileExists(atPath: socketPath),
+                let response = try? await request("GET", "sys/health"), response.status > 0
+            {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw ServerProcessError(message: "server did not start; log:\n" + log())
+    }
+
+    /// The server's log so far.
+    func log() -> String {
+        (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+    }
+
+    func kill(signal: Int32 = SIGKILL) {
+        guard let process else { return }
+        Foundation.kill(process.processIdentifier, signal)
+        process.waitUntilExit()
+        self.process = nil
+    }
+
+    var isRunning: Bool { process?.isRunning ?? false }
+
+    var terminationStatus: Int32? { process.map { $0.isRunning ? nil : $0.terminationStatus } ?? nil }
+
+    /// One request over the Unix socket with a fresh client.
+    func request(_ method: String, _ path: String, token: String? = nil, json: String? = nil) async throws
+        -> MayflyClient.Response
+    {
+        let client = try MayflyClient(address: "unix://" + socketPath, token: token)
+        defer { Task { try? await client.shutdown() } }
+        return try await client.request(method, path, body: json.map { Data($0.utf8) })
+    }
+
+    deinit {
+        if let process, process.isRunning {
+            Foundation.kill(process.processIdentifier, SIGKILL)
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+struct ServerProcessError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
