@@ -1,5 +1,6 @@
 import Foundation
 @testable import MayflyCore
+import MayflyStore
 import Testing
 
 @Suite struct TokenTests {

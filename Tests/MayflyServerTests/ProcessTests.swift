@@ -47,7 +47,8 @@ import Testing
         var missing: [Int] = []
         for n in acknowledged {
             let response = try await server.request("GET", "secret/data/stream/\(n)", token: token)
-            if response.status != 200 || (try Self.json(response))["data"]?["data"]?["n"] != .string("\(n)") {
+            let value = try? Self.json(response)["data"]?["data"]?["n"]
+            if response.status != 200 || value != .string("\(n)") {
                 missing.append(n)
             }
         }
@@ -64,8 +65,10 @@ import Testing
         let keysBase64 = (initBody["keys_base64"]?.arrayValue ?? []).compactMap(\.stringValue)
         let root = try #require(initBody["root_token"]?.stringValue)
         #expect(keys.count == 3)
-        // A wrong share first (its value must not be logged either), then two good ones.
-        _ = try await server.request("PUT", "sys/unseal", json: #"{"key":"\#(String(repeating: "ab", count: 33))"}"#)
+        // A wrong share first (its value must not be logged either), a reset, then two good ones.
+        let wrongShare = String(repeating: "ab", count: 33)
+        _ = try await server.request("PUT", "sys/unseal", json: #"{"key":"\#(wrongShare)"}"#)
+        _ = try await server.request("PUT", "sys/unseal", json: #"{"reset":true}"#)
         for key in keys.prefix(2) { _ = try await server.request("PUT", "sys/unseal", json: #"{"key":"\#(key)"}"#) }
         let secretValue = "kv-secret-\(UUID().uuidString)"
         #expect(try await server.request("POST", "secret/data/app", token: root,
@@ -80,7 +83,7 @@ import Testing
 
         let log = server.log()
         #expect(log.contains("request"), "the trace log must record requests, or this test proves nothing")
-        for secret in [secretValue, root, String(root.dropFirst(4)), child, String(child.dropFirst(4))] + keys + keysBase64 {
+        for secret in [secretValue, root, String(root.dropFirst(4)), child, String(child.dropFirst(4))] + keys + keysBase64 + [wrongShare] {
             #expect(!log.contains(secret), "a secret appeared in the server log")
         }
     }

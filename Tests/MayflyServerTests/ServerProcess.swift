@@ -43,10 +43,10 @@ final class ServerProcess: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = ["server", "--config", configPath]
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        log.seekToEndOfFile()
-        process.standardOutput = log
-        process.standardError = log
+        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        output.seekToEndOfFile()
+        process.standardOutput = output
+        process.standardError = output
         try process.run()
         self.process = process
         let deadline = Date().addingTimeInterval(30)

@@ -36,9 +36,9 @@ import Testing
             uri: "/v1/sys/init", method: .put, body: body(#"{"secret_shares":1,"secret_threshold":1}"#)
         ) { try json($0.body) }
         let key = try #require(initBody["keys"]?.arrayValue?.first?.stringValue)
-        try await client.execute(uri: "/v1/sys/unseal", method: .put, body: body(#"{"key":"\#(key)"}"#)) {
-            #expect($0.status == .ok)
-            #expect(try json($0.body)["sealed"] == false)
+        try await client.execute(uri: "/v1/sys/unseal", method: .put, body: body(#"{"key":"\#(key)"}"#)) { (response: TestResponse) throws in
+            #expect(response.status == .ok)
+            #expect(try json(response.body)["sealed"] == false)
         }
         return try #require(initBody["root_token"]?.stringValue)
     }
@@ -48,24 +48,26 @@ import Testing
     @Test func uninitialisedAndSealedStates() async throws {
         let server = try await Self.server()
         try await server.app.test(.router) { client in
-            try await client.execute(uri: "/v1/sys/health", method: .get) { response in
+            try await client.execute(uri: "/v1/sys/health", method: .get) { (response: TestResponse) throws in
                 #expect(response.status.code == 501)
                 #expect(response.headers[.contentType] == "application/json")
                 #expect(try Self.json(response.body)["initialized"] == false)
             }
             try await client.execute(uri: "/v1/sys/health?uninitcode=299", method: .get) { #expect($0.status.code == 299) }
             try await client.execute(uri: "/v1/sys/health?sealedcode=abc", method: .get) { #expect($0.status.code == 400) }
-            try await client.execute(uri: "/v1/sys/init", method: .get) { #expect(try Self.json($0.body) == ["initialized": false]) }
-            try await client.execute(uri: "/v1/secret/data/x", method: .get) { response in
+            try await client.execute(uri: "/v1/sys/init", method: .get) { (response: TestResponse) throws in
+                #expect(try Self.json(response.body) == ["initialized": false])
+            }
+            try await client.execute(uri: "/v1/secret/data/x", method: .get) { (response: TestResponse) throws in
                 #expect(response.status.code == 503)
                 #expect(try Self.json(response.body) == ["errors": ["Vault is sealed"]])
             }
             let token = try await Self.initialise(client)
-            try await client.execute(uri: "/v1/sys/health", method: .head) { response in
+            try await client.execute(uri: "/v1/sys/health", method: .head) { (response: TestResponse) throws in
                 #expect(response.status.code == 200)
                 #expect(response.body.readableBytes == 0)
             }
-            try await client.execute(uri: "/v1/sys/seal", method: .put, headers: Self.auth(token)) { response in
+            try await client.execute(uri: "/v1/sys/seal", method: .put, headers: Self.auth(token)) { (response: TestResponse) throws in
                 #expect(response.status == .noContent)
                 #expect(response.body.readableBytes == 0)
             }
@@ -77,7 +79,7 @@ import Testing
                     #expect($0.status.code == 503, "\(uri)")
                 }
             }
-            try await client.execute(uri: "/v1/sys/seal-status", method: .get) { response in
+            try await client.execute(uri: "/v1/sys/seal-status", method: .get) { (response: TestResponse) throws in
                 let status = try Self.json(response.body)
                 #expect(status["sealed"] == true)
                 #expect(status["t"] == 1)
@@ -91,7 +93,7 @@ import Testing
         try await server.app.test(.router) { client in
             let token = try await Self.initialise(client)
             try await client.execute(uri: "/v1/secret/data/app", method: .post, headers: Self.auth(token),
-                                     body: Self.body(#"{"data":{"pw":"x"}}"#)) { response in
+                                     body: Self.body(#"{"data":{"pw":"x"}}"#)) { (response: TestResponse) throws in
                 #expect(response.status == .ok)
                 #expect(response.headers[.contentType] == "application/json")
                 #expect(response.headers[.cacheControl] == "no-store")
@@ -106,18 +108,18 @@ import Testing
             try await client.execute(uri: "/v1/secret/data/app", method: .get, headers: [.authorization: "Bearer \(token)"]) {
                 #expect($0.status == .ok)
             }
-            try await client.execute(uri: "/v1/secret/data/app", method: .get, headers: Self.auth("hvs.bad")) { response in
+            try await client.execute(uri: "/v1/secret/data/app", method: .get, headers: Self.auth("hvs.bad")) { (response: TestResponse) throws in
                 #expect(response.status.code == 403)
                 #expect(response.headers[.contentType] == "application/json")
                 #expect(try Self.json(response.body) == ["errors": ["1 error occurred:\n\t* permission denied\n\n"]])
             }
             try await client.execute(uri: "/v1/secret/data/app", method: .get) { #expect($0.status.code == 403) }
-            try await client.execute(uri: "/v1/secret/data/missing", method: .get, headers: Self.auth(token)) { response in
+            try await client.execute(uri: "/v1/secret/data/missing", method: .get, headers: Self.auth(token)) { (response: TestResponse) throws in
                 #expect(response.status.code == 404)
                 #expect(try Self.json(response.body) == ["errors": []])
             }
             try await client.execute(uri: "/nope", method: .get) { #expect($0.status.code == 404) }
-            try await client.execute(uri: "/v1/nothing/here", method: .get, headers: Self.auth(token)) { response in
+            try await client.execute(uri: "/v1/nothing/here", method: .get, headers: Self.auth(token)) { (response: TestResponse) throws in
                 #expect(response.status.code == 404)
                 #expect(try Self.json(response.body)["errors"]?.arrayValue?.first?.stringValue?.contains("no handler for route") == true)
             }
@@ -125,7 +127,7 @@ import Testing
             try await client.execute(uri: "/v1/secret/data/dir/inner", method: .post, headers: Self.auth(token),
                                      body: Self.body(#"{"data":{"a":"b"}}"#)) { #expect($0.status == .ok) }
             for (method, uri) in [(HTTPRequest.Method("LIST")!, "/v1/secret/metadata"), (.get, "/v1/secret/metadata/?list=true")] {
-                try await client.execute(uri: uri, method: method, headers: Self.auth(token)) { response in
+                try await client.execute(uri: uri, method: method, headers: Self.auth(token)) { (response: TestResponse) throws in
                     #expect(response.status == .ok)
                     #expect(try Self.json(response.body)["data"]?["keys"] == ["app", "dir/"])
                 }
@@ -142,13 +144,13 @@ import Testing
             try await client.execute(uri: "/v1/secret/data/app", method: .get, headers: [
                 .init("X-Vault-Token")!: token, .init("X-Vault-Wrap-TTL")!: "5m",
             ]) { #expect($0.status.code == 400) }
-            try await client.execute(uri: "/v1/sys/internal/ui/mounts/secret/app", method: .get, headers: Self.auth(token)) { response in
+            try await client.execute(uri: "/v1/sys/internal/ui/mounts/secret/app", method: .get, headers: Self.auth(token)) { (response: TestResponse) throws in
                 let data = try Self.json(response.body)["data"]
                 #expect(data?["path"] == "secret/")
                 #expect(data?["type"] == "kv")
                 #expect(data?["options"]?["version"] == "2")
             }
-            try await client.execute(uri: "/v1/sys/key-status", method: .get, headers: Self.auth(token)) { response in
+            try await client.execute(uri: "/v1/sys/key-status", method: .get, headers: Self.auth(token)) { (response: TestResponse) throws in
                 let body = try Self.json(response.body)
                 #expect(body["term"] == 1, "sys/key-status repeats data at the top level")
                 #expect(body["data"]?["term"] == 1)
@@ -167,9 +169,9 @@ import Testing
         let server = try await Self.server()
         try await server.app.test(.router) { client in
             let token = try await Self.initialise(client)
-            try await client.execute(uri: "/v1/secret/data/bad", method: .post, headers: Self.auth(token), body: Self.body(body)) {
-                #expect($0.status.code == status)
-                let message = try Self.json($0.body)["errors"]?.arrayValue?.first?.stringValue ?? ""
+            try await client.execute(uri: "/v1/secret/data/bad", method: .post, headers: Self.auth(token), body: Self.body(body)) { (response: TestResponse) throws in
+                #expect(response.status.code == status)
+                let message = try Self.json(response.body)["errors"]?.arrayValue?.first?.stringValue ?? ""
                 #expect(message.contains(fragment), "\(message)")
             }
             try await client.execute(uri: "/v1/secret/data/bad", method: .get, headers: Self.auth(token)) {

@@ -35,7 +35,11 @@ public final class Barrier: Sendable {
             current = ring
             return previous
         }
-        if let old, old !== ring { old.wipe() }
+        // A rotated keyring shares its older terms with the one it replaces: wipe only the
+        // keys that are no longer in use.
+        if let old, old !== ring {
+            for term in old.terms.values where ring.terms[term.number]?.key !== term.key { term.key.wipe() }
+        }
     }
 
     /// Drops and wipes every key.
