@@ -18,7 +18,7 @@ enum SysHandlers {
             return value
         }
         for flag in ["standbyok", "perfstandbyok"] {
-            if let raw = request.query[flag], !["", "1", "0", "t", "f", "true", "false", "T", "F", "TRUE", "FALSE"].contains(raw) {
+            if let raw = request.query[flag], !["", "1", "0", "t", "f", "true", "false", "T", "F", "TRUE", "FALSE", "True", "False"].contains(raw) {
                 throw APIError.badRequest("bad value for \(flag) parameter: \(raw)")
             }
         }
