@@ -50,6 +50,7 @@ struct Scanner {
             }
             if c == "\n" { throw error("newline in a quoted string (use a heredoc for multi-line text)") }
             if c == "\\" {
+                let escapeLine = line, escapeColumn = column
                 advance()
                 guard let e = current else { throw HCLError(line: startLine, column: startColumn, message: "unterminated string") }
                 advance()
@@ -86,7 +87,7 @@ struct Scanner {
                     guard let scalar = Unicode.Scalar(value) else { throw error("invalid code point in escape") }
                     out.append(scalar)
                 default:
-                    throw error("unknown escape \\\(e)")
+                    throw HCLError(line: escapeLine, column: escapeColumn, message: "unknown escape \\\(e)")
                 }
                 continue
             }
