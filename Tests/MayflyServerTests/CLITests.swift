@@ -1,0 +1,87 @@
+import Foundation
+import MayflyCore
+import Testing
+
+/// The `mayfly` CLI against a real server: output, JSON format and exit codes
+/// (0 ok, 1 error, 2 sealed or unreachable).
+@Suite(.serialized) struct CLITests {
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    static func mayfly(_ arguments: [String], env: [String: String], stdin: String? = nil) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: ServerProcess.binary)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        for key in ["MAYFLY_ADDR", "MAYFLY_TOKEN", "VAULT_ADDR", "VAULT_TOKEN"] { environment[key] = nil }
+        environment.merge(env) { $1 }
+        process.environment = environment
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: stdout, stderr: stderr)
+    }
+
+    @Test func operatorLifecycleKVAndExitCodes() async throws {
+        let server = try ServerProcess()
+        try await server.start()
+        defer { server.kill(signal: SIGTERM) }
+        let address = ["MAYFLY_ADDR": "unix://" + server.socketPath]
+
+        #expect(try Self.mayfly(["status"], env: address).status == 2, "uninitialised counts as sealed")
+        let initialised = try Self.mayfly(["operator", "init", "--key-shares", "3", "--key-threshold", "2", "--format", "json"], env: address)
+        #expect(initialised.status == 0, "\(initialised.stderr)")
+        let body = try JSONValue.parse(Array(initialised.stdout.utf8))
+        let keys = (body["keys"]?.arrayValue ?? []).compactMap(\.stringValue)
+        let root = try #require(body["root_token"]?.stringValue)
+        #expect(keys.count == 3)
+        #expect(try Self.mayfly(["status"], env: address).status == 2)
+        #expect(try Self.mayfly(["operator", "unseal", keys[0]], env: address).status == 0)
+        // The second share from stdin, as an operator would type it.
+        #expect(try Self.mayfly(["operator", "unseal"], env: address, stdin: keys[2] + "\n").status == 0)
+        let status = try Self.mayfly(["status"], env: address)
+        #expect(status.status == 0)
+        #expect(status.stdout.contains("Sealed             false"))
+
+        let auth = address.merging(["MAYFLY_TOKEN": root]) { $1 }
+        #expect(try Self.mayfly(["kv", "put", "secret/app/db", "user=orders", "password=pw-123"], env: auth).status == 0)
+        let field = try Self.mayfly(["kv", "get", "--field", "password", "secret/app/db"], env: auth)
+        #expect(field.status == 0 && field.stdout == "pw-123\n")
+        let json = try Self.mayfly(["kv", "get", "--format", "json", "secret/app/db"], env: auth)
+        #expect(try JSONValue.parse(Array(json.stdout.utf8))["data"]?["metadata"]?["version"] == 1)
+        #expect(try Self.mayfly(["kv", "put", "--cas", "0", "secret/app/db", "user=x"], env: auth).status == 1)
+        #expect(try Self.mayfly(["kv", "list", "secret/"], env: auth).stdout.contains("app/"))
+        #expect(try Self.mayfly(["kv", "get", "secret/missing"], env: auth).status == 1)
+        #expect(try Self.mayfly(["kv", "get", "secret/app/db"], env: address.merging(["MAYFLY_TOKEN": "hvs.bad"]) { $1 }).status == 1)
+        // VAULT_* are honoured when MAYFLY_* are unset.
+        let vaultEnv = ["VAULT_ADDR": "unix://" + server.socketPath, "VAULT_TOKEN": root]
+        #expect(try Self.mayfly(["read", "secret/data/app/db"], env: vaultEnv).status == 0)
+        let rotated = try Self.mayfly(["operator", "rotate", "--format", "json"], env: auth)
+        #expect(try JSONValue.parse(Array(rotated.stdout.utf8))["data"]?["term"] == 2)
+        let created = try Self.mayfly(["token", "create", "--policy", "default", "--ttl", "10m", "--format", "json"], env: auth)
+        let child = try #require(try JSONValue.parse(Array(created.stdout.utf8))["auth"]?["client_token"]?.stringValue)
+        #expect(try Self.mayfly(["token", "lookup"], env: address.merging(["MAYFLY_TOKEN": child]) { $1 }).status == 0)
+        #expect(try Self.mayfly(["token", "revoke", child], env: auth).status == 0)
+        #expect(try Self.mayfly(["token", "lookup"], env: address.merging(["MAYFLY_TOKEN": child]) { $1 }).status == 1)
+
+        #expect(try Self.mayfly(["operator", "seal"], env: auth).status == 0)
+        #expect(try Self.mayfly(["kv", "get", "secret/app/db"], env: auth).status == 2, "sealed is exit 2")
+        #expect(try Self.mayfly(["status"], env: address).status == 2)
+    }
+
+    @Test func unreachableServerIsExit2() throws {
+        let result = try Self.mayfly(["status"], env: ["MAYFLY_ADDR": "unix:///tmp/mf-no-such-dir/mayfly.sock"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("cannot reach Mayfly"))
+    }
+}
