@@ -96,22 +96,23 @@ public final class PGConnection: @unchecked Sendable {
         }
     }
 
-    /// `str` quoted as an identifier by libpq (`"…"`, inner quotes doubled).
+    /// `identifier` quoted as an identifier by libpq (`"…"`, inner quotes doubled).
     public func escapeIdentifier(_ identifier: String) async throws -> String {
-        try await run { connection in
-            guard let escaped = PQescapeIdentifier(connection, identifier, identifier.utf8.count) else {
-                throw PGError(.query, message: "cannot escape identifier")
-            }
-            defer { PQfreemem(escaped) }
-            return String(cString: escaped)
-        }
+        try await escape(identifier) { PQescapeIdentifier($0, $1, $2) }
     }
 
-    /// `str` quoted as a string literal by libpq.
+    /// `literal` quoted as a string literal by libpq.
     public func escapeLiteral(_ literal: String) async throws -> String {
+        try await escape(literal) { PQescapeLiteral($0, $1, $2) }
+    }
+
+    private func escape(
+        _ text: String,
+        _ function: @escaping @Sendable (OpaquePointer, UnsafePointer<CChar>, Int) -> UnsafeMutablePointer<CChar>?
+    ) async throws -> String {
         try await run { connection in
-            guard let escaped = PQescapeLiteral(connection, literal, literal.utf8.count) else {
-                throw PGError(.query, message: "cannot escape literal")
+            guard let escaped = text.withCString({ function(connection, $0, text.utf8.count) }) else {
+                throw PGError(.query, message: "cannot escape text")
             }
             defer { PQfreemem(escaped) }
             return String(cString: escaped)

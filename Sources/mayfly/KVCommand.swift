@@ -18,6 +18,14 @@ struct KVCommand: AsyncParsableCommand {
         return trimmed[..<slash] + "/" + section + "/" + trimmed[trimmed.index(after: slash)...]
     }
 
+    /// POSTs `{"versions": [...]}` to `mount/<section>/path` (undelete, destroy).
+    static func changeVersions(_ options: ClientOptions, section: String, path: String, versions: String) async throws {
+        try await runCLI {
+            _ = try await options.call("POST", try apiPath(path, section), json: ["versions": try KVCommand.versions(versions)])
+            print("Success! Data written to: \(path)")
+        }
+    }
+
     static func versions(_ list: String) throws -> JSONValue {
         let numbers = list.split(separator: ",").map { Int64($0.trimmingCharacters(in: .whitespaces)) }
         guard !numbers.isEmpty, numbers.allSatisfy({ $0 != nil }) else {
@@ -121,10 +129,7 @@ struct KVCommand: AsyncParsableCommand {
         @Argument var path: String
 
         func run() async throws {
-            try await runCLI {
-                _ = try await options.call("POST", try apiPath(path, "undelete"), json: ["versions": try KVCommand.versions(versions)])
-                print("Success! Data written to: \(path)")
-            }
+            try await changeVersions(options, section: "undelete", path: path, versions: versions)
         }
     }
 
@@ -135,10 +140,7 @@ struct KVCommand: AsyncParsableCommand {
         @Argument var path: String
 
         func run() async throws {
-            try await runCLI {
-                _ = try await options.call("POST", try apiPath(path, "destroy"), json: ["versions": try KVCommand.versions(versions)])
-                print("Success! Data written to: \(path)")
-            }
+            try await changeVersions(options, section: "destroy", path: path, versions: versions)
         }
     }
 
