@@ -100,7 +100,7 @@ let package = Package(
         .testTarget(name: "MayflyPostgresTests", dependencies: ["MayflyPostgres"], swiftSettings: swiftSettings),
         .testTarget(
             name: "MayflyCoreTests",
-            dependencies: ["MayflyCore", "MayflyCrypto", "MayflyStore",
+            dependencies: ["MayflyCore", "MayflyCrypto", "MayflyStore", "MayflyPostgres",
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings),
         .testTarget(

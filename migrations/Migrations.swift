@@ -14,5 +14,6 @@ public enum Migrations {
     /// All migrations, oldest first. Add each new `sql/` file here.
     public static let all: [Migration] = [
         Migration(name: "0001_initial", sql: String(decoding: PackageResources._001_initial_sql, as: UTF8.self)),
+        Migration(name: "0002_leases", sql: String(decoding: PackageResources._002_leases_sql, as: UTF8.self)),
     ]
 }

@@ -7,21 +7,25 @@ public import MayflyStore
 public final class Broker: Sendable {
     public let config: MayflyConfig
     public let seal: SealManager
-    let storage: any Storage
+    let storage: any Storage & LeaseStorage
     let barrier: Barrier
     let tokens: TokenStore
     let kv: KVEngine
+    let databases: DatabaseEngine
+    let leases: LeaseManager
     let logger: Logger
     /// The server version reported by `sys/health` and `sys/seal-status`.
     public static let version = "0.1.0"
 
-    private init(config: MayflyConfig, storage: any Storage, logger: Logger) {
+    private init(config: MayflyConfig, storage: any Storage & LeaseStorage, logger: Logger) {
         self.config = config
         self.storage = storage
         self.logger = logger
         barrier = Barrier(storage: storage)
         tokens = TokenStore(barrier: barrier, defaultTTL: config.defaultLeaseTTL, maxTTL: config.maxLeaseTTL)
         kv = KVEngine(mount: "secret", barrier: barrier)
+        databases = DatabaseEngine(barrier: barrier, logger: logger)
+        leases = LeaseManager(leases: storage, databases: databases, logger: logger, scramIterations: config.scramIterations)
         seal = SealManager(
             storage: storage, barrier: barrier, tokens: tokens, mode: config.seal, logger: logger, afterUnseal: {})
     }
@@ -33,11 +37,33 @@ public final class Broker: Sendable {
     }
 
     /// Opens a broker over an existing storage (tests use this with their own files).
-    public static func open(config: MayflyConfig, storage: any Storage, logger: Logger) async throws -> Broker {
+    public static func open(config: MayflyConfig, storage: any Storage & LeaseStorage, logger: Logger) async throws
+        -> Broker
+    {
         let broker = Broker(config: config, storage: storage, logger: logger)
         try await broker.seal.load()
         try await broker.seal.unsealFromKeyFile()
         return broker
+    }
+
+    /// Seals: wipes every key and closes the admin connections (which hold database passwords).
+    public func sealAll() async {
+        await seal.seal()
+        await databases.closeAll()
+    }
+
+    /// Revokes expired leases and retries failed revocations every `interval` until cancelled.
+    public func runSweeper(interval: Duration = .seconds(1)) async {
+        while !Task.isCancelled {
+            if await !seal.isSealed {
+                do {
+                    try await leases.sweep()
+                } catch {
+                    logger.warning("lease sweep failed", metadata: ["error": "\(String(reflecting: error))"])
+                }
+            }
+            try? await Task.sleep(for: interval)
+        }
     }
 
     // MARK: - Dispatch
@@ -89,6 +115,17 @@ public final class Broker: Sendable {
         }
         if path.hasPrefix("auth/token/") {
             return try await TokenHandlers.handle(self, request, caller, String(path.dropFirst("auth/token/".count)))
+        }
+        if path.hasPrefix("database/") {
+            let relative = String(path.dropFirst("database/".count))
+            if relative.hasPrefix("creds/") {
+                guard request.operation == .read else { throw APIError.unsupportedOperation }
+                return try await leases.issue(roleName: String(relative.dropFirst("creds/".count)))
+            }
+            return try await databases.handle(request, relativePath: relative)
+        }
+        if let route = LeaseHandlers.route(path) {
+            return try await LeaseHandlers.handle(self, request, route)
         }
         if path.hasPrefix("sys/") {
             return try await SysHandlers.handle(self, request, caller)

@@ -96,6 +96,26 @@ public final class PGConnection: @unchecked Sendable {
         }
     }
 
+    /// Runs several statements separated by `;` in one round trip (simple query protocol, one
+    /// implicit transaction). For statements built with `escapeIdentifier`/`escapeLiteral` only.
+    public func execute(_ sql: String) async throws {
+        try await run { connection in
+            let result = PQexec(connection, sql)
+            defer { PQclear(result) }
+            let status = PQresultStatus(result)
+            guard status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_EMPTY_QUERY else {
+                let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
+                let message = String(cString: PQerrorMessage(connection)).trimmingCharacters(in: .whitespacesAndNewlines)
+                throw PGError(.query, sqlState: state, message: "statement failed", detail: message)
+            }
+        }
+    }
+
+    /// False once the server connection is broken (the pool then discards it).
+    public func isHealthy() async -> Bool {
+        (try? await run { PQstatus($0) == CONNECTION_OK }) ?? false
+    }
+
     /// `identifier` quoted as an identifier by libpq (`"…"`, inner quotes doubled).
     public func escapeIdentifier(_ identifier: String) async throws -> String {
         try await escape(identifier) { PQescapeIdentifier($0, $1, $2) }

@@ -62,6 +62,7 @@ public struct MayflyHTTPServer: Sendable {
                 },
                 logger: logger))
         }
+        services.append(SweeperService(broker: broker))
         return services
     }
 
@@ -74,6 +75,14 @@ public struct MayflyHTTPServer: Sendable {
             services: services + [StartupTask(body: onStarted)], gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
+    }
+}
+
+/// Revokes expired leases in the background until shutdown.
+struct SweeperService: Service {
+    let broker: Broker
+    func run() async throws {
+        try await cancelWhenGracefulShutdown { await broker.runSweeper() }
     }
 }
 

@@ -169,3 +169,90 @@ public final class SQLiteStorage: Storage {
         }
     }
 }
+
+extension SQLiteStorage: LeaseStorage {
+    private static let leaseColumns = """
+        id, database_name, role_name, username, state, issued_at, expires_at, max_expires_at, last_renewal,
+        attempts, next_attempt_at, last_error, revoked_at
+        """
+
+    private static func lease(_ row: Row) -> LeaseRecord {
+        var lease = LeaseRecord(
+            id: row[0], database: row[1], role: row[2], username: row[3],
+            state: LeaseState(rawValue: row[4]) ?? .revoking, issuedAt: row[5], expiresAt: row[6], maxExpiresAt: row[7])
+        lease.lastRenewal = row[8]
+        lease.attempts = row[9]
+        lease.nextAttemptAt = row[10]
+        lease.lastError = row[11]
+        lease.revokedAt = row[12]
+        return lease
+    }
+
+    private static func arguments(_ lease: LeaseRecord) -> StatementArguments {
+        [lease.id, lease.database, lease.role, lease.username, lease.state.rawValue, lease.issuedAt, lease.expiresAt,
+         lease.maxExpiresAt, lease.lastRenewal, lease.attempts, lease.nextAttemptAt, lease.lastError, lease.revokedAt]
+    }
+
+    public func insertLease(_ lease: LeaseRecord) async throws {
+        try await write { db in
+            try db.execute(
+                sql: "INSERT INTO leases (\(Self.leaseColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                arguments: Self.arguments(lease))
+        }
+    }
+
+    public func updateLease(_ lease: LeaseRecord) async throws {
+        try await write { db in
+            try db.execute(
+                sql: "REPLACE INTO leases (\(Self.leaseColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                arguments: Self.arguments(lease))
+        }
+    }
+
+    public func lease(id: String) async throws -> LeaseRecord? {
+        try await run { db in
+            try Row.fetchOne(db, sql: "SELECT \(Self.leaseColumns) FROM leases WHERE id = ?", arguments: [id]).map(Self.lease)
+        }
+    }
+
+    public func dueLeases(now: Int64, pendingBefore: Int64, limit: Int) async throws -> [LeaseRecord] {
+        try await run { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT \(Self.leaseColumns) FROM leases WHERE state = 'active' AND expires_at <= ?1
+                    UNION ALL
+                    SELECT \(Self.leaseColumns) FROM leases WHERE state = 'pending' AND issued_at <= ?2
+                    UNION ALL
+                    SELECT \(Self.leaseColumns) FROM leases WHERE state = 'revoking' AND next_attempt_at <= ?1
+                    LIMIT ?3
+                    """,
+                arguments: [now, pendingBefore, limit]
+            ).map(Self.lease)
+        }
+    }
+
+    public func liveLeases(prefix: String, after: String?, limit: Int) async throws -> [LeaseRecord] {
+        try await run { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT \(Self.leaseColumns) FROM leases
+                    WHERE id >= ?1 AND id > ?2 AND substr(id, 1, ?3) = ?1 AND state != 'revoked'
+                    ORDER BY id LIMIT ?4
+                    """,
+                arguments: [prefix, after ?? "", prefix.utf8.count, limit]
+            ).map(Self.lease)
+        }
+    }
+
+    public func leaseCounts() async throws -> [LeaseState: Int] {
+        try await run { db in
+            var counts: [LeaseState: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT state, count(*) FROM leases GROUP BY state") {
+                if let state = LeaseState(rawValue: row[0]) { counts[state] = row[1] }
+            }
+            return counts
+        }
+    }
+}

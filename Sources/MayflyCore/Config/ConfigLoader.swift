@@ -92,6 +92,11 @@ public enum ConfigLoader {
                         throw fail(member.line, "max_request_size must be a positive number of bytes (at most 1 GiB)")
                     }
                     config.maxRequestSize = Int(size)
+                case "scram_iterations":
+                    guard let count = member.value.intValue, (1...100_000).contains(count) else {
+                        throw fail(member.line, "scram_iterations must be between 1 and 100000")
+                    }
+                    config.scramIterations = Int(count)
                 case "default_lease_ttl": config.defaultLeaseTTL = try duration(member)
                 case "max_lease_ttl": config.maxLeaseTTL = try duration(member)
                 case "disable_mlock", "ui", "api_addr", "cluster_name":

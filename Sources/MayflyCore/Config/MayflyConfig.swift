@@ -53,6 +53,9 @@ public struct MayflyConfig: Sendable, Equatable {
     /// Token TTL when none is asked for (768h like Vault).
     public var defaultLeaseTTL: Int64 = 768 * 3600
     public var maxLeaseTTL: Int64 = 768 * 3600
+    /// PBKDF2 iterations of the SCRAM verifiers of dynamic roles. Low on purpose: passwords are
+    /// 32 random bytes, so stretching adds no security but costs every login.
+    public var scramIterations: Int = 16
 
     public init(storagePath: String) {
         self.storagePath = storagePath

@@ -137,6 +137,7 @@ enum SysHandlers {
         let target = request.path.dropFirst("sys/internal/ui/mounts".count).drop { $0 == "/" }
         let mounts: [(String, String, JSONValue)] = [
             ("secret/", "kv", ["version": "2"]),
+            ("database/", "database", .null),
             ("cubbyhole/", "cubbyhole", .null),
         ]
         guard let mount = mounts.first(where: { target.hasPrefix($0.0) || target + "/" == $0.0 }) else {
@@ -161,7 +162,7 @@ enum SysHandlers {
         switch request.path {
         case "sys/seal":
             try requireOperation(request, .update)
-            await broker.seal.seal()
+            await broker.sealAll()
             return .noContent
         case "sys/rotate":
             try requireOperation(request, .update)

@@ -1,0 +1,293 @@
+import Foundation
+import Logging
+import MayflyPostgres
+import Synchronization
+
+/// The database secrets engine at `database/`: connection configs, roles, and the pooled
+/// admin connections used to create and drop roles (vault-api.md §2.9).
+final class DatabaseEngine: Sendable {
+    private let barrier: Barrier
+    private let logger: Logger
+    private let pools = Mutex<[String: PGPool]>([:])
+    static let pluginName = "postgresql-database-plugin"
+
+    init(barrier: Barrier, logger: Logger) {
+        self.barrier = barrier
+        self.logger = logger
+    }
+
+    // MARK: Names and fields
+
+    static func validateName(_ name: String, kind: String) throws {
+        let allowed = name.unicodeScalars.allSatisfy { $0.properties.isASCIIHexDigit || ("a"..."z").contains($0)
+            || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" || $0 == "." }
+        guard !name.isEmpty, name.utf8.count <= 63, allowed, name.first != "." else {
+            throw APIError.badRequest("invalid \(kind) name \"\(Broker.clip(name))\": use 1-63 letters, digits, '-', '_' or '.'")
+        }
+    }
+
+    static func strings(_ value: JSONValue?, field: String) throws -> [String]? {
+        guard let value, !value.isNull else { return nil }
+        if let text = value.stringValue {
+            // Vault accepts a comma-separated string (allowed_roles) or a JSON array as text.
+            if text.hasPrefix("["), case .array(let items)? = try? JSONValue.parse(Array(text.utf8)) {
+                return try strings(.array(items), field: field)
+            }
+            return text.split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
+        }
+        guard let items = value.arrayValue else { throw APIError.badRequest("\(field) must be a list of strings") }
+        return try items.map {
+            guard let s = $0.stringValue else { throw APIError.badRequest("\(field) must be a list of strings") }
+            return s
+        }
+    }
+
+    /// Statements: a list, or one string holding several `;`-separated statements.
+    static func statements(_ value: JSONValue?, field: String) throws -> [String]? {
+        guard let value, !value.isNull else { return nil }
+        if let text = value.stringValue, !text.hasPrefix("[") { return [text] }
+        return try strings(value, field: field)
+    }
+
+    static func integer(_ value: JSONValue?, field: String, range: ClosedRange<Int64>) throws -> Int64? {
+        guard let value, !value.isNull else { return nil }
+        guard let int = value.intValue ?? value.stringValue.flatMap({ Int64($0) }), range.contains(int) else {
+            throw APIError.badRequest("\(field) must be an integer between \(range.lowerBound) and \(range.upperBound)")
+        }
+        return int
+    }
+
+    // MARK: Storage
+
+    func config(_ name: String) async throws -> DatabaseConfig? {
+        guard let bytes = try await barrier.get("database/config/\(name)") else { return nil }
+        return try JSONDecoder().decode(DatabaseConfig.self, from: Data(bytes))
+    }
+
+    func role(_ name: String) async throws -> DatabaseRole? {
+        guard let bytes = try await barrier.get("database/roles/\(name)") else { return nil }
+        return try JSONDecoder().decode(DatabaseRole.self, from: Data(bytes))
+    }
+
+    static func connectionConfig(_ config: DatabaseConfig) throws -> PGConnectionConfig {
+        var connection = try PGConnectionConfig.parse(url: config.connectionURL)
+        connection.password = config.password
+        return connection
+    }
+
+    /// The pool of admin connections to `config`'s database.
+    func pool(_ config: DatabaseConfig) throws -> PGPool {
+        try pools.withLock { pools in
+            if let pool = pools[config.name] { return pool }
+            let pool = PGPool(config: try Self.connectionConfig(config), maxConnections: config.maxConnections)
+            pools[config.name] = pool
+            return pool
+        }
+    }
+
+    private func dropPool(_ name: String) async {
+        if let pool = pools.withLock({ $0.removeValue(forKey: name) }) { await pool.close() }
+    }
+
+    /// Closes every pool (on seal and shutdown).
+    func closeAll() async {
+        let all = pools.withLock { pools -> [PGPool] in
+            defer { pools = [:] }
+            return Array(pools.values)
+        }
+        for pool in all { await pool.close() }
+    }
+
+    /// A client-safe message for a PostgreSQL failure: SQLSTATE and the server message.
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? PGError {
+            return [error.message, error.sqlState.map { "SQLSTATE \($0)" }].compactMap { $0 }.joined(separator: ", ")
+                + (error.code == .connection ? ": " + String(error.debugDescription.split(separator: "—").last ?? "")
+                    .trimmingWhitespace() : "")
+        }
+        return "\(error)"
+    }
+
+    // MARK: Routing
+
+    func handle(_ request: LogicalRequest, relativePath: String) async throws -> LogicalResponse {
+        let (section, name) = KVEngine.split(relativePath)
+        let trimmed = name.hasSuffix("/") ? String(name.dropLast()) : name
+        switch (section, request.operation) {
+        case ("config", .list) where trimmed.isEmpty: return try await list("database/config/")
+        case ("roles", .list) where trimmed.isEmpty: return try await list("database/roles/")
+        case ("config", .read): return try await readConfig(trimmed)
+        case ("config", .update): return try await writeConfig(trimmed, request.data)
+        case ("config", .delete): return try await deleteConfig(trimmed)
+        case ("roles", .read): return try await readRole(trimmed)
+        case ("roles", .update): return try await writeRole(trimmed, request.data)
+        case ("roles", .delete): return try await deleteRole(trimmed)
+        case ("reset", .update):
+            await dropPool(trimmed)
+            return .noContent
+        case ("config", _), ("roles", _), ("reset", _): throw APIError.unsupportedOperation
+        default: throw APIError.unsupportedPath(relativePath)
+        }
+    }
+
+    private func list(_ prefix: String) async throws -> LogicalResponse {
+        let keys = try await barrier.list(prefix).filter { !$0.hasSuffix("/") }
+        guard !keys.isEmpty else { throw APIError.notFound }
+        return .envelope(Envelope(data: ["keys": .strings(keys)]))
+    }
+
+    private func readConfig(_ name: String) async throws -> LogicalResponse {
+        try Self.validateName(name, kind: "database")
+        guard let config = try await config(name) else { throw APIError.notFound }
+        let user = (try? PGConnectionConfig.parse(url: config.connectionURL).user) ?? ""
+        return .envelope(Envelope(data: [
+            "plugin_name": .string(Self.pluginName), "plugin_version": "",
+            "connection_details": [
+                "connection_url": .string(config.connectionURL), "username": .string(user),
+                "max_open_connections": .int(Int64(config.maxConnections)),
+                "owner_on_revoke": .string(config.ownerOnRevoke), "tls_insecure_allow": .bool(config.tlsInsecureAllow),
+            ],
+            "allowed_roles": .strings(config.allowedRoles), "root_credentials_rotate_statements": [],
+            "password_policy": "", "verify_connection": .bool(config.verifyConnection),
+        ]))
+    }
+
+    private func writeConfig(_ name: String, _ data: [String: JSONValue]) async throws -> LogicalResponse {
+        try Self.validateName(name, kind: "database")
+        if let plugin = data["plugin_name"]?.stringValue, plugin != Self.pluginName {
+            throw APIError.badRequest("plugin_name must be \"\(Self.pluginName)\": Mayfly manages PostgreSQL only")
+        }
+        let existing = try await config(name)
+        guard var url = data["connection_url"]?.stringValue ?? existing?.connectionURL else {
+            throw APIError.badRequest("connection_url is required")
+        }
+        // Vault-style templates: {{username}} is filled in, {{password}} is dropped (the password
+        // is passed to libpq separately and never formatted into a URL).
+        if let username = data["username"]?.stringValue {
+            url = url.replacingOccurrences(of: "{{username}}", with: username)
+        }
+        url = url.replacingOccurrences(of: ":{{password}}", with: "")
+        guard !url.contains("{{") else { throw APIError.badRequest("connection_url has an unfilled template; set username") }
+        let password = data["password"]?.stringValue ?? existing?.password ?? ""
+        let config = DatabaseConfig(
+            name: name, connectionURL: url, password: password,
+            allowedRoles: try Self.strings(data["allowed_roles"], field: "allowed_roles") ?? existing?.allowedRoles ?? [],
+            maxConnections: Int(try Self.integer(data["max_open_connections"] ?? data["max_connections"],
+                                                 field: "max_open_connections", range: 1...64) ?? Int64(existing?.maxConnections ?? 4)),
+            ownerOnRevoke: data["owner_on_revoke"]?.stringValue ?? existing?.ownerOnRevoke ?? "",
+            tlsInsecureAllow: data["tls_insecure_allow"]?.boolValue ?? existing?.tlsInsecureAllow ?? false,
+            verifyConnection: data["verify_connection"]?.boolValue ?? true)
+        let connection: PGConnectionConfig
+        do {
+            connection = try Self.connectionConfig(config)
+            try connection.checkTLSPolicy(allowInsecure: config.tlsInsecureAllow)
+        } catch let error as PGError {
+            throw APIError.badRequest(error.message)
+        }
+        if config.verifyConnection {
+            do {
+                let test = try await PGConnection.connect(connection)
+                _ = try await test.query("SELECT 1")
+                await test.close()
+            } catch {
+                throw APIError.badRequest("error verifying connection: \(Self.describe(error))")
+            }
+        }
+        try await barrier.put("database/config/\(name)", try JSONEncoder().encode(config).bytes)
+        await dropPool(name)
+        logger.info("database configured", metadata: ["database": "\(name)"])
+        return .noContent
+    }
+
+    private func deleteConfig(_ name: String) async throws -> LogicalResponse {
+        try Self.validateName(name, kind: "database")
+        try await barrier.delete("database/config/\(name)")
+        await dropPool(name)
+        return .noContent
+    }
+
+    private func readRole(_ name: String) async throws -> LogicalResponse {
+        try Self.validateName(name, kind: "role")
+        guard let role = try await role(name) else { throw APIError.notFound }
+        return .envelope(Envelope(data: [
+            "db_name": .string(role.database), "creation_statements": .strings(role.creationStatements),
+            "revocation_statements": .strings(role.revocationStatements),
+            "rollback_statements": .strings(role.rollbackStatements), "renew_statements": .strings(role.renewStatements),
+            "default_ttl": .int(role.defaultTTL), "max_ttl": .int(role.maxTTL), "credential_type": "password",
+            "member_of": .strings(role.memberOf), "connection_limit": .int(Int64(role.connectionLimit)),
+        ]))
+    }
+
+    private func writeRole(_ name: String, _ data: [String: JSONValue]) async throws -> LogicalResponse {
+        try Self.validateName(name, kind: "role")
+        let existing = try await role(name)
+        guard let databaseName = data["db_name"]?.stringValue ?? existing?.database else {
+            throw APIError.badRequest("db_name is required")
+        }
+        guard let database = try await config(databaseName) else {
+            throw APIError.badRequest("database \"\(Broker.clip(databaseName))\" is not configured")
+        }
+        let defaultTTL = try DurationParser.seconds(data["default_ttl"], field: "default_ttl") ?? existing?.defaultTTL ?? 3600
+        let maxTTL = try DurationParser.seconds(data["max_ttl"], field: "max_ttl") ?? existing?.maxTTL ?? 86400
+        guard defaultTTL > 0, maxTTL > 0 else { throw APIError.badRequest("default_ttl and max_ttl must be positive") }
+        guard defaultTTL <= maxTTL else { throw APIError.badRequest("default_ttl must not be longer than max_ttl") }
+        let role = DatabaseRole(
+            name: name, database: databaseName,
+            memberOf: try Self.strings(data["member_of"], field: "member_of") ?? existing?.memberOf ?? [],
+            defaultTTL: defaultTTL, maxTTL: maxTTL,
+            connectionLimit: Int(try Self.integer(data["connection_limit"], field: "connection_limit", range: -1...10000)
+                ?? Int64(existing?.connectionLimit ?? 5)),
+            creationStatements: try Self.statements(data["creation_statements"], field: "creation_statements")
+                ?? existing?.creationStatements ?? [],
+            revocationStatements: try Self.statements(data["revocation_statements"], field: "revocation_statements")
+                ?? existing?.revocationStatements ?? [],
+            renewStatements: try Self.statements(data["renew_statements"], field: "renew_statements")
+                ?? existing?.renewStatements ?? [],
+            rollbackStatements: try Self.statements(data["rollback_statements"], field: "rollback_statements")
+                ?? existing?.rollbackStatements ?? [])
+        for group in role.memberOf where group.isEmpty || group.utf8.count > 63 {
+            throw APIError.badRequest("invalid group role name \"\(Broker.clip(group))\"")
+        }
+        // Groups must exist; checked on the database itself.
+        do {
+            let missing = try await pool(database).withConnection { connection in
+                var missing: [String] = []
+                for group in role.memberOf where try await connection.query(
+                    "SELECT 1 FROM pg_roles WHERE rolname = $1", [group]).isEmpty
+                {
+                    missing.append(group)
+                }
+                return missing
+            }
+            guard missing.isEmpty else {
+                throw APIError.badRequest("group role(s) \(missing.map { "\"\($0)\"" }.joined(separator: ", ")) do not exist in database \"\(databaseName)\"")
+            }
+        } catch let error as APIError {
+            throw error
+        } catch {
+            throw APIError.badRequest("cannot check the role's groups in database \"\(databaseName)\": \(Self.describe(error))")
+        }
+        var warnings: [String] = []
+        if role.creationStatements.contains(where: Self.grantsObjectsToUser) {
+            let warning = "a creation statement grants object privileges to {{name}}: grant them to a group role and use member_of instead (per-user grants grow the ACL until GRANT fails)"
+            warnings.append(warning)
+            logger.warning("role \(name): \(warning)")
+        }
+        try await barrier.put("database/roles/\(name)", try JSONEncoder().encode(role).bytes)
+        return warnings.isEmpty ? .noContent : .envelope(Envelope(warnings: warnings))
+    }
+
+    /// `GRANT <privileges> ON … TO "{{name}}"` (but not `GRANT <group> TO …`, which is membership).
+    static func grantsObjectsToUser(_ statement: String) -> Bool {
+        let text = statement.lowercased()
+        guard let grant = text.range(of: "grant "), let on = text.range(of: " on ", range: grant.upperBound..<text.endIndex)
+        else { return false }
+        return text[on.upperBound...].contains("{{name}}")
+    }
+
+    private func deleteRole(_ name: String) async throws -> LogicalResponse {
+        try Self.validateName(name, kind: "role")
+        try await barrier.delete("database/roles/\(name)")
+        return .noContent
+    }
+}

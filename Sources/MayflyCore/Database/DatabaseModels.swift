@@ -1,0 +1,35 @@
+/// A database Mayfly manages roles in (`database/config/:name`). Stored in the barrier; the
+/// admin password is never returned by the API.
+struct DatabaseConfig: Codable, Sendable {
+    var name: String
+    /// `postgresql://user@host:port/db?sslmode=…` without a password.
+    var connectionURL: String
+    var password: String
+    var allowedRoles: [String]
+    var maxConnections: Int
+    /// Role that receives the objects of revoked users; the admin login when empty.
+    var ownerOnRevoke: String
+    var tlsInsecureAllow: Bool
+    var verifyConnection: Bool
+
+    func allows(role: String) -> Bool {
+        allowedRoles.contains { pattern in
+            pattern == "*" || pattern == role || (pattern.hasSuffix("*") && role.hasPrefix(pattern.dropLast()))
+        }
+    }
+}
+
+/// A dynamic role (`database/roles/:name`): what each issued credential gets.
+struct DatabaseRole: Codable, Sendable {
+    var name: String
+    var database: String
+    /// Group roles the credential is a member of (privileges come through membership).
+    var memberOf: [String]
+    var defaultTTL: Int64
+    var maxTTL: Int64
+    var connectionLimit: Int
+    var creationStatements: [String]
+    var revocationStatements: [String]
+    var renewStatements: [String]
+    var rollbackStatements: [String]
+}

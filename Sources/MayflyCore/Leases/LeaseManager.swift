@@ -1,0 +1,405 @@
+import Foundation
+import Logging
+import MayflyCrypto
+import MayflyPostgres
+import MayflyStore
+
+/// Issues dynamic PostgreSQL credentials and carries each lease through its life: pending
+/// (written before `CREATE ROLE`), active, revoking (retried with capped backoff until it
+/// finishes), revoked.
+final class LeaseManager: Sendable {
+    private let leases: any LeaseStorage
+    private let databases: DatabaseEngine
+    private let logger: Logger
+    let scramIterations: Int
+    /// Seconds added to `VALID UNTIL` so PostgreSQL never refuses a login the lease still allows.
+    static let validUntilSkew: Int64 = 5
+    /// Leases revoked per batch and per database.
+    static let batchSize = 200
+    private static let lowerAlphanumerics = Array("abcdefghijklmnopqrstuvwxyz0123456789")
+    private static let base62 = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+    init(leases: any LeaseStorage, databases: DatabaseEngine, logger: Logger, scramIterations: Int) {
+        self.leases = leases
+        self.databases = databases
+        self.logger = logger
+        self.scramIterations = scramIterations
+    }
+
+    static func now() -> Int64 { Int64(Date().timeIntervalSince1970) }
+
+    /// `2026-01-02 15:04:05+0000`, the `VALID UNTIL` and `{{expiration}}` format.
+    static func expiration(_ seconds: Int64) -> String {
+        var time = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        return String(format: "%04d-%02d-%02d %02d:%02d:%02d+0000", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
+                      Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
+    }
+
+    // MARK: Issue
+
+    func issue(roleName: String) async throws -> LogicalResponse {
+        try DatabaseEngine.validateName(roleName, kind: "role")
+        guard let role = try await databases.role(roleName) else {
+            throw APIError.badRequest("unknown role: \(roleName)")
+        }
+        guard let database = try await databases.config(role.database) else {
+            throw APIError.internalError("role \(roleName) names database \(role.database), which is not configured")
+        }
+        guard database.allows(role: roleName) else {
+            throw APIError(status: 500, ["\"\(roleName)\" is not an allowed role"])
+        }
+        let now = Self.now()
+        let ttl = min(role.defaultTTL, role.maxTTL)
+        let username = "v-\(roleName.prefix(30))-\(Random.string(count: 20, alphabet: Self.lowerAlphanumerics))"
+        let leaseID = "database/creds/\(roleName)/\(Random.string(count: 24, alphabet: Self.base62))"
+        let password = Base64.encodeURLSafeNoPadding(Random.bytes(32))
+        let verifier = SCRAMVerifier.make(password: password, iterations: scramIterations)
+        let lease = LeaseRecord(
+            id: leaseID, database: database.name, role: roleName, username: username, state: .pending,
+            issuedAt: now, expiresAt: now + ttl, maxExpiresAt: now + role.maxTTL)
+        // Intent before action: the lease is durable before the role exists.
+        try await leases.insertLease(lease)
+        do {
+            try await databases.pool(database).withConnection { connection in
+                try await connection.execute(
+                    try await Self.creationSQL(connection, role: role, username: username, verifier: verifier,
+                                               validUntil: now + ttl + Self.validUntilSkew, leaseID: leaseID))
+            }
+        } catch {
+            logger.error("creating a credential failed", metadata: [
+                "lease_id": "\(leaseID)", "error": "\(String(reflecting: error))",
+            ])
+            // The role may or may not exist; the sweeper drops it if it does and closes the lease.
+            var failed = lease
+            failed.state = .revoking
+            failed.nextAttemptAt = now
+            failed.lastError = DatabaseEngine.describe(error)
+            try? await leases.updateLease(failed)
+            throw APIError(status: 500, ["cannot create the database credential: \(DatabaseEngine.describe(error))"])
+        }
+        var active = lease
+        active.state = .active
+        try await leases.updateLease(active)
+        logger.info("credential issued", metadata: ["lease_id": "\(leaseID)", "username": "\(username)"])
+        var envelope = Envelope(data: [
+            "username": .string(username), "password": .string(password),
+            "connection_url": .string(try Self.clientURL(database, username: username)),
+        ])
+        envelope.leaseID = leaseID
+        envelope.renewable = true
+        envelope.leaseDuration = ttl
+        return .envelope(envelope)
+    }
+
+    static func creationSQL(_ connection: PGConnection, role: DatabaseRole, username: String, verifier: String,
+                            validUntil: Int64, leaseID: String) async throws -> String
+    {
+        let expiration = expiration(validUntil)
+        if !role.creationStatements.isEmpty {
+            // Vault-style templates: {{password}} becomes the SCRAM verifier, never the plaintext.
+            return role.creationStatements.map {
+                $0.replacingOccurrences(of: "{{name}}", with: username)
+                    .replacingOccurrences(of: "{{username}}", with: username)
+                    .replacingOccurrences(of: "{{password}}", with: verifier)
+                    .replacingOccurrences(of: "{{expiration}}", with: expiration)
+            }.joined(separator: ";\n") + ";\nCOMMENT ON ROLE \(try await connection.escapeIdentifier(username)) IS "
+                + (try await connection.escapeLiteral("mayfly lease \(leaseID)"))
+        }
+        let name = try await connection.escapeIdentifier(username)
+        var sql = "CREATE ROLE \(name) WITH LOGIN PASSWORD \(try await connection.escapeLiteral(verifier)) "
+            + "VALID UNTIL \(try await connection.escapeLiteral(expiration)) CONNECTION LIMIT \(role.connectionLimit)"
+        if !role.memberOf.isEmpty {
+            var groups: [String] = []
+            for group in role.memberOf { groups.append(try await connection.escapeIdentifier(group)) }
+            sql += " IN ROLE " + groups.joined(separator: ", ")
+        }
+        return sql + ";\nCOMMENT ON ROLE \(name) IS \(try await connection.escapeLiteral("mayfly lease \(leaseID)"))"
+    }
+
+    /// `postgresql://user@host:port/db?sslmode=…` for the client (no password).
+    static func clientURL(_ database: DatabaseConfig, username: String) throws -> String {
+        let server = try PGConnectionConfig.parse(url: database.connectionURL)
+        var components = URLComponents()
+        components.scheme = "postgresql"
+        components.user = username
+        components.host = server.host
+        components.port = server.port
+        components.path = "/" + server.database
+        var query = [URLQueryItem(name: "sslmode", value: server.sslMode)]
+        if let root = server.sslRootCert { query.append(URLQueryItem(name: "sslrootcert", value: root)) }
+        components.queryItems = query
+        return components.string ?? ""
+    }
+
+    // MARK: Lookup and renew
+
+    func lookup(_ id: String) async throws -> LogicalResponse {
+        guard let lease = try await leases.lease(id: id), lease.state != .revoked else {
+            throw APIError.badRequest("invalid lease")
+        }
+        let now = Self.now()
+        var data: [String: JSONValue] = [
+            "id": .string(lease.id),
+            "issue_time": .string(Timestamp.rfc3339(Date(timeIntervalSince1970: TimeInterval(lease.issuedAt)))),
+            "expire_time": .string(Timestamp.rfc3339(Date(timeIntervalSince1970: TimeInterval(lease.expiresAt)))),
+            "last_renewal": lease.lastRenewal.map { .string(Timestamp.rfc3339(Date(timeIntervalSince1970: TimeInterval($0)))) } ?? .null,
+            "ttl": .int(max(0, lease.expiresAt - now)),
+            "renewable": .bool(lease.state == .active && lease.expiresAt < lease.maxExpiresAt),
+            "state": .string(lease.state.rawValue), "username": .string(lease.username),
+            "revocation_attempts": .int(Int64(lease.attempts)),
+        ]
+        if let error = lease.lastError { data["last_error"] = .string(error) }
+        return .envelope(Envelope(data: .object(data)))
+    }
+
+    func renew(_ id: String, increment: Int64?) async throws -> LogicalResponse {
+        guard var lease = try await leases.lease(id: id), lease.state != .revoked else {
+            throw APIError.badRequest("lease not found")
+        }
+        let now = Self.now()
+        guard lease.state == .active, lease.expiresAt > now else { throw APIError.badRequest("lease expired") }
+        guard let database = try await databases.config(lease.database) else {
+            throw APIError.internalError("database \(lease.database) is no longer configured")
+        }
+        let role = try await databases.role(lease.role)
+        let requested = (increment ?? 0) > 0 ? increment! : (role?.defaultTTL ?? lease.expiresAt - lease.issuedAt)
+        let newExpiry = min(now + requested, lease.maxExpiresAt)
+        var warnings: [String] = []
+        if now + requested > lease.maxExpiresAt {
+            warnings.append("TTL of \(requested)s exceeded the effective max_ttl; TTL value is capped accordingly")
+        }
+        do {
+            let username = lease.username
+            try await databases.pool(database).withConnection { connection in
+                let name = try await connection.escapeIdentifier(username)
+                let until = Self.expiration(newExpiry + Self.validUntilSkew)
+                if let statements = role?.renewStatements, !statements.isEmpty {
+                    try await connection.execute(statements.map {
+                        $0.replacingOccurrences(of: "{{name}}", with: username)
+                            .replacingOccurrences(of: "{{expiration}}", with: until)
+                    }.joined(separator: ";\n"))
+                } else {
+                    try await connection.execute("ALTER ROLE \(name) VALID UNTIL \(try await connection.escapeLiteral(until))")
+                }
+            }
+        } catch {
+            throw APIError(status: 500, ["cannot renew the database credential: \(DatabaseEngine.describe(error))"])
+        }
+        lease.expiresAt = newExpiry
+        lease.lastRenewal = now
+        try await leases.updateLease(lease)
+        var envelope = Envelope(warnings: warnings)
+        envelope.leaseID = id
+        envelope.renewable = newExpiry < lease.maxExpiresAt
+        envelope.leaseDuration = newExpiry - now
+        return .envelope(envelope)
+    }
+
+    // MARK: Revoke
+
+    /// Revokes one lease; with `sync` waits for the role to be gone.
+    func revoke(_ id: String, sync: Bool) async throws -> LogicalResponse {
+        guard let lease = try await leases.lease(id: id) else { throw APIError.badRequest("invalid lease") }
+        guard lease.state != .revoked else { return sync ? .noContent : .accepted }
+        var marked = lease
+        marked.state = .revoking
+        marked.nextAttemptAt = Self.now()
+        try await leases.updateLease(marked)
+        guard sync else { return .accepted }
+        let failures = await revokeBatch([marked])
+        if let failure = failures.first {
+            throw APIError(status: 500, ["revocation failed and will be retried: \(failure)"])
+        }
+        return .noContent
+    }
+
+    /// Revokes every lease under `prefix`, in batches per database. With `force`, leases that
+    /// cannot be revoked are forgotten (and logged) instead of reported.
+    func revokePrefix(_ prefix: String, force: Bool) async throws -> LogicalResponse {
+        var after: String?
+        var failures: [String] = []
+        while true {
+            let page = try await leases.liveLeases(prefix: prefix, after: after, limit: Self.batchSize)
+            guard let last = page.last else { break }
+            after = last.id
+            var marked: [LeaseRecord] = []
+            for var lease in page {
+                lease.state = .revoking
+                lease.nextAttemptAt = Self.now()
+                try await leases.updateLease(lease)
+                marked.append(lease)
+            }
+            failures += await revokeBatch(marked, force: force)
+        }
+        if !failures.isEmpty && !force {
+            throw APIError(status: 500, ["failed to revoke \(failures.count) lease(s), retrying: \(failures.prefix(3).joined(separator: "; "))"])
+        }
+        return .noContent
+    }
+
+    /// Lease ids under `prefix` (for `LIST sys/leases/lookup/:prefix`).
+    func list(_ prefix: String) async throws -> LogicalResponse {
+        let page = try await leases.liveLeases(prefix: prefix, after: nil, limit: 10_000)
+        var keys = Set<String>()
+        for lease in page {
+            let rest = lease.id.dropFirst(prefix.count)
+            if let slash = rest.firstIndex(of: "/") { keys.insert(String(rest[..<slash]) + "/") } else { keys.insert(String(rest)) }
+        }
+        guard !keys.isEmpty else { throw APIError.notFound }
+        return .envelope(Envelope(data: ["keys": .strings(keys.sorted())]))
+    }
+
+    /// Revokes leases (grouped by database); returns one message per lease that failed. Failed
+    /// leases stay `revoking` with a capped exponential backoff, unless `force`.
+    func revokeBatch(_ batch: [LeaseRecord], force: Bool = false) async -> [String] {
+        var failures: [String] = []
+        for (databaseName, group) in Dictionary(grouping: batch, by: \.database) {
+            do {
+                guard let database = try await databases.config(databaseName) else {
+                    throw APIError.badRequest("database \(databaseName) is not configured")
+                }
+                let roles = try await revocationRoles(group)
+                var custom: [String: [String]] = [:]
+                for lease in group { custom[lease.username] = roles[lease.role]?.revocationStatements ?? [] }
+                try await dropRoles(group.map(\.username), database: database, revocationStatements: custom)
+                let now = Self.now()
+                for var lease in group {
+                    lease.state = .revoked
+                    lease.revokedAt = now
+                    lease.lastError = nil
+                    lease.nextAttemptAt = nil
+                    try await leases.updateLease(lease)
+                }
+                logger.info("leases revoked", metadata: ["database": "\(databaseName)", "count": "\(group.count)"])
+            } catch {
+                let message = DatabaseEngine.describe(error)
+                logger.warning("revocation failed", metadata: ["database": "\(databaseName)", "error": "\(String(reflecting: error))"])
+                for var lease in group {
+                    failures.append("\(lease.id): \(message)")
+                    lease.attempts += 1
+                    lease.lastError = message
+                    if force {
+                        lease.state = .revoked
+                        lease.revokedAt = Self.now()
+                        logger.error("lease forgotten by revoke-force", metadata: ["lease_id": "\(lease.id)", "username": "\(lease.username)"])
+                    } else {
+                        lease.state = .revoking
+                        lease.nextAttemptAt = Self.now() + min(300, Int64(1) << min(lease.attempts, 8))
+                    }
+                    try? await leases.updateLease(lease)
+                }
+            }
+        }
+        return failures
+    }
+
+    private func revocationRoles(_ leases: [LeaseRecord]) async throws -> [String: DatabaseRole] {
+        var roles: [String: DatabaseRole] = [:]
+        for name in Set(leases.map(\.role)) {
+            if let role = try await databases.role(name) { roles[name] = role }
+        }
+        return roles
+    }
+
+    /// DESIGN.md rule 5: no new logins, sessions ended, owned objects handed over and dropped in
+    /// every connectable database, then the roles dropped. Idempotent: missing roles are skipped.
+    private func dropRoles(_ usernames: [String], database: DatabaseConfig, revocationStatements: [String: [String]])
+        async throws
+    {
+        let pool = try databases.pool(database)
+        let (existing, databases) = try await pool.withConnection { connection -> ([String], [String]) in
+            var existing: [String] = []
+            for username in usernames
+            where !(try await connection.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [username])).isEmpty {
+                existing.append(username)
+            }
+            guard !existing.isEmpty else { return ([], []) }
+            var names: [String] = []
+            for username in existing { names.append(try await connection.escapeIdentifier(username)) }
+            var sql = names.map { "ALTER ROLE \($0) NOLOGIN" }.joined(separator: ";\n")
+            sql += ";\nSELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename IN ("
+                + (try await existing.asyncMap { try await connection.escapeLiteral($0) }).joined(separator: ", ") + ")"
+            // Membership lets a CREATEROLE (non-superuser) admin reassign the roles' objects.
+            sql += ";\n" + names.map { "GRANT \($0) TO CURRENT_USER" }.joined(separator: ";\n")
+            try await connection.execute(sql)
+            let databases = try await connection.query(
+                "SELECT datname FROM pg_database WHERE datallowconn AND has_database_privilege(datname, 'CONNECT') ORDER BY datname"
+            ).compactMap { $0.first ?? nil }
+            return (existing, databases)
+        }
+        guard !existing.isEmpty else { return }
+        let base = try DatabaseEngine.connectionConfig(database)
+        for name in databases {
+            let reassign: @Sendable (PGConnection) async throws -> Void = { connection in
+                var quoted: [String] = []
+                for username in existing { quoted.append(try await connection.escapeIdentifier(username)) }
+                let owner = database.ownerOnRevoke.isEmpty ? "CURRENT_USER" : try await connection.escapeIdentifier(database.ownerOnRevoke)
+                try await connection.execute(
+                    "REASSIGN OWNED BY \(quoted.joined(separator: ", ")) TO \(owner);\nDROP OWNED BY \(quoted.joined(separator: ", "))")
+            }
+            if name == base.database {
+                try await pool.withConnection(reassign)
+            } else {
+                var other = base
+                other.database = name
+                let connection = try await PGConnection.connect(other)
+                do {
+                    try await reassign(connection)
+                    await connection.close()
+                } catch {
+                    await connection.close()
+                    throw error
+                }
+            }
+        }
+        try await pool.withConnection { connection in
+            var statements: [String] = []
+            for username in existing {
+                let name = try await connection.escapeIdentifier(username)
+                // A role's own revocation statements run before the drop (Vault compatibility).
+                statements += (revocationStatements[username] ?? []).map {
+                    $0.replacingOccurrences(of: "{{name}}", with: username)
+                }
+                statements.append("DROP ROLE IF EXISTS \(name)")
+            }
+            try await connection.execute(statements.joined(separator: ";\n"))
+        }
+    }
+
+    // MARK: Sweeper
+
+    /// Revokes what is due (expired leases, stale pending ones, retries), in pages. Returns the
+    /// number of leases handled.
+    @discardableResult
+    func sweep() async throws -> Int {
+        var handled = 0
+        let now = Self.now()
+        while true {
+            let due = try await leases.dueLeases(now: now, pendingBefore: now - 60, limit: Self.batchSize)
+            let fresh = due.filter { $0.state != .revoking || ($0.nextAttemptAt ?? 0) <= now }
+            guard !fresh.isEmpty else { break }
+            var marked: [LeaseRecord] = []
+            for var lease in fresh {
+                lease.state = .revoking
+                if lease.nextAttemptAt == nil { lease.nextAttemptAt = now }
+                try await leases.updateLease(lease)
+                marked.append(lease)
+            }
+            let failures = await revokeBatch(marked)
+            handled += marked.count
+            if failures.count == marked.count { break }  // nothing progressed; wait for the next tick
+        }
+        return handled
+    }
+}
+
+extension Array {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var result: [T] = []
+        result.reserveCapacity(count)
+        for element in self { result.append(try await transform(element)) }
+        return result
+    }
+}

@@ -1,0 +1,60 @@
+/// Where a lease is in its life.
+public enum LeaseState: String, Sendable, Codable {
+    /// Written before `CREATE ROLE` (intent before action); becomes active or is cleaned up.
+    case pending
+    /// The role exists and may log in until `expiresAt`.
+    case active
+    /// Revocation started and has not finished; retried with backoff until it does.
+    case revoking
+    /// The role is gone.
+    case revoked
+}
+
+/// One lease row.
+public struct LeaseRecord: Sendable, Equatable {
+    public var id: String
+    public var database: String
+    public var role: String
+    public var username: String
+    public var state: LeaseState
+    /// Unix seconds.
+    public var issuedAt: Int64
+    public var expiresAt: Int64
+    public var maxExpiresAt: Int64
+    public var lastRenewal: Int64?
+    public var attempts: Int
+    public var nextAttemptAt: Int64?
+    /// Last revocation error (no secrets: SQLSTATE and message).
+    public var lastError: String?
+    public var revokedAt: Int64?
+
+    public init(id: String, database: String, role: String, username: String, state: LeaseState, issuedAt: Int64,
+                expiresAt: Int64, maxExpiresAt: Int64)
+    {
+        self.id = id
+        self.database = database
+        self.role = role
+        self.username = username
+        self.state = state
+        self.issuedAt = issuedAt
+        self.expiresAt = expiresAt
+        self.maxExpiresAt = maxExpiresAt
+        attempts = 0
+    }
+}
+
+/// Lease rows, indexed by expiry so that the sweeper pages through what is due.
+public protocol LeaseStorage: Sendable {
+    /// Inserts a new lease (durable before it returns).
+    func insertLease(_ lease: LeaseRecord) async throws
+    /// Replaces a lease row.
+    func updateLease(_ lease: LeaseRecord) async throws
+    func lease(id: String) async throws -> LeaseRecord?
+    /// Up to `limit` leases that need work at `now`: live leases past expiry, pending leases
+    /// older than `pendingBefore`, and revocations whose retry time has come.
+    func dueLeases(now: Int64, pendingBefore: Int64, limit: Int) async throws -> [LeaseRecord]
+    /// Up to `limit` unrevoked leases whose id starts with `prefix`, sorted, after `after`.
+    func liveLeases(prefix: String, after: String?, limit: Int) async throws -> [LeaseRecord]
+    /// Number of leases in each state.
+    func leaseCounts() async throws -> [LeaseState: Int]
+}

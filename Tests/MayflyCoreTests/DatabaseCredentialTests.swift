@@ -1,0 +1,265 @@
+import Foundation
+@testable import MayflyCore
+import MayflyCrypto
+import MayflyPostgres
+import MayflyStore
+import Testing
+
+/// The test PostgreSQL started by scripts/test (TLS, log_statement = all, non-superuser admin).
+enum PG {
+    static let environment = ProcessInfo.processInfo.environment
+    static var enabled: Bool {
+        environment["MAYFLY_TEST_PG_HOST"] != nil || environment["MAYFLY_REQUIRE_INTEGRATION"] == "1"
+    }
+
+    static func value(_ name: String) throws -> String {
+        guard let value = environment[name] else {
+            throw APIError.internalError("\(name) is not set: run the tests with scripts/test")
+        }
+        return value
+    }
+
+    /// `database/config` body for the test cluster.
+    static func configBody(database: String? = nil) throws -> [String: JSONValue] {
+        let user = try value("MAYFLY_TEST_PG_USER"), port = try value("MAYFLY_TEST_PG_PORT")
+        let name = try database ?? value("MAYFLY_TEST_PG_DB"), ca = try value("MAYFLY_TEST_PG_SSLROOTCERT")
+        let url = "postgresql://\(user)@127.0.0.1:\(port)/\(name)?sslmode=verify-full&sslrootcert=\(ca)"
+        return [
+            "plugin_name": "postgresql-database-plugin", "connection_url": .string(url),
+            "password": .string(try value("MAYFLY_TEST_PG_PASSWORD")), "allowed_roles": "*",
+        ]
+    }
+
+    /// A connection as the admin (verify-full over TLS).
+    static func admin(database: String? = nil) async throws -> PGConnection {
+        try await PGConnection.connect(PGConnectionConfig(
+            host: "127.0.0.1", port: Int(try value("MAYFLY_TEST_PG_PORT"))!, database: database ?? (try value("MAYFLY_TEST_PG_DB")),
+            user: try value("MAYFLY_TEST_PG_USER"), password: try value("MAYFLY_TEST_PG_PASSWORD"),
+            sslRootCert: try value("MAYFLY_TEST_PG_SSLROOTCERT")))
+    }
+
+    /// A superuser connection over the cluster's Unix socket (test setup only).
+    static func superuser(database: String = "postgres") async throws -> PGConnection {
+        try await PGConnection.connect(PGConnectionConfig(
+            host: try value("MAYFLY_TEST_PG_SOCKET_DIR"), port: Int(try value("MAYFLY_TEST_PG_PORT"))!, database: database,
+            user: try value("MAYFLY_TEST_PG_SUPERUSER"), sslMode: "disable"))
+    }
+
+    /// A login with an issued credential.
+    static func login(_ username: String, _ password: String, database: String? = nil) async throws -> PGConnection {
+        try await PGConnection.connect(PGConnectionConfig(
+            host: "127.0.0.1", port: Int(try value("MAYFLY_TEST_PG_PORT"))!, database: database ?? (try value("MAYFLY_TEST_PG_DB")),
+            user: username, password: password, sslRootCert: try value("MAYFLY_TEST_PG_SSLROOTCERT")))
+    }
+
+    static func unique(_ base: String) -> String { "\(base)_\(Random.string(count: 8, alphabet: Array("abcdefghijklmnopqrstuvwxyz")))" }
+}
+
+@Suite(.enabled(if: PG.enabled, "needs the test PostgreSQL from scripts/test"), .serialized)
+struct DatabaseCredentialTests {
+    /// A broker with database `db` configured and a role `ro` in a fresh group.
+    static func setUp(ttl: String = "60s", maxTTL: String = "120s") async throws -> (TestBroker, group: String) {
+        let t = try await TestBroker.make()
+        _ = try await t.call(.update, "database/config/db", try PG.configBody())
+        let group = PG.unique("mf_readers")
+        let admin = try await PG.admin()
+        try await admin.execute("CREATE ROLE \(group) NOLOGIN")
+        await admin.close()
+        _ = try await t.call(.update, "database/roles/ro", [
+            "db_name": "db", "member_of": .strings([group]), "default_ttl": .string(ttl), "max_ttl": .string(maxTTL),
+            "connection_limit": 3,
+        ])
+        return (t, group)
+    }
+
+    static func issue(_ t: TestBroker, role: String = "ro") async throws -> (lease: String, user: String, password: String, ttl: Int64) {
+        guard case .envelope(let envelope, 200) = try await t.call(.read, "database/creds/\(role)") else {
+            throw APIError.internalError("no credential")
+        }
+        return (envelope.leaseID, envelope.data["username"]?.stringValue ?? "", envelope.data["password"]?.stringValue ?? "",
+                envelope.leaseDuration)
+    }
+
+    @Test func issuedCredentialLogsInWithVerifyFullAndHasExactlyItsRole() async throws {
+        let (t, group) = try await Self.setUp()
+        let before = Int64(Date().timeIntervalSince1970)
+        let credential = try await Self.issue(t)
+        #expect(credential.lease.hasPrefix("database/creds/ro/"))
+        #expect(credential.user.hasPrefix("v-ro-") && credential.user.utf8.count <= 63)
+        #expect(credential.password.utf8.count >= 43)
+        #expect(credential.ttl == 60)
+        let session = try await PG.login(credential.user, credential.password)
+        #expect(try await session.usesTLS())
+        #expect(try await session.query("SELECT current_user") == [[credential.user]])
+        await session.close()
+
+        let admin = try await PG.admin()
+        let rows = try await admin.query(
+            "SELECT rolconnlimit::text, extract(epoch FROM rolvaliduntil)::bigint::text, rolcanlogin::text, rolsuper::text FROM pg_roles WHERE rolname = $1",
+            [credential.user])
+        let validUntil = Int64(rows.first?[1] ?? "") ?? 0
+        #expect(rows.first?[0] == "3")
+        #expect(abs(validUntil - (before + 60)) <= 5 + LeaseManager.validUntilSkew)
+        #expect(rows.first?[2] == "true" && rows.first?[3] == "false")
+        let groups = try await admin.query(
+            "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = $1",
+            [credential.user])
+        #expect(groups == [[group]])
+        #expect(try await admin.query("SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1", [credential.user])
+                == [["mayfly lease \(credential.lease)"]])
+        await admin.close()
+
+        // The plaintext password never reached PostgreSQL's statement log, nor Mayfly's store.
+        let log = try String(contentsOfFile: try PG.value("MAYFLY_TEST_PG_LOG"), encoding: .utf8)
+        #expect(log.contains(credential.user), "log_statement = all must be logging, or this check proves nothing")
+        #expect(!log.contains(credential.password))
+        for path in try await t.storage.paths(withPrefix: "", after: nil, limit: 10_000) {
+            let raw = try #require(try await t.storage.get(path)).value
+            #expect(!String(decoding: raw, as: UTF8.self).contains(credential.password))
+        }
+        try await t.broker.leases.revokePrefix("database/creds/ro/", force: false)
+    }
+
+    @Test func renewExtendsValidUntilAndStopsAtMaxTTL() async throws {
+        let (t, _) = try await Self.setUp(ttl: "30s", maxTTL: "90s")
+        let credential = try await Self.issue(t)
+        guard case .envelope(let renewed, _) = try await t.call(.update, "sys/leases/renew", [
+            "lease_id": .string(credential.lease), "increment": "60",
+        ]) else { Issue.record("envelope expected"); return }
+        #expect(renewed.leaseDuration == 60)
+        #expect(renewed.leaseID == credential.lease)
+        guard case .envelope(let capped, _) = try await t.call(.update, "sys/leases/renew/\(credential.lease)", [
+            "increment": "1h",
+        ]) else { Issue.record("envelope expected"); return }
+        #expect(capped.leaseDuration <= 90 && capped.leaseDuration >= 85)
+        #expect(!capped.warnings.isEmpty)
+        let admin = try await PG.admin()
+        let until = Int64(try await admin.query(
+            "SELECT extract(epoch FROM rolvaliduntil)::bigint::text FROM pg_roles WHERE rolname = $1", [credential.user])
+            .first?[0] ?? "") ?? 0
+        let lookup = try await t.data(.update, "sys/leases/lookup", ["lease_id": .string(credential.lease)])
+        #expect(lookup["renewable"] == false)
+        #expect(lookup["state"] == "active")
+        #expect(abs(until - (Int64(Date().timeIntervalSince1970) + capped.leaseDuration)) <= 2 + LeaseManager.validUntilSkew)
+        await admin.close()
+        _ = try await t.call(.update, "sys/leases/revoke", ["lease_id": .string(credential.lease)])
+    }
+
+    @Test func revokeEndsSessionsAndHandsOverObjectsInEveryDatabase() async throws {
+        let (t, group) = try await Self.setUp()
+        // A second database the credential can create objects in.
+        let other = PG.unique("mf_other")
+        let superuser = try await PG.superuser()
+        try await superuser.execute("CREATE DATABASE \(other)")
+        await superuser.close()
+        let admin = try await PG.admin()
+        try await admin.execute("GRANT CREATE ON SCHEMA public TO \(group)")
+        await admin.close()
+        let otherSuper = try await PG.superuser(database: other)
+        try await otherSuper.execute("GRANT CREATE, USAGE ON SCHEMA public TO \(group); GRANT CONNECT ON DATABASE \(other) TO \(group)")
+        await otherSuper.close()
+
+        let credential = try await Self.issue(t)
+        let session = try await PG.login(credential.user, credential.password)
+        try await session.execute("CREATE TABLE \(PG.unique("t_main")) (id int)")
+        let otherSession = try await PG.login(credential.user, credential.password, database: other)
+        try await otherSession.execute("CREATE TABLE \(PG.unique("t_other")) (id int)")
+        await otherSession.close()
+
+        #expect(await t.status(.update, "sys/leases/revoke", ["lease_id": .string(credential.lease)]) == nil)
+        await #expect(throws: PGError.self) { _ = try await session.query("SELECT 1") }
+        await #expect(throws: PGError.self) { _ = try await PG.login(credential.user, credential.password) }
+        let check = try await PG.superuser()
+        #expect(try await check.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [credential.user]).isEmpty)
+        // Nothing in pg_shdepend still points at a role that no longer exists.
+        #expect(try await check.query("""
+            SELECT count(*)::text FROM pg_shdepend
+            WHERE refclassid = 'pg_authid'::regclass AND refobjid NOT IN (SELECT oid FROM pg_authid)
+            """) == [["0"]])
+        await check.close()
+        let owner = try await PG.value("MAYFLY_TEST_PG_USER")
+        for database in [try PG.value("MAYFLY_TEST_PG_DB"), other] {
+            let connection = try await PG.superuser(database: database)
+            let owners = try await connection.query(
+                "SELECT DISTINCT tableowner FROM pg_tables WHERE tablename LIKE 't\\_%' ESCAPE '\\'")
+            #expect(owners == [[owner]], "tables created by the credential now belong to owner_on_revoke")
+            await connection.close()
+        }
+        let lookup = await t.status(.update, "sys/leases/lookup", ["lease_id": .string(credential.lease)])
+        #expect(lookup == 400, "a revoked lease is gone")
+    }
+
+    @Test func sweeperRevokesExpiredLeases() async throws {
+        let (t, _) = try await Self.setUp(ttl: "1s", maxTTL: "1s")
+        let credential = try await Self.issue(t)
+        try await Task.sleep(for: .milliseconds(2100))
+        #expect(try await t.broker.leases.sweep() >= 1)
+        let admin = try await PG.admin()
+        #expect(try await admin.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [credential.user]).isEmpty)
+        await admin.close()
+        #expect(try await t.storage.lease(id: credential.lease)?.state == .revoked)
+    }
+
+    @Test func revokePrefixAndListLeases() async throws {
+        let (t, _) = try await Self.setUp()
+        var users: [String] = []
+        for _ in 0..<3 { users.append(try await Self.issue(t).user) }
+        let listed = try await t.data(.list, "sys/leases/lookup/database/creds/ro/")
+        #expect(listed["keys"]?.arrayValue?.count == 3)
+        _ = try await t.call(.update, "sys/leases/revoke-prefix/database/creds/ro")
+        let admin = try await PG.admin()
+        for user in users {
+            #expect(try await admin.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [user]).isEmpty)
+        }
+        await admin.close()
+        #expect(await t.status(.list, "sys/leases/lookup/database/creds/ro/") == 404)
+    }
+
+    @Test func badDatabaseAndRoleInputsAreRefused() async throws {
+        let t = try await TestBroker.make()
+        var remote = try PG.configBody()
+        remote["connection_url"] = "postgresql://admin@db.example.internal:5432/app?sslmode=require"
+        do {
+            _ = try await t.call(.update, "database/config/remote", remote)
+            Issue.record("sslmode=require to a remote host must be refused")
+        } catch let error as APIError {
+            #expect(error.status == 400)
+            #expect(error.messages.first?.contains("does not authenticate the server") == true)
+        }
+        #expect(await t.status(.read, "database/config/remote") == 404)
+        _ = try await t.call(.update, "database/config/db", try PG.configBody())
+        // A hostile group name stays an identifier: it simply does not exist.
+        #expect(await t.status(.update, "database/roles/evil", [
+            "db_name": "db", "member_of": .strings(["x\"; DROP ROLE mayfly_admin; --"]),
+        ]) == 400)
+        #expect(await t.status(.read, "database/roles/evil") == 404)
+        #expect(await t.status(.update, "database/roles/bad name", ["db_name": "db"]) == 400)
+        #expect(await t.status(.update, "database/roles/r", ["db_name": "nope"]) == 400)
+        #expect(await t.status(.update, "database/roles/r", ["db_name": "db", "default_ttl": "2h", "max_ttl": "1h"]) == 400)
+        #expect(await t.status(.read, "database/creds/missing") == 400)
+        let admin = try await PG.admin()
+        #expect(try await admin.query("SELECT 1 FROM pg_roles WHERE rolname = 'mayfly_admin'") == [["1"]])
+        await admin.close()
+        // The admin password is never returned.
+        let read = try await t.data(.read, "database/config/db")
+        #expect(!"\(read)".contains(try PG.value("MAYFLY_TEST_PG_PASSWORD")))
+    }
+
+    @Test func grantToUserTemplateGetsAWarning() async throws {
+        let (t, _) = try await Self.setUp()
+        guard case .envelope(let envelope, _) = try await t.call(.update, "database/roles/granty", [
+            "db_name": "db",
+            "creation_statements": .strings([
+                "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'",
+                "GRANT SELECT ON ALL TABLES IN SCHEMA public TO \"{{name}}\"",
+            ]),
+        ]) else { Issue.record("expected a warning envelope"); return }
+        #expect(envelope.warnings.first?.contains("member_of") == true)
+        // The template path works too, with the verifier in place of {{password}}.
+        let credential = try await Self.issue(t, role: "granty")
+        let session = try await PG.login(credential.user, credential.password)
+        #expect(try await session.query("SELECT current_user") == [[credential.user]])
+        await session.close()
+        _ = try await t.call(.update, "sys/leases/revoke", ["lease_id": .string(credential.lease)])
+    }
+}
