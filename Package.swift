@@ -106,7 +106,7 @@ let package = Package(
         .testTarget(
             name: "MayflyServerTests",
             dependencies: [
-                "MayflyServer", "MayflyCore", "MayflyClient",
+                "MayflyServer", "MayflyCore", "MayflyClient", "MayflyPostgres",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -26,8 +26,18 @@ public final class Broker: Sendable {
         kv = KVEngine(mount: "secret", barrier: barrier)
         databases = DatabaseEngine(barrier: barrier, logger: logger)
         leases = LeaseManager(leases: storage, databases: databases, logger: logger, scramIterations: config.scramIterations)
+        let databases = databases, leases = leases, logger = logger
         seal = SealManager(
-            storage: storage, barrier: barrier, tokens: tokens, mode: config.seal, logger: logger, afterUnseal: {})
+            storage: storage, barrier: barrier, tokens: tokens, mode: config.seal, logger: logger,
+            afterUnseal: {
+                // Leases pending at unseal were started by a process that is gone: reconcile.
+                do {
+                    try await leases.reconcile(databaseNames: try await databases.configuredNames(), afterRestart: true)
+                } catch {
+                    logger.warning("reconcile after unseal failed; it runs again periodically",
+                                   metadata: ["error": "\(String(reflecting: error))"])
+                }
+            })
     }
 
     /// Opens the store named in `config` and, with a key-file seal, unseals from the key file.
@@ -53,11 +63,17 @@ public final class Broker: Sendable {
     }
 
     /// Revokes expired leases and retries failed revocations every `interval` until cancelled.
-    public func runSweeper(interval: Duration = .seconds(1)) async {
+    /// Every `reconcileEvery` ticks, also reconciles roles and leases.
+    public func runSweeper(interval: Duration = .seconds(1), reconcileEvery: Int = 300) async {
+        var tick = 0
         while !Task.isCancelled {
+            tick += 1
             if await !seal.isSealed {
                 do {
                     try await leases.sweep()
+                    if tick % reconcileEvery == 0 {
+                        try await leases.reconcile(databaseNames: try await databases.configuredNames(), afterRestart: false)
+                    }
                 } catch {
                     logger.warning("lease sweep failed", metadata: ["error": "\(String(reflecting: error))"])
                 }

@@ -38,11 +38,12 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     /// Starts the server and waits until it answers `sys/health`.
-    func start() async throws {
+    func start(environment: [String: String] = [:]) async throws {
         #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "mayfly binary missing at \(Self.binary)")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = ["server", "--config", configPath]
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         output.seekToEndOfFile()
         process.standardOutput = output
@@ -75,6 +76,13 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     var isRunning: Bool { process?.isRunning ?? false }
+
+    /// Waits for the process to exit by itself (e.g. at a fault-injection point).
+    func waitForExit(seconds: Double = 30) async throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while let process, process.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        process = nil
+    }
 
     var terminationStatus: Int32? { process.map { $0.isRunning ? nil : $0.terminationStatus } ?? nil }
 

@@ -59,6 +59,11 @@ final class DatabaseEngine: Sendable {
 
     // MARK: Storage
 
+    /// Names of the configured databases.
+    func configuredNames() async throws -> [String] {
+        try await barrier.list("database/config/").filter { !$0.hasSuffix("/") }
+    }
+
     func config(_ name: String) async throws -> DatabaseConfig? {
         guard let bytes = try await barrier.get("database/config/\(name)") else { return nil }
         return try JSONDecoder().decode(DatabaseConfig.self, from: Data(bytes))

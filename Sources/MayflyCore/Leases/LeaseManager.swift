@@ -61,6 +61,7 @@ final class LeaseManager: Sendable {
             issuedAt: now, expiresAt: now + ttl, maxExpiresAt: now + role.maxTTL)
         // Intent before action: the lease is durable before the role exists.
         try await leases.insertLease(lease)
+        FaultInjection.point("after-lease-write")
         do {
             try await databases.pool(database).withConnection { connection in
                 try await connection.execute(
@@ -79,6 +80,7 @@ final class LeaseManager: Sendable {
             try? await leases.updateLease(failed)
             throw APIError(status: 500, ["cannot create the database credential: \(DatabaseEngine.describe(error))"])
         }
+        FaultInjection.point("after-create-role")
         var active = lease
         active.state = .active
         try await leases.updateLease(active)
@@ -366,6 +368,75 @@ final class LeaseManager: Sendable {
             }
             try await connection.execute(statements.joined(separator: ";\n"))
         }
+    }
+
+    // MARK: Reconcile
+
+    /// Makes PostgreSQL and the lease table agree (DESIGN.md rule 4): roles marked by Mayfly
+    /// with no live lease are dropped, and live leases whose role is gone are closed. With
+    /// `afterRestart`, pending leases are stale (their issuer is gone) and are revoked too.
+    @discardableResult
+    func reconcile(databaseNames: [String], afterRestart: Bool) async throws -> (dropped: Int, closed: Int) {
+        var dropped = 0, closed = 0
+        for name in databaseNames {
+            guard let database = try await databases.config(name) else { continue }
+            let pool = try databases.pool(database)
+            // 1. Marked roles without a live lease.
+            let marked = try await pool.withConnection { connection in
+                try await connection.query("""
+                    SELECT rolname, substr(shobj_description(oid, 'pg_authid'), 14) FROM pg_roles
+                    WHERE shobj_description(oid, 'pg_authid') LIKE 'mayfly lease %'
+                    """)
+            }
+            var orphans: [LeaseRecord] = []
+            for row in marked {
+                guard let username = row[0], let leaseID = row[1] else { continue }
+                let lease = try await leases.lease(id: leaseID)
+                let live = lease.map { $0.username == username && ($0.state == .active || (!afterRestart && $0.state == .pending)) } ?? false
+                if live || lease?.state == .revoking { continue }
+                var orphan = lease ?? LeaseRecord(
+                    id: leaseID, database: name, role: "", username: username, state: .revoking,
+                    issuedAt: Self.now(), expiresAt: Self.now(), maxExpiresAt: Self.now())
+                orphan.username = username
+                orphan.database = name
+                orphan.state = .revoking
+                orphans.append(orphan)
+            }
+            if !orphans.isEmpty {
+                let failures = await revokeBatch(orphans)
+                dropped += orphans.count - failures.count
+                logger.notice("reconcile dropped roles without a live lease", metadata: [
+                    "database": "\(name)", "count": "\(orphans.count - failures.count)",
+                ])
+            }
+            // 2. Live leases whose role is gone (and, after a restart, pending leases).
+            var after: String?
+            while true {
+                let page = try await leases.liveLeases(prefix: "database/creds/", after: after, limit: Self.batchSize)
+                guard let last = page.last else { break }
+                after = last.id
+                let mine = page.filter { $0.database == name && $0.state != .revoking }
+                guard !mine.isEmpty else { continue }
+                let existing = Set(try await pool.withConnection { connection in
+                    var found: [String] = []
+                    for lease in mine where !(try await connection.query(
+                        "SELECT 1 FROM pg_roles WHERE rolname = $1", [lease.username])).isEmpty
+                    {
+                        found.append(lease.username)
+                    }
+                    return found
+                })
+                for var lease in mine where !existing.contains(lease.username) {
+                    lease.state = .revoked
+                    lease.revokedAt = Self.now()
+                    try await leases.updateLease(lease)
+                    closed += 1
+                }
+                let stalePending = mine.filter { afterRestart && $0.state == .pending && existing.contains($0.username) }
+                if !stalePending.isEmpty { dropped += stalePending.count - (await revokeBatch(stalePending)).count }
+            }
+        }
+        return (dropped, closed)
     }
 
     // MARK: Sweeper
