@@ -87,7 +87,7 @@ let package = Package(
         .executableTarget(
             name: "mayfly",
             dependencies: [
-                "MayflyServer", "MayflyClient", "MayflyCore", "MayflyCrypto",
+                "MayflyServer", "MayflyClient", "MayflyCore", "MayflyCrypto", "MayflyPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

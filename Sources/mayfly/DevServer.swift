@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import MayflyCore
 import MayflyCrypto
+import MayflyPostgres
 
 /// `mayfly server --dev`: an initialised, unsealed server with its store in a temporary
 /// directory, its socket in `./.mayfly/`, and a throw-away PostgreSQL. Everything is removed
@@ -55,10 +56,16 @@ struct DevServer {
 
                     """
                 if let database {
+                    try await database.configure(broker, rootToken: result.rootToken)
                     banner += """
 
-                        Throw-away PostgreSQL \(database.version) (superuser "postgres", trust auth on its socket):
-                            psql '\(database.url)'
+                        Throw-away PostgreSQL \(database.version) is database "dev"; role "dev-readonly" issues logins
+                        that expire in 15 minutes and can read everything. Fetch one and use it:
+
+                            mayfly read database/creds/dev-readonly
+                            psql 'postgresql://<username>@127.0.0.1:\(database.port)/postgres'   # password from the output
+
+                        Superuser (for you, not for apps): psql -h \(database.socketDirectory) -p \(database.port) -U postgres postgres
 
                         """
                 }
@@ -116,13 +123,40 @@ struct DevPostgres: Sendable {
         let server = DevPostgres(
             dataDirectory: data, binDirectory: bin, runAs: runAs, port: port, socketDirectory: directory,
             version: URL(fileURLWithPath: bin).deletingLastPathComponent().lastPathComponent)
-        try server.exec("initdb", ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
+        try server.exec("initdb", [
+            "-D", data, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync",
+        ])
         try server.exec("pg_ctl", [
             "-D", data, "-l", directory + "/postgresql.log", "-w", "-t", "60", "-o",
             "-c listen_addresses=127.0.0.1 -c port=\(port) -c unix_socket_directories=\(directory) -c fsync=off",
             "start",
         ])
         return server
+    }
+
+    /// Creates the broker's admin login (CREATEROLE, not superuser) and a read-only group, and
+    /// declares database "dev" and role "dev-readonly" in the broker.
+    func configure(_ broker: Broker, rootToken: String) async throws {
+        let password = Base64.encodeURLSafeNoPadding(Random.bytes(32))
+        let superuser = try await PGConnection.connect(PGConnectionConfig(
+            host: socketDirectory, port: port, database: "postgres", user: "postgres", sslMode: "disable"))
+        try await superuser.execute("""
+            CREATE ROLE mayfly_admin LOGIN CREATEROLE PASSWORD \(try await superuser.escapeLiteral(SCRAMVerifier.make(password: password)));
+            GRANT pg_signal_backend TO mayfly_admin;
+            CREATE ROLE dev_readers NOLOGIN;
+            GRANT pg_read_all_data TO dev_readers
+            """)
+        await superuser.close()
+        func call(_ path: String, _ data: [String: JSONValue]) async throws {
+            _ = try await broker.handle(LogicalRequest(id: "dev-setup", operation: .update, path: path, data: data, token: rootToken))
+        }
+        try await call("database/config/dev", [
+            "connection_url": .string("postgresql://mayfly_admin@127.0.0.1:\(port)/postgres?sslmode=disable"),
+            "password": .string(password), "allowed_roles": "*",
+        ])
+        try await call("database/roles/dev-readonly", [
+            "db_name": "dev", "member_of": ["dev_readers"], "default_ttl": "15m", "max_ttl": "1h",
+        ])
     }
 
     func stop() {

@@ -54,6 +54,9 @@ enum Output {
             rows.append(("lease_id", .string(lease)))
             rows.append(("lease_duration", body["lease_duration"] ?? 0))
             rows.append(("lease_renewable", body["renewable"] ?? false))
+            if let seconds = body["lease_duration"]?.intValue {
+                rows.append(("lease_expires", .string(Timestamp.rfc3339(Date().addingTimeInterval(TimeInterval(seconds))))))
+            }
         }
         if let auth = body["auth"]?.objectValue {
             rows.append(("token", auth["client_token"] ?? ""))

@@ -7,10 +7,11 @@ import MayflyCrypto
 /// The iteration count is Mayfly's choice: broker passwords are 32 random bytes, so key
 /// stretching adds no security, while PostgreSQL recomputes nothing but does store what we
 /// send, and clients pay the iterations on every login. The default is low on purpose.
-enum SCRAMVerifier {
-    static let defaultIterations = 16
+public enum SCRAMVerifier {
+    public static let defaultIterations = 16
 
-    static func make(password: String, iterations: Int = defaultIterations, salt: [UInt8] = Random.bytes(16)) -> String {
+    public static func make(password: String, iterations: Int = defaultIterations, salt: [UInt8]? = nil) -> String {
+        let salt = salt ?? Random.bytes(16)
         let salted = KeyedHash.pbkdf2SHA256(password: Array(password.utf8), salt: salt, iterations: iterations, length: 32)
         let clientKey = KeyedHash.hmacSHA256(key: salted, Array("Client Key".utf8))
         let storedKey = KeyedHash.sha256(clientKey)
