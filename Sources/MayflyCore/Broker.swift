@@ -30,6 +30,7 @@ public final class Broker: Sendable {
         seal = SealManager(
             storage: storage, barrier: barrier, tokens: tokens, mode: config.seal, logger: logger,
             afterUnseal: {
+                try await databases.applyDeclared(config.databases, config.roles)
                 // Leases pending at unseal were started by a process that is gone: reconcile.
                 do {
                     try await leases.reconcile(databaseNames: try await databases.configuredNames(), afterRestart: true)

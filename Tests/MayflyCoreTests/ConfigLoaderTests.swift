@@ -55,6 +55,11 @@ import Testing
         ("listener \"unix\" { path = \"/s\" }", 0, "missing storage stanza"),
         ("storage \"sqlite\" { path = \"/x\" }", 0, "no listener"),
         ("storage \"sqlite\" { path = \"/x\" \nlistener \"unix\" { path = \"/s\" }", 2, ""),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\ndatabase \"d\" {\n  connection_url = \"postgresql://a@db.example.com/d?sslmode=require\"\n}", 3, "does not authenticate the server"),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\ndatabase \"d\" { connection_url = \"postgresql://a:pw@localhost/d\" }", 3, "must not contain a password"),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\ndatabase \"d\" { connection_url = \"postgresql://a@localhost/d\"  password_file = \"/nonexistent/pw\" }", 3, "cannot read password_file"),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\n\nrole \"r\" { database = \"nope\" }", 4, "which no database stanza declares"),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\nrole \"bad name\" { database = \"d\" }", 3, "invalid role name"),
         ("storage \"sqlite\" { path = \"/x }", 1, ""),
     ])
     func badConfigsNameFileAndLine(text: String, line: Int, fragment: String) {

@@ -245,6 +245,41 @@ struct DatabaseCredentialTests {
         #expect(!"\(read)".contains(try PG.value("MAYFLY_TEST_PG_PASSWORD")))
     }
 
+    @Test func databasesAndRolesDeclaredInTheConfigFileIssueCredentials() async throws {
+        let passwordFile = TestBroker.temporaryDirectory() + "/admin.password"
+        try (try PG.value("MAYFLY_TEST_PG_PASSWORD") + "\n").write(toFile: passwordFile, atomically: true, encoding: .utf8)
+        let group = PG.unique("mf_declared")
+        let admin = try await PG.admin()
+        try await admin.execute("CREATE ROLE \(group) NOLOGIN")
+        await admin.close()
+        let text = """
+            storage "sqlite" { path = "/unused" }
+            listener "unix" { path = "/unused.sock" }
+            database "orders" {
+              connection_url = "\(try PG.configBody()["connection_url"]!.stringValue!)"
+              password_file  = "\(passwordFile)"
+              max_connections = 2
+            }
+            role "orders-ro" {
+              database = "orders"  member_of = ["\(group)"]
+              default_ttl = "15m"  max_ttl = "2h"  connection_limit = 4
+            }
+            """
+        let declared = try ConfigLoader.parse(text, file: "mayfly.hcl")
+        let t = try await TestBroker.make { config in
+            config.databases = declared.databases
+            config.roles = declared.roles
+        }
+        let credential = try await Self.issue(t, role: "orders-ro")
+        #expect(credential.ttl == 900)
+        let session = try await PG.login(credential.user, credential.password)
+        #expect(try await session.query("SELECT pg_has_role(current_user, $1, 'member')::text", [group]) == [["true"]])
+        await session.close()
+        let read = try await t.data(.read, "database/config/orders")
+        #expect(read["connection_details"]?["max_open_connections"] == 2)
+        _ = try await t.call(.update, "sys/leases/revoke-prefix/database/creds/orders-ro")
+    }
+
     @Test func grantToUserTemplateGetsAWarning() async throws {
         let (t, _) = try await Self.setUp()
         guard case .envelope(let envelope, _) = try await t.call(.update, "database/roles/granty", [

@@ -17,13 +17,14 @@ struct TestBroker {
         return path
     }
 
-    static func make(seal: SealMode = .shamir, shares: Int = 3, threshold: Int = 2, logger: Logger? = nil) async throws
-        -> TestBroker
+    static func make(seal: SealMode = .shamir, shares: Int = 3, threshold: Int = 2, logger: Logger? = nil,
+                     configure: (inout MayflyConfig) -> Void = { _ in }) async throws -> TestBroker
     {
         let directory = temporaryDirectory()
         var config = MayflyConfig(storagePath: directory + "/mayfly.db")
         config.unixListeners = [UnixListenerConfig(path: directory + "/s.sock")]
         config.seal = seal
+        configure(&config)
         let storage = try SQLiteStorage(path: config.storagePath)
         let broker = try await Broker.open(config: config, storage: storage, logger: logger ?? Logger(label: "test"))
         let result = try await broker.seal.initialize(shares: shares, threshold: threshold)

@@ -1,5 +1,6 @@
 import Foundation
 import MayflyHCL
+import MayflyPostgres
 
 /// Reads a config file (HCL, or JSON when it starts with `{`) into `MayflyConfig`. Every
 /// problem is reported with the file, the line and what is wrong; unknown keys are errors.
@@ -99,6 +100,8 @@ public enum ConfigLoader {
                     config.scramIterations = Int(count)
                 case "default_lease_ttl": config.defaultLeaseTTL = try duration(member)
                 case "max_lease_ttl": config.maxLeaseTTL = try duration(member)
+                case "database": try readDatabases(member)
+                case "role": try readRoles(member)
                 case "disable_mlock", "ui", "api_addr", "cluster_name":
                     continue  // accepted for Vault config compatibility; no effect here
                 default:
@@ -114,6 +117,9 @@ public enum ConfigLoader {
             }
             guard config.defaultLeaseTTL <= config.maxLeaseTTL else {
                 throw fail(0, "default_lease_ttl is longer than max_lease_ttl")
+            }
+            for (role, line) in zip(config.roles, roleLines) where !config.databases.contains(where: { $0.name == role.database }) {
+                throw fail(line, "role \"\(role.name)\" names database \"\(role.database)\", which no database stanza declares")
             }
             return config
         }
@@ -202,6 +208,99 @@ public enum ConfigLoader {
                 default:
                     throw fail(line, "unsupported listener \"\(label)\" (supported: unix, tcp)")
                 }
+            }
+        }
+
+        var roleLines: [Int] = []
+
+        func strings(_ member: HCLMember) throws(ConfigError) -> [String] {
+            guard let items = member.value.listValue else {
+                throw fail(member.line, "\(member.key) must be a list of strings")
+            }
+            var result: [String] = []
+            for item in items {
+                guard let text = item.stringValue else { throw fail(member.line, "\(member.key) must be a list of strings") }
+                result.append(text)
+            }
+            return result
+        }
+
+        func checkName(_ name: String, _ kind: String, _ line: Int) throws(ConfigError) {
+            do {
+                try DatabaseEngine.validateName(name, kind: kind)
+            } catch {
+                throw fail(line, (error as? APIError)?.messages.first ?? "invalid \(kind) name")
+            }
+        }
+
+        mutating func readDatabases(_ member: HCLMember) throws(ConfigError) {
+            for (name, body, line) in try labelled(member) {
+                try checkName(name, "database", line)
+                guard !config.databases.contains(where: { $0.name == name }) else {
+                    throw fail(line, "database \"\(name)\" is declared twice")
+                }
+                var database = DeclaredDatabase(name: name, connectionURL: "")
+                for item in body {
+                    switch item.key {
+                    case "connection_url": database.connectionURL = try string(item)
+                    case "password_file": database.passwordFile = try string(item)
+                    case "max_connections":
+                        guard let value = item.value.intValue, (1...64).contains(value) else {
+                            throw fail(item.line, "max_connections must be between 1 and 64")
+                        }
+                        database.maxConnections = Int(value)
+                    case "owner_on_revoke": database.ownerOnRevoke = try string(item)
+                    case "allowed_roles": database.allowedRoles = try strings(item)
+                    case "tls_insecure_allow": database.tlsInsecureAllow = try bool(item)
+                    default: throw fail(item.line, "unknown setting \"\(item.key)\" in database \"\(name)\"")
+                    }
+                }
+                guard !database.connectionURL.isEmpty else { throw fail(line, "database \"\(name)\" needs connection_url") }
+                do {
+                    let parsed = try PGConnectionConfig.parse(url: database.connectionURL)
+                    try parsed.checkTLSPolicy(allowInsecure: database.tlsInsecureAllow)
+                } catch let error as PGError {
+                    throw fail(line, "database \"\(name)\": \(error.message)")
+                } catch {
+                    throw fail(line, "database \"\(name)\": invalid connection_url")
+                }
+                if let file = database.passwordFile, !FileManager.default.isReadableFile(atPath: file) {
+                    throw fail(line, "database \"\(name)\": cannot read password_file \(file)")
+                }
+                config.databases.append(database)
+            }
+        }
+
+        mutating func readRoles(_ member: HCLMember) throws(ConfigError) {
+            for (name, body, line) in try labelled(member) {
+                try checkName(name, "role", line)
+                guard !config.roles.contains(where: { $0.name == name }) else {
+                    throw fail(line, "role \"\(name)\" is declared twice")
+                }
+                var role = DeclaredRole(name: name, database: "")
+                for item in body {
+                    switch item.key {
+                    case "database": role.database = try string(item)
+                    case "member_of": role.memberOf = try strings(item)
+                    case "default_ttl": role.defaultTTL = try duration(item)
+                    case "max_ttl": role.maxTTL = try duration(item)
+                    case "connection_limit":
+                        guard let value = item.value.intValue, (-1...10000).contains(value) else {
+                            throw fail(item.line, "connection_limit must be between -1 and 10000")
+                        }
+                        role.connectionLimit = Int(value)
+                    case "creation_statements": role.creationStatements = try strings(item)
+                    case "revocation_statements": role.revocationStatements = try strings(item)
+                    case "renew_statements": role.renewStatements = try strings(item)
+                    default: throw fail(item.line, "unknown setting \"\(item.key)\" in role \"\(name)\"")
+                    }
+                }
+                guard !role.database.isEmpty else { throw fail(line, "role \"\(name)\" needs database = \"…\"") }
+                guard role.defaultTTL > 0, role.defaultTTL <= role.maxTTL else {
+                    throw fail(line, "role \"\(name)\": default_ttl must be positive and not longer than max_ttl")
+                }
+                config.roles.append(role)
+                roleLines.append(line)
             }
         }
 

@@ -39,6 +39,32 @@ public struct TCPListenerConfig: Sendable, Equatable {
     }
 }
 
+/// A `database "name" { … }` stanza: a connection the broker manages roles in.
+public struct DeclaredDatabase: Sendable, Equatable {
+    public var name: String
+    /// `postgresql://user@host:port/db?sslmode=verify-full&sslrootcert=…`, no password.
+    public var connectionURL: String
+    /// File holding the admin password (read at start; never in the config itself).
+    public var passwordFile: String?
+    public var maxConnections = 4
+    public var ownerOnRevoke = ""
+    public var allowedRoles = ["*"]
+    public var tlsInsecureAllow = false
+}
+
+/// A `role "name" { … }` stanza: what each credential issued for it gets.
+public struct DeclaredRole: Sendable, Equatable {
+    public var name: String
+    public var database: String
+    public var memberOf: [String] = []
+    public var defaultTTL: Int64 = 3600
+    public var maxTTL: Int64 = 86400
+    public var connectionLimit = 5
+    public var creationStatements: [String] = []
+    public var revocationStatements: [String] = []
+    public var renewStatements: [String] = []
+}
+
 /// The server configuration (one HCL or JSON file, Vault-style stanzas; DESIGN.md §5).
 public struct MayflyConfig: Sendable, Equatable {
     /// The SQLite database file (`storage "sqlite" { path = … }`).
@@ -56,6 +82,9 @@ public struct MayflyConfig: Sendable, Equatable {
     /// PBKDF2 iterations of the SCRAM verifiers of dynamic roles. Low on purpose: passwords are
     /// 32 random bytes, so stretching adds no security but costs every login.
     public var scramIterations: Int = 16
+    /// Databases and roles declared in the file; applied (over the API's) at every unseal.
+    public var databases: [DeclaredDatabase] = []
+    public var roles: [DeclaredRole] = []
 
     public init(storagePath: String) {
         self.storagePath = storagePath

@@ -113,6 +113,37 @@ final class DatabaseEngine: Sendable {
         return "\(error)"
     }
 
+    /// Stores the databases and roles declared in the config file (at every unseal), so the
+    /// file stays the source of truth for what it declares.
+    func applyDeclared(_ databases: [DeclaredDatabase], _ roles: [DeclaredRole]) async throws {
+        for declared in databases {
+            var password = ""
+            if let file = declared.passwordFile {
+                guard let data = FileManager.default.contents(atPath: file) else {
+                    throw APIError.internalError("cannot read password_file \(file) of database \(declared.name)")
+                }
+                password = String(decoding: data, as: UTF8.self).trimmingWhitespace()
+            }
+            let config = DatabaseConfig(
+                name: declared.name, connectionURL: declared.connectionURL, password: password,
+                allowedRoles: declared.allowedRoles, maxConnections: declared.maxConnections,
+                ownerOnRevoke: declared.ownerOnRevoke, tlsInsecureAllow: declared.tlsInsecureAllow, verifyConnection: false)
+            try await barrier.put("database/config/\(declared.name)", try JSONEncoder().encode(config).bytes)
+            await dropPool(declared.name)
+        }
+        for declared in roles {
+            let role = DatabaseRole(
+                name: declared.name, database: declared.database, memberOf: declared.memberOf,
+                defaultTTL: declared.defaultTTL, maxTTL: declared.maxTTL, connectionLimit: declared.connectionLimit,
+                creationStatements: declared.creationStatements, revocationStatements: declared.revocationStatements,
+                renewStatements: declared.renewStatements, rollbackStatements: [])
+            try await barrier.put("database/roles/\(declared.name)", try JSONEncoder().encode(role).bytes)
+        }
+        if !databases.isEmpty || !roles.isEmpty {
+            logger.info("applied declared databases and roles", metadata: ["databases": "\(databases.count)", "roles": "\(roles.count)"])
+        }
+    }
+
     // MARK: Routing
 
     func handle(_ request: LogicalRequest, relativePath: String) async throws -> LogicalResponse {
