@@ -129,7 +129,7 @@ enum TokenHandlers {
             "client_token": .string(token), "accessor": .string(entry.accessor),
             "policies": .strings(entry.policies), "token_policies": .strings(entry.policies),
             "metadata": entry.meta.map { .object($0.mapValues { .string($0) }) } ?? .null,
-            "lease_duration": .int(entry.ttl()), "renewable": .bool(entry.renewable), "entity_id": "",
+            "lease_duration": .int(entry.grantedTTL), "renewable": .bool(entry.renewable), "entity_id": "",
             "token_type": "service", "orphan": .bool(entry.isOrphan), "mfa_requirement": .null,
             "num_uses": .int(entry.numUses),
         ]

@@ -29,6 +29,13 @@ public struct TokenEntry: Sendable, Codable, Equatable {
         return max(0, expireTime - Int64(now.timeIntervalSince1970))
     }
 
+    /// Seconds granted by the last create or renew (what Vault reports as `lease_duration`),
+    /// independent of the clock ticking between the grant and the response.
+    public var grantedTTL: Int64 {
+        guard let expireTime else { return 0 }
+        return max(0, expireTime - (lastRenewal ?? creationTime))
+    }
+
     /// True once the expiry has passed.
     public func isExpired(now: Date = Date()) -> Bool {
         guard let expireTime else { return false }
