@@ -93,6 +93,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings),
+        // `mayfly-bench`: the load generator and SQL baselines behind scripts/bench.
+        .executableTarget(
+            name: "mayfly-bench",
+            dependencies: [
+                "MayflyCore", "MayflyCrypto",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings),
 
         .testTarget(name: "MayflyCryptoTests", dependencies: ["MayflyCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "MayflyHCLTests", dependencies: ["MayflyHCL"], swiftSettings: swiftSettings),

@@ -1,6 +1,7 @@
 import CLibPQ
 import Foundation
 public import NIOPosix
+import Synchronization
 
 /// One libpq connection. Every blocking libpq call runs on the `NIOThreadPool` given at
 /// connect time, never on Swift's cooperative pool.
@@ -11,6 +12,7 @@ public final class PGConnection: @unchecked Sendable {
     private var handle: OpaquePointer?
     private let lock = NSLock()
     private let threadPool: NIOThreadPool
+    private let healthy = Atomic<Bool>(true)
 
     private init(handle: OpaquePointer, threadPool: NIOThreadPool) {
         self.handle = handle
@@ -59,8 +61,15 @@ public final class PGConnection: @unchecked Sendable {
             lock.lock()
             defer { lock.unlock() }
             guard let handle else { throw PGError(.closed, message: "connection closed") }
+            defer { healthy.store(PQstatus(handle) == CONNECTION_OK, ordering: .relaxed) }
             return try body(handle)
         }
+    }
+
+    /// Runs `body` on the connection's thread, in one hop off the cooperative pool: escape,
+    /// build and execute statements with no further thread switches.
+    public func withSession<T: Sendable>(_ body: @escaping @Sendable (PGSession) throws -> T) async throws -> T {
+        try await run { try body(PGSession(handle: $0)) }
     }
 
     /// True when the connection is encrypted with TLS.
@@ -71,72 +80,27 @@ public final class PGConnection: @unchecked Sendable {
     /// Runs one statement with text parameters (`$1`, `$2`, …); returns rows of text values.
     @discardableResult
     public func query(_ sql: String, _ parameters: [String?] = []) async throws -> [[String?]] {
-        try await run { connection in
-            let values = parameters.map { $0.flatMap { strdup($0) } }
-            defer { values.forEach { free($0) } }
-            let result = values.withUnsafeBufferPointer { buffer in
-                buffer.baseAddress.map {
-                    $0.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: buffer.count) {
-                        PQexecParams(connection, sql, Int32(parameters.count), nil, $0, nil, nil, 0)
-                    }
-                } ?? PQexecParams(connection, sql, 0, nil, nil, nil, nil, 0)
-            }
-            defer { PQclear(result) }
-            let status = PQresultStatus(result)
-            guard status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK else {
-                let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
-                let message = String(cString: PQerrorMessage(connection)).trimmingCharacters(in: .whitespacesAndNewlines)
-                throw PGError(.query, sqlState: state, message: "statement failed", detail: message)
-            }
-            return (0..<PQntuples(result)).map { row in
-                (0..<PQnfields(result)).map { column in
-                    PQgetisnull(result, row, column) == 1 ? nil : String(cString: PQgetvalue(result, row, column))
-                }
-            }
-        }
+        try await withSession { try $0.query(sql, parameters) }
     }
 
     /// Runs several statements separated by `;` in one round trip (simple query protocol, one
     /// implicit transaction). For statements built with `escapeIdentifier`/`escapeLiteral` only.
     public func execute(_ sql: String) async throws {
-        try await run { connection in
-            let result = PQexec(connection, sql)
-            defer { PQclear(result) }
-            let status = PQresultStatus(result)
-            guard status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_EMPTY_QUERY else {
-                let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
-                let message = String(cString: PQerrorMessage(connection)).trimmingCharacters(in: .whitespacesAndNewlines)
-                throw PGError(.query, sqlState: state, message: "statement failed", detail: message)
-            }
-        }
+        try await withSession { try $0.execute(sql) }
     }
 
-    /// False once the server connection is broken (the pool then discards it).
-    public func isHealthy() async -> Bool {
-        (try? await run { PQstatus($0) == CONNECTION_OK }) ?? false
-    }
+    /// False once the server connection is broken (the pool then discards it). Reflects the
+    /// last call; costs no round trip.
+    public var isHealthy: Bool { healthy.load(ordering: .relaxed) }
 
     /// `identifier` quoted as an identifier by libpq (`"…"`, inner quotes doubled).
     public func escapeIdentifier(_ identifier: String) async throws -> String {
-        try await escape(identifier) { PQescapeIdentifier($0, $1, $2) }
+        try await withSession { try $0.escapeIdentifier(identifier) }
     }
 
     /// `literal` quoted as a string literal by libpq.
     public func escapeLiteral(_ literal: String) async throws -> String {
-        try await escape(literal) { PQescapeLiteral($0, $1, $2) }
-    }
-
-    private func escape(
-        _ text: String,
-        _ function: @escaping @Sendable (OpaquePointer, UnsafePointer<CChar>, Int) -> UnsafeMutablePointer<CChar>?
-    ) async throws -> String {
-        try await run { connection in
-            guard let escaped = text.withCString({ function(connection, $0, text.utf8.count) }) else {
-                throw PGError(.query, message: "cannot escape text")
-            }
-            defer { PQfreemem(escaped) }
-            return String(cString: escaped)
-        }
+        try await withSession { try $0.escapeLiteral(literal) }
     }
 
     /// Closes the connection; later calls fail with `PGError.closed`.

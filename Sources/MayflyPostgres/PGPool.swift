@@ -1,8 +1,14 @@
+import NIOPosix
+
 /// A small bounded pool of connections to one database. At most `maxConnections` are open;
 /// further callers wait in FIFO order. Broken connections are discarded, not reused.
+///
+/// The pool owns one thread per connection for libpq's blocking calls, so that a slow
+/// statement never holds up Swift's cooperative pool or another connection.
 public actor PGPool {
     public let config: PGConnectionConfig
     public let maxConnections: Int
+    private let threadPool: NIOThreadPool
     private var idle: [PGConnection] = []
     private var open = 0
     private var waiters: [CheckedContinuation<Void, Never>] = []
@@ -11,6 +17,14 @@ public actor PGPool {
     public init(config: PGConnectionConfig, maxConnections: Int) {
         self.config = config
         self.maxConnections = max(1, maxConnections)
+        // One more thread than connections, for the short-lived connections to the cluster's
+        // other databases (`withConnection(toDatabase:)`).
+        threadPool = NIOThreadPool(numberOfThreads: self.maxConnections + 1)
+        threadPool.start()
+    }
+
+    deinit {
+        threadPool.shutdownGracefully { _ in }
     }
 
     /// Runs `body` with a pooled connection.
@@ -26,6 +40,39 @@ public actor PGPool {
         }
     }
 
+    /// Runs `body` in one session of a pooled connection (one thread hop for the whole block).
+    public func withSession<T: Sendable>(_ body: @escaping @Sendable (PGSession) throws -> T) async throws -> T {
+        try await withConnection { try await $0.withSession(body) }
+    }
+
+    /// Runs `body` with a short-lived connection to another database of the same cluster
+    /// (same login and TLS settings), closed afterwards; counts against the pool's limit.
+    public func withConnection<T: Sendable>(
+        toDatabase database: String, _ body: @Sendable (PGConnection) async throws -> T
+    ) async throws -> T {
+        if database == config.database { return try await withConnection(body) }
+        try await reserve()
+        var other = config
+        other.database = database
+        let connection: PGConnection
+        do {
+            connection = try await PGConnection.connect(other, threadPool: threadPool)
+        } catch {
+            release()
+            throw error
+        }
+        do {
+            let result = try await body(connection)
+            await connection.close()
+            release()
+            return result
+        } catch {
+            await connection.close()
+            release()
+            throw error
+        }
+    }
+
     /// Number of connections currently open (idle or in use).
     public var openConnections: Int { open }
 
@@ -36,10 +83,9 @@ public actor PGPool {
             if open < maxConnections {
                 open += 1
                 do {
-                    return try await PGConnection.connect(config)
+                    return try await PGConnection.connect(config, threadPool: threadPool)
                 } catch {
-                    open -= 1
-                    wakeOne()
+                    release()
                     throw error
                 }
             }
@@ -47,14 +93,36 @@ public actor PGPool {
         }
     }
 
-    private func checkin(_ connection: PGConnection) async {
-        if !closed, await connection.isHealthy() {
-            idle.append(connection)
-        } else {
-            open -= 1
-            await connection.close()
+    /// Waits for room under the limit and takes it (without an idle connection).
+    private func reserve() async throws {
+        while true {
+            guard !closed else { throw PGError(.closed, message: "pool closed") }
+            if open < maxConnections {
+                open += 1
+                return
+            }
+            if let connection = idle.popLast() {
+                // Trade an idle connection for the room it holds.
+                await connection.close()
+                return
+            }
+            await withCheckedContinuation { waiters.append($0) }
         }
+    }
+
+    private func release() {
+        open -= 1
         wakeOne()
+    }
+
+    private func checkin(_ connection: PGConnection) async {
+        if !closed, connection.isHealthy {
+            idle.append(connection)
+            wakeOne()
+        } else {
+            await connection.close()
+            release()
+        }
     }
 
     private func wakeOne() {

@@ -1,5 +1,5 @@
 import Foundation
-public import Hummingbird
+import Hummingbird
 import HummingbirdTLS
 public import Logging
 public import MayflyCore
@@ -50,7 +50,6 @@ public struct MayflyHTTPServer: Sendable {
         for listener in broker.config.tcpListeners {
             let tls = try Self.tlsConfiguration(listener)
             let logger = self.logger
-            let address = "\(listener.host):\(listener.port)"
             services.append(Application(
                 responder: responder,
                 server: .vault(tls: tls),
@@ -82,7 +81,7 @@ public struct MayflyHTTPServer: Sendable {
 struct SweeperService: Service {
     let broker: Broker
     func run() async throws {
-        try await cancelWhenGracefulShutdown { await broker.runSweeper() }
+        await cancelWhenGracefulShutdown { await broker.runSweeper() }
     }
 }
 

@@ -47,8 +47,8 @@ public struct LeaseRecord: Sendable, Equatable {
 public protocol LeaseStorage: Sendable {
     /// Inserts a new lease (durable before it returns).
     func insertLease(_ lease: LeaseRecord) async throws
-    /// Replaces a lease row.
-    func updateLease(_ lease: LeaseRecord) async throws
+    /// Replaces lease rows, all in one transaction.
+    func updateLeases(_ leases: [LeaseRecord]) async throws
     func lease(id: String) async throws -> LeaseRecord?
     /// Up to `limit` leases that need work at `now`: live leases past expiry, pending leases
     /// older than `pendingBefore`, and revocations whose retry time has come.
@@ -57,4 +57,11 @@ public protocol LeaseStorage: Sendable {
     func liveLeases(prefix: String, after: String?, limit: Int) async throws -> [LeaseRecord]
     /// Number of leases in each state.
     func leaseCounts() async throws -> [LeaseState: Int]
+}
+
+extension LeaseStorage {
+    /// Replaces one lease row.
+    public func updateLease(_ lease: LeaseRecord) async throws {
+        try await updateLeases([lease])
+    }
 }

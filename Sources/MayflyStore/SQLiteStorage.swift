@@ -3,10 +3,12 @@ import GRDB
 import MayflyMigrations
 
 /// The default store: one SQLite file in WAL mode with `synchronous = FULL`, so every
-/// committed write is on disk before `commit` returns. GRDB runs all SQLite calls on its own
-/// serial queues, off the cooperative thread pool.
+/// committed write is on disk before `commit` returns. Concurrent writes share a transaction
+/// (group commit, one fsync for all). GRDB runs all SQLite calls on its own serial queues,
+/// off the cooperative thread pool.
 public final class SQLiteStorage: Storage {
     private let pool: DatabasePool
+    private let writer: GroupCommitWriter
 
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     public init(path: String) throws {
@@ -26,6 +28,7 @@ public final class SQLiteStorage: Storage {
         } catch {
             throw StorageError(.unavailable, "cannot open SQLite database at \(path): \(error)")
         }
+        writer = GroupCommitWriter(pool: pool)
         do {
             try Self.migrator.migrate(pool)
         } catch {
@@ -161,7 +164,7 @@ public final class SQLiteStorage: Storage {
 
     private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
-            return try await pool.write(body)
+            return try await writer.write(body)
         } catch let error as StorageError {
             throw error
         } catch {
@@ -201,11 +204,12 @@ extension SQLiteStorage: LeaseStorage {
         }
     }
 
-    public func updateLease(_ lease: LeaseRecord) async throws {
+    public func updateLeases(_ leases: [LeaseRecord]) async throws {
+        guard !leases.isEmpty else { return }
         try await write { db in
-            try db.execute(
-                sql: "REPLACE INTO leases (\(Self.leaseColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                arguments: Self.arguments(lease))
+            let statement = try db.cachedStatement(
+                sql: "REPLACE INTO leases (\(Self.leaseColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            for lease in leases { try statement.execute(arguments: Self.arguments(lease)) }
         }
     }
 

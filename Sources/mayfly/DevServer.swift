@@ -167,7 +167,7 @@ struct DevPostgres: Sendable {
         let command = runAs.map { ["/usr/sbin/runuser", "-u", $0, "--"] } ?? []
         // A file, not a pipe: the server that pg_ctl starts would hold a pipe open forever.
         let outputPath = socketDirectory + "/\(tool).out"
-        FileManager.default.createFile(atPath: outputPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         if let runAs, let user = getpwnam(runAs) { _ = chown(outputPath, user.pointee.pw_uid, user.pointee.pw_gid) }
         let status = try spawnAndWait(command + [binDirectory + "/" + tool] + arguments, output: outputPath)
         guard status == 0 else {

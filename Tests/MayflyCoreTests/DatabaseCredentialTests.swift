@@ -117,7 +117,7 @@ struct DatabaseCredentialTests {
             let raw = try #require(try await t.storage.get(path)).value
             #expect(!String(decoding: raw, as: UTF8.self).contains(credential.password))
         }
-        try await t.broker.leases.revokePrefix("database/creds/ro/", force: false)
+        _ = try await t.broker.leases.revokePrefix("database/creds/ro/", force: false)
     }
 
     @Test func renewExtendsValidUntilAndStopsAtMaxTTL() async throws {
@@ -177,7 +177,7 @@ struct DatabaseCredentialTests {
             WHERE refclassid = 'pg_authid'::regclass AND refobjid NOT IN (SELECT oid FROM pg_authid)
             """) == [["0"]])
         await check.close()
-        let owner = try await PG.value("MAYFLY_TEST_PG_USER")
+        let owner = try PG.value("MAYFLY_TEST_PG_USER")
         for database in [try PG.value("MAYFLY_TEST_PG_DB"), other] {
             let connection = try await PG.superuser(database: database)
             let owners = try await connection.query(

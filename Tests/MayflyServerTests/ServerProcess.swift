@@ -34,7 +34,7 @@ final class ServerProcess: @unchecked Sendable {
             log_level = "\(logLevel)"
             \(extraConfig)
             """.write(toFile: configPath, atomically: true, encoding: .utf8)
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
     }
 
     /// Starts the server and waits until it answers `sys/health`.

@@ -286,14 +286,9 @@ final class DatabaseEngine: Sendable {
         }
         // Groups must exist; checked on the database itself.
         do {
-            let missing = try await pool(database).withConnection { connection in
-                var missing: [String] = []
-                for group in role.memberOf where try await connection.query(
-                    "SELECT 1 FROM pg_roles WHERE rolname = $1", [group]).isEmpty
-                {
-                    missing.append(group)
-                }
-                return missing
+            let groups = role.memberOf
+            let missing = try await pool(database).withSession { session in
+                try groups.filter { try session.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [$0]).isEmpty }
             }
             guard missing.isEmpty else {
                 throw APIError.badRequest("group role(s) \(missing.map { "\"\($0)\"" }.joined(separator: ", ")) do not exist in database \"\(databaseName)\"")

@@ -28,15 +28,6 @@ final class LeaseManager: Sendable {
 
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970) }
 
-    /// `2026-01-02 15:04:05+0000`, the `VALID UNTIL` and `{{expiration}}` format.
-    static func expiration(_ seconds: Int64) -> String {
-        var time = time_t(seconds)
-        var parts = tm()
-        gmtime_r(&time, &parts)
-        return String(format: "%04d-%02d-%02d %02d:%02d:%02d+0000", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
-                      Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
-    }
-
     // MARK: Issue
 
     func issue(roleName: String) async throws -> LogicalResponse {
@@ -63,10 +54,11 @@ final class LeaseManager: Sendable {
         try await leases.insertLease(lease)
         FaultInjection.point("after-lease-write")
         do {
-            try await databases.pool(database).withConnection { connection in
-                try await connection.execute(
-                    try await Self.creationSQL(connection, role: role, username: username, verifier: verifier,
-                                               validUntil: now + ttl + Self.validUntilSkew, leaseID: leaseID))
+            let validUntil = now + ttl + Self.validUntilSkew
+            try await databases.pool(database).withSession { session in
+                try session.execute(
+                    try Self.creationSQL(session, role: role, username: username, verifier: verifier,
+                                         validUntil: validUntil, leaseID: leaseID))
             }
         } catch {
             logger.error("creating a credential failed", metadata: [
@@ -95,10 +87,12 @@ final class LeaseManager: Sendable {
         return .envelope(envelope)
     }
 
-    static func creationSQL(_ connection: PGConnection, role: DatabaseRole, username: String, verifier: String,
-                            validUntil: Int64, leaseID: String) async throws -> String
+    static func creationSQL(_ session: PGSession, role: DatabaseRole, username: String, verifier: String,
+                            validUntil: Int64, leaseID: String) throws -> String
     {
-        let expiration = expiration(validUntil)
+        let expiration = Timestamp.postgres(validUntil)
+        let name = try session.escapeIdentifier(username)
+        let marker = "COMMENT ON ROLE \(name) IS \(try session.escapeLiteral("mayfly lease \(leaseID)"))"
         if !role.creationStatements.isEmpty {
             // Vault-style templates: {{password}} becomes the SCRAM verifier, never the plaintext.
             return role.creationStatements.map {
@@ -106,18 +100,14 @@ final class LeaseManager: Sendable {
                     .replacingOccurrences(of: "{{username}}", with: username)
                     .replacingOccurrences(of: "{{password}}", with: verifier)
                     .replacingOccurrences(of: "{{expiration}}", with: expiration)
-            }.joined(separator: ";\n") + ";\nCOMMENT ON ROLE \(try await connection.escapeIdentifier(username)) IS "
-                + (try await connection.escapeLiteral("mayfly lease \(leaseID)"))
+            }.joined(separator: ";\n") + ";\n" + marker
         }
-        let name = try await connection.escapeIdentifier(username)
-        var sql = "CREATE ROLE \(name) WITH LOGIN PASSWORD \(try await connection.escapeLiteral(verifier)) "
-            + "VALID UNTIL \(try await connection.escapeLiteral(expiration)) CONNECTION LIMIT \(role.connectionLimit)"
+        var sql = "CREATE ROLE \(name) WITH LOGIN PASSWORD \(try session.escapeLiteral(verifier)) "
+            + "VALID UNTIL \(try session.escapeLiteral(expiration)) CONNECTION LIMIT \(role.connectionLimit)"
         if !role.memberOf.isEmpty {
-            var groups: [String] = []
-            for group in role.memberOf { groups.append(try await connection.escapeIdentifier(group)) }
-            sql += " IN ROLE " + groups.joined(separator: ", ")
+            sql += " IN ROLE " + (try role.memberOf.map { try session.escapeIdentifier($0) }).joined(separator: ", ")
         }
-        return sql + ";\nCOMMENT ON ROLE \(name) IS \(try await connection.escapeLiteral("mayfly lease \(leaseID)"))"
+        return sql + ";\n" + marker
     }
 
     /// `postgresql://user@host:port/db?sslmode=…` for the client (no password).
@@ -174,16 +164,17 @@ final class LeaseManager: Sendable {
         }
         do {
             let username = lease.username
-            try await databases.pool(database).withConnection { connection in
-                let name = try await connection.escapeIdentifier(username)
-                let until = Self.expiration(newExpiry + Self.validUntilSkew)
-                if let statements = role?.renewStatements, !statements.isEmpty {
-                    try await connection.execute(statements.map {
+            let renewStatements = role?.renewStatements ?? []
+            try await databases.pool(database).withSession { session in
+                let until = Timestamp.postgres(newExpiry + Self.validUntilSkew)
+                if !renewStatements.isEmpty {
+                    try session.execute(renewStatements.map {
                         $0.replacingOccurrences(of: "{{name}}", with: username)
                             .replacingOccurrences(of: "{{expiration}}", with: until)
                     }.joined(separator: ";\n"))
                 } else {
-                    try await connection.execute("ALTER ROLE \(name) VALID UNTIL \(try await connection.escapeLiteral(until))")
+                    try session.execute(
+                        "ALTER ROLE \(try session.escapeIdentifier(username)) VALID UNTIL \(try session.escapeLiteral(until))")
                 }
             }
         } catch {
@@ -226,13 +217,14 @@ final class LeaseManager: Sendable {
             let page = try await leases.liveLeases(prefix: prefix, after: after, limit: Self.batchSize)
             guard let last = page.last else { break }
             after = last.id
-            var marked: [LeaseRecord] = []
-            for var lease in page {
+            let now = Self.now()
+            let marked = page.map { lease in
+                var lease = lease
                 lease.state = .revoking
-                lease.nextAttemptAt = Self.now()
-                try await leases.updateLease(lease)
-                marked.append(lease)
+                lease.nextAttemptAt = now
+                return lease
             }
+            try await leases.updateLeases(marked)
             failures += await revokeBatch(marked, force: force)
         }
         if !failures.isEmpty && !force {
@@ -267,106 +259,103 @@ final class LeaseManager: Sendable {
                 for lease in group { custom[lease.username] = roles[lease.role]?.revocationStatements ?? [] }
                 try await dropRoles(group.map(\.username), database: database, revocationStatements: custom)
                 let now = Self.now()
-                for var lease in group {
+                try await leases.updateLeases(group.map { lease in
+                    var lease = lease
                     lease.state = .revoked
                     lease.revokedAt = now
                     lease.lastError = nil
                     lease.nextAttemptAt = nil
-                    try await leases.updateLease(lease)
-                }
+                    return lease
+                })
                 logger.info("leases revoked", metadata: ["database": "\(databaseName)", "count": "\(group.count)"])
             } catch {
                 let message = DatabaseEngine.describe(error)
                 logger.warning("revocation failed", metadata: ["database": "\(databaseName)", "error": "\(String(reflecting: error))"])
-                for var lease in group {
+                let now = Self.now()
+                let failed = group.map { lease in
+                    var lease = lease
                     failures.append("\(lease.id): \(message)")
                     lease.attempts += 1
                     lease.lastError = message
                     if force {
                         lease.state = .revoked
-                        lease.revokedAt = Self.now()
+                        lease.revokedAt = now
                         logger.error("lease forgotten by revoke-force", metadata: ["lease_id": "\(lease.id)", "username": "\(lease.username)"])
                     } else {
                         lease.state = .revoking
-                        lease.nextAttemptAt = Self.now() + min(300, Int64(1) << min(lease.attempts, 8))
+                        lease.nextAttemptAt = now + Self.backoff(attempts: lease.attempts)
                     }
-                    try? await leases.updateLease(lease)
+                    return lease
+                }
+                do {
+                    try await leases.updateLeases(failed)
+                } catch {
+                    logger.error("cannot record a failed revocation", metadata: ["error": "\(String(reflecting: error))"])
                 }
             }
         }
         return failures
     }
 
+    /// Seconds before the next revocation attempt: 2, 4, 8, … capped at 5 minutes.
+    static func backoff(attempts: Int) -> Int64 {
+        min(300, Int64(1) << min(max(attempts, 1), 9))
+    }
+
     private func revocationRoles(_ leases: [LeaseRecord]) async throws -> [String: DatabaseRole] {
         var roles: [String: DatabaseRole] = [:]
-        for name in Set(leases.map(\.role)) {
+        for name in Set(leases.map(\.role)) where !name.isEmpty {
             if let role = try await databases.role(name) { roles[name] = role }
         }
         return roles
     }
 
     /// DESIGN.md rule 5: no new logins, sessions ended, owned objects handed over and dropped in
-    /// every connectable database, then the roles dropped. Idempotent: missing roles are skipped.
+    /// every connectable database, then the roles dropped. Each step is one multi-statement
+    /// batch for all the roles; the whole is idempotent (missing roles are skipped), so a
+    /// failed attempt is simply run again.
     private func dropRoles(_ usernames: [String], database: DatabaseConfig, revocationStatements: [String: [String]])
         async throws
     {
+        guard !usernames.isEmpty else { return }
         let pool = try databases.pool(database)
-        let (existing, databases) = try await pool.withConnection { connection -> ([String], [String]) in
-            var existing: [String] = []
-            for username in usernames
-            where !(try await connection.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [username])).isEmpty {
-                existing.append(username)
-            }
+        let (existing, databaseNames) = try await pool.withSession { session -> ([String], [String]) in
+            let wanted = try usernames.map { try session.escapeLiteral($0) }.joined(separator: ", ")
+            let existing = try session.query("SELECT rolname FROM pg_roles WHERE rolname IN (\(wanted))").compactMap { $0[0] }
             guard !existing.isEmpty else { return ([], []) }
-            var names: [String] = []
-            for username in existing { names.append(try await connection.escapeIdentifier(username)) }
+            let names = try existing.map { try session.escapeIdentifier($0) }
+            let literals = try existing.map { try session.escapeLiteral($0) }.joined(separator: ", ")
             var sql = names.map { "ALTER ROLE \($0) NOLOGIN" }.joined(separator: ";\n")
-            sql += ";\nSELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename IN ("
-                + (try await existing.asyncMap { try await connection.escapeLiteral($0) }).joined(separator: ", ") + ")"
+            sql += ";\nSELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename IN (\(literals))"
             // Membership lets a CREATEROLE (non-superuser) admin reassign the roles' objects.
-            sql += ";\n" + names.map { "GRANT \($0) TO CURRENT_USER" }.joined(separator: ";\n")
-            try await connection.execute(sql)
-            let databases = try await connection.query(
+            sql += ";\nGRANT \(names.joined(separator: ", ")) TO CURRENT_USER"
+            try session.execute(sql)
+            let databaseNames = try session.query(
                 "SELECT datname FROM pg_database WHERE datallowconn AND has_database_privilege(datname, 'CONNECT') ORDER BY datname"
-            ).compactMap { $0.first ?? nil }
-            return (existing, databases)
+            ).compactMap { $0[0] }
+            return (existing, databaseNames)
         }
         guard !existing.isEmpty else { return }
-        let base = try DatabaseEngine.connectionConfig(database)
-        for name in databases {
-            let reassign: @Sendable (PGConnection) async throws -> Void = { connection in
-                var quoted: [String] = []
-                for username in existing { quoted.append(try await connection.escapeIdentifier(username)) }
-                let owner = database.ownerOnRevoke.isEmpty ? "CURRENT_USER" : try await connection.escapeIdentifier(database.ownerOnRevoke)
-                try await connection.execute(
-                    "REASSIGN OWNED BY \(quoted.joined(separator: ", ")) TO \(owner);\nDROP OWNED BY \(quoted.joined(separator: ", "))")
-            }
-            if name == base.database {
-                try await pool.withConnection(reassign)
-            } else {
-                var other = base
-                other.database = name
-                let connection = try await PGConnection.connect(other)
-                do {
-                    try await reassign(connection)
-                    await connection.close()
-                } catch {
-                    await connection.close()
-                    throw error
+        let owner = database.ownerOnRevoke
+        for name in databaseNames {
+            try await pool.withConnection(toDatabase: name) { connection in
+                try await connection.withSession { session in
+                    let quoted = try existing.map { try session.escapeIdentifier($0) }.joined(separator: ", ")
+                    let target = owner.isEmpty ? "CURRENT_USER" : try session.escapeIdentifier(owner)
+                    try session.execute("REASSIGN OWNED BY \(quoted) TO \(target);\nDROP OWNED BY \(quoted)")
                 }
             }
         }
-        try await pool.withConnection { connection in
+        try await pool.withSession { session in
             var statements: [String] = []
             for username in existing {
-                let name = try await connection.escapeIdentifier(username)
                 // A role's own revocation statements run before the drop (Vault compatibility).
                 statements += (revocationStatements[username] ?? []).map {
                     $0.replacingOccurrences(of: "{{name}}", with: username)
                 }
-                statements.append("DROP ROLE IF EXISTS \(name)")
             }
-            try await connection.execute(statements.joined(separator: ";\n"))
+            statements.append("DROP ROLE IF EXISTS " + (try existing.map { try session.escapeIdentifier($0) }).joined(separator: ", "))
+            try session.execute(statements.joined(separator: ";\n"))
         }
     }
 
@@ -382,8 +371,8 @@ final class LeaseManager: Sendable {
             guard let database = try await databases.config(name) else { continue }
             let pool = try databases.pool(database)
             // 1. Marked roles without a live lease.
-            let marked = try await pool.withConnection { connection in
-                try await connection.query("""
+            let marked = try await pool.withSession { session in
+                try session.query("""
                     SELECT rolname, substr(shobj_description(oid, 'pg_authid'), 14) FROM pg_roles
                     WHERE shobj_description(oid, 'pg_authid') LIKE 'mayfly lease %'
                     """)
@@ -417,21 +406,20 @@ final class LeaseManager: Sendable {
                 after = last.id
                 let mine = page.filter { $0.database == name && $0.state != .revoking }
                 guard !mine.isEmpty else { continue }
-                let existing = Set(try await pool.withConnection { connection in
-                    var found: [String] = []
-                    for lease in mine where !(try await connection.query(
-                        "SELECT 1 FROM pg_roles WHERE rolname = $1", [lease.username])).isEmpty
-                    {
-                        found.append(lease.username)
-                    }
-                    return found
+                let usernames = mine.map(\.username)
+                let existing = Set(try await pool.withSession { session in
+                    let wanted = try usernames.map { try session.escapeLiteral($0) }.joined(separator: ", ")
+                    return try session.query("SELECT rolname FROM pg_roles WHERE rolname IN (\(wanted))").compactMap { $0[0] }
                 })
-                for var lease in mine where !existing.contains(lease.username) {
+                let now = Self.now()
+                let gone = mine.filter { !existing.contains($0.username) }.map { lease in
+                    var lease = lease
                     lease.state = .revoked
-                    lease.revokedAt = Self.now()
-                    try await leases.updateLease(lease)
-                    closed += 1
+                    lease.revokedAt = now
+                    return lease
                 }
+                try await leases.updateLeases(gone)
+                closed += gone.count
                 let stalePending = mine.filter { afterRestart && $0.state == .pending && existing.contains($0.username) }
                 if !stalePending.isEmpty { dropped += stalePending.count - (await revokeBatch(stalePending)).count }
             }
@@ -451,26 +439,17 @@ final class LeaseManager: Sendable {
             let due = try await leases.dueLeases(now: now, pendingBefore: now - 60, limit: Self.batchSize)
             let fresh = due.filter { $0.state != .revoking || ($0.nextAttemptAt ?? 0) <= now }
             guard !fresh.isEmpty else { break }
-            var marked: [LeaseRecord] = []
-            for var lease in fresh {
+            let marked = fresh.map { lease in
+                var lease = lease
                 lease.state = .revoking
                 if lease.nextAttemptAt == nil { lease.nextAttemptAt = now }
-                try await leases.updateLease(lease)
-                marked.append(lease)
+                return lease
             }
+            try await leases.updateLeases(marked)
             let failures = await revokeBatch(marked)
             handled += marked.count
             if failures.count == marked.count { break }  // nothing progressed; wait for the next tick
         }
         return handled
-    }
-}
-
-extension Array {
-    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
-        var result: [T] = []
-        result.reserveCapacity(count)
-        for element in self { result.append(try await transform(element)) }
-        return result
     }
 }

@@ -17,4 +17,13 @@ public enum Timestamp {
             Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec),
             String(repeating: "0", count: 9 - nanoText.count) + nanoText)
     }
+
+    /// `2026-01-02 15:04:05+0000`: the `VALID UNTIL` and `{{expiration}}` format.
+    public static func postgres(_ unixSeconds: Int64) -> String {
+        var time = time_t(unixSeconds)
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        return String(format: "%04d-%02d-%02d %02d:%02d:%02d+0000", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
+                      Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
+    }
 }

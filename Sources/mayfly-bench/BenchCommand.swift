@@ -1,0 +1,113 @@
+import ArgumentParser
+import Foundation
+
+/// `mayfly-bench`: the measurements behind `scripts/bench` (which starts the PostgreSQL and
+/// the server). Prints one table and the ratios against DESIGN.md §6; never part of the tests.
+@main
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mayfly-bench",
+        abstract: "Measure credential issuance and revocation against the raw SQL floor.",
+        discussion: "Run through scripts/bench, which prepares a PostgreSQL and a Mayfly server.")
+
+    @Option(help: "Unix socket of a fresh (uninitialised) Mayfly server with a keyfile seal.")
+    var socket: String
+
+    @Option(help: "libpq conninfo of the admin login (password in PGPASSWORD).")
+    var conninfo: String
+
+    @Option(help: "Mayfly role to issue from; its database must be the one in --conninfo.")
+    var role = "bench"
+
+    @Option(help: "Group role the Mayfly role is a member of.")
+    var group = "bench_readers"
+
+    @Option(help: "Credentials per measured run.")
+    var count = 3000
+
+    @Option(help: "Credentials for the single-client run.")
+    var singleCount = 500
+
+    @Option(help: "Credentials for the Vault-default SQL path (slow: PostgreSQL hashes each password).")
+    var vaultCount = 200
+
+    @Option(help: "SCRAM iterations Mayfly is configured with (the floor uses the same).")
+    var iterations = 16
+
+    func run() throws {
+        let admin = try UnixHTTPClient(socketPath: socket)
+        let initialised = try admin.request("PUT", "sys/init", token: nil, body: #"{"secret_shares":1,"secret_threshold":1}"#)
+        guard initialised.status == 200,
+            let object = try JSONSerialization.jsonObject(with: initialised.body) as? [String: Any],
+            let token = object["root_token"] as? String
+        else { throw UnixHTTPClient.Failure(description: "sys/init answered \(initialised.status)") }
+
+        let sql = SQLFloor(conninfo: conninfo, group: group, iterations: iterations)
+        try sql.prepare()
+        var rows: [Row] = []
+        progress("raw SQL floor: \(count) roles from one psql session")
+        let floorSeconds = try sql.floor(count: count)
+        rows.append(Row(what: "raw SQL floor (one psql session)", count: count, seconds: floorSeconds))
+        progress("Vault-default SQL path: \(vaultCount) roles")
+        let vaultSeconds = try sql.vaultDefault(count: vaultCount)
+        rows.append(Row(what: "Vault-default SQL (plaintext, 4096 iter.)", count: vaultCount, seconds: vaultSeconds))
+
+        let load = IssuanceLoad(socketPath: socket, token: token, role: role)
+        progress("Mayfly issuance, 1 client: \(singleCount) credentials")
+        let single = try load.run(count: singleCount, clients: 1)
+        rows.append(Row(what: "Mayfly issuance, 1 client", count: single.count, seconds: single.seconds,
+                        p50: single.percentile(50), p99: single.percentile(99)))
+        _ = try revokeAll(admin, token: token)
+        progress("Mayfly issuance, 16 clients: \(count) credentials")
+        let sixteen = try load.run(count: count, clients: 16)
+        rows.append(Row(what: "Mayfly issuance, 16 clients", count: sixteen.count, seconds: sixteen.seconds,
+                        p50: sixteen.percentile(50), p99: sixteen.percentile(99)))
+        progress("Mayfly revoke-prefix of \(sixteen.count) leases")
+        let revokeSeconds = try revokeAll(admin, token: token)
+        rows.append(Row(what: "Mayfly revoke-prefix (one call)", count: sixteen.count, seconds: revokeSeconds))
+        let left = try sql.remaining(prefix: "v-\(role)-")
+
+        print("")
+        print(Row.header)
+        for row in rows { print(row.line) }
+        print("")
+        let ofFloor = sixteen.perSecond / (Double(count) / floorSeconds)
+        let ofVault = sixteen.perSecond / (Double(vaultCount) / vaultSeconds)
+        print(String(format: "issuance at 16 clients: %.0f credentials/s (target ≥ 1000)", sixteen.perSecond))
+        print(String(format: "  ÷ raw SQL floor:      %.2f (target ≥ 0.50)", ofFloor))
+        print(String(format: "  ÷ Vault-default SQL:  %.1f× (target ≥ 20×)", ofVault))
+        print(String(format: "  p99 latency:          %.1f ms (target < 25 ms)", sixteen.percentile(99)))
+        print("roles left after revoke-prefix: \(left)")
+    }
+
+    private func revokeAll(_ client: UnixHTTPClient, token: String) throws -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let response = try client.request("PUT", "sys/leases/revoke-prefix/database/creds/\(role)", token: token, body: "{}")
+        guard response.status == 204 else {
+            throw UnixHTTPClient.Failure(
+                description: "revoke-prefix answered \(response.status): \(String(decoding: response.body.prefix(300), as: UTF8.self))")
+        }
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    }
+
+    private func progress(_ line: String) {
+        FileHandle.standardError.write(Data("bench: \(line)…\n".utf8))
+    }
+}
+
+/// One line of the result table.
+struct Row {
+    var what: String
+    var count: Int
+    var seconds: Double
+    var p50: Double?
+    var p99: Double?
+
+    static let header = "what                                          count   seconds   per second   p50 ms   p99 ms"
+
+    var line: String {
+        let latency = p50.map { String(format: "%8.2f %8.2f", $0, p99 ?? 0) } ?? String(repeating: " ", count: 17)
+        return what.padding(toLength: 44, withPad: " ", startingAt: 0)
+            + String(format: " %6d %9.2f %12.0f ", count, seconds, Double(count) / seconds) + latency
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+import Synchronization
+
+/// Issues `count` credentials from `clients` concurrent keep-alive connections (one thread
+/// each) and records every request's latency.
+struct IssuanceLoad {
+    struct Result {
+        var count: Int
+        var seconds: Double
+        var latencies: [Double]
+        var perSecond: Double { Double(count) / seconds }
+
+        /// Latency percentile in milliseconds.
+        func percentile(_ p: Double) -> Double {
+            let sorted = latencies.sorted()
+            guard !sorted.isEmpty else { return 0 }
+            let index = min(sorted.count - 1, Int((p / 100 * Double(sorted.count)).rounded(.up)) - 1)
+            return sorted[max(0, index)] * 1000
+        }
+    }
+
+    var socketPath: String
+    var token: String
+    var role: String
+
+    func run(count: Int, clients: Int) throws -> Result {
+        let next = Atomic<Int>(0)
+        let results = Mutex<(latencies: [Double], failure: String?)>(([], nil))
+        let clientsList = try (0..<clients).map { _ in try UnixHTTPClient(socketPath: socketPath) }
+        let start = DispatchTime.now().uptimeNanoseconds
+        DispatchQueue.concurrentPerform(iterations: clients) { index in
+            let client = clientsList[index]
+            var mine: [Double] = []
+            mine.reserveCapacity(count / clients + 1)
+            while next.add(1, ordering: .relaxed).oldValue < count {
+                let begin = DispatchTime.now().uptimeNanoseconds
+                do {
+                    let response = try client.request("GET", "database/creds/\(role)", token: token)
+                    guard response.status == 200 else {
+                        throw UnixHTTPClient.Failure(
+                            description: "HTTP \(response.status): \(String(decoding: response.body.prefix(300), as: UTF8.self))")
+                    }
+                } catch {
+                    results.withLock { if $0.failure == nil { $0.failure = "\(error)" } }
+                    return
+                }
+                mine.append(Double(DispatchTime.now().uptimeNanoseconds - begin) / 1e9)
+            }
+            results.withLock { $0.latencies += mine }
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let (latencies, failure) = results.withLock { ($0.latencies, $0.failure) }
+        if let failure { throw UnixHTTPClient.Failure(description: "issuance failed: \(failure)") }
+        return Result(count: latencies.count, seconds: seconds, latencies: latencies)
+    }
+}
