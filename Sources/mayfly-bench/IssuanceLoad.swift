@@ -28,26 +28,34 @@ struct IssuanceLoad {
         let results = Mutex<(latencies: [Double], failure: String?)>(([], nil))
         let clientsList = try (0..<clients).map { _ in try UnixHTTPClient(socketPath: socketPath) }
         let start = DispatchTime.now().uptimeNanoseconds
-        DispatchQueue.concurrentPerform(iterations: clients) { index in
-            let client = clientsList[index]
-            var mine: [Double] = []
-            mine.reserveCapacity(count / clients + 1)
-            while next.add(1, ordering: .relaxed).oldValue < count {
-                let begin = DispatchTime.now().uptimeNanoseconds
-                do {
-                    let response = try client.request("GET", "database/creds/\(role)", token: token)
-                    guard response.status == 200 else {
-                        throw UnixHTTPClient.Failure(
-                            description: "HTTP \(response.status): \(String(decoding: response.body.prefix(300), as: UTF8.self))")
+        // One thread per client (not concurrentPerform, which caps concurrency at the core count).
+        let finished = DispatchGroup()
+        for index in 0..<clients {
+            finished.enter()
+            let thread = Thread {
+                defer { finished.leave() }
+                let client = clientsList[index]
+                var mine: [Double] = []
+                mine.reserveCapacity(count / clients + 1)
+                while next.add(1, ordering: .relaxed).oldValue < count {
+                    let begin = DispatchTime.now().uptimeNanoseconds
+                    do {
+                        let response = try client.request("GET", "database/creds/\(role)", token: token)
+                        guard response.status == 200 else {
+                            throw UnixHTTPClient.Failure(
+                                description: "HTTP \(response.status): \(String(decoding: response.body.prefix(300), as: UTF8.self))")
+                        }
+                    } catch {
+                        results.withLock { if $0.failure == nil { $0.failure = "\(error)" } }
+                        break
                     }
-                } catch {
-                    results.withLock { if $0.failure == nil { $0.failure = "\(error)" } }
-                    return
+                    mine.append(Double(DispatchTime.now().uptimeNanoseconds - begin) / 1e9)
                 }
-                mine.append(Double(DispatchTime.now().uptimeNanoseconds - begin) / 1e9)
+                results.withLock { $0.latencies += mine }
             }
-            results.withLock { $0.latencies += mine }
+            thread.start()
         }
+        finished.wait()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let (latencies, failure) = results.withLock { ($0.latencies, $0.failure) }
         if let failure { throw UnixHTTPClient.Failure(description: "issuance failed: \(failure)") }

@@ -106,9 +106,13 @@ final class DatabaseEngine: Sendable {
     /// A client-safe message for a PostgreSQL failure: SQLSTATE and the server message.
     static func describe(_ error: any Error) -> String {
         if let error = error as? PGError {
+            // libpq's own words for connection-level failures (no SQLSTATE: refused, closed,
+            // authentication); server messages for statements stay out, they may quote SQL.
+            let libpq = error.code == .connection || error.sqlState == nil
+            let detail = error.debugDescription.split(separator: "—", maxSplits: 1).dropFirst().first
+                .map { String($0.split(separator: "\n").first ?? "").trimmingWhitespace() } ?? ""
             return [error.message, error.sqlState.map { "SQLSTATE \($0)" }].compactMap { $0 }.joined(separator: ", ")
-                + (error.code == .connection ? ": " + String(error.debugDescription.split(separator: "—").last ?? "")
-                    .trimmingWhitespace() : "")
+                + (libpq && !detail.isEmpty ? ": " + detail : "")
         }
         return "\(error)"
     }
