@@ -297,4 +297,54 @@ struct DatabaseCredentialTests {
         await session.close()
         _ = try await t.call(.update, "sys/leases/revoke", ["lease_id": .string(credential.lease)])
     }
+
+    /// 3,000 credentials of one role: privileges live on the group role, so the table's ACL
+    /// never grows (no "row is too big" at ~2,400 users, unlike per-user GRANTs), and
+    /// revoke-prefix removes every role and membership.
+    @Test func threeThousandCredentialsLeaveTheACLUnchanged() async throws {
+        let (t, group) = try await Self.setUp(ttl: "10m", maxTTL: "20m")
+        let table = PG.unique("mf_orders")
+        let admin = try await PG.admin()
+        try await admin.execute("CREATE TABLE \(table) (id bigint PRIMARY KEY); GRANT SELECT ON \(table) TO \(group)")
+        let aclQuery = "SELECT relacl::text, pg_column_size(relacl)::text FROM pg_class WHERE oid = '\(table)'::regclass"
+        let aclBefore = try await admin.query(aclQuery)
+        let membersQuery = "SELECT count(*)::text FROM pg_auth_members WHERE roleid = (SELECT oid FROM pg_roles WHERE rolname = '\(group)')"
+
+        let count = 3000
+        let usernames = try await withThrowingTaskGroup(of: String.self) { group in
+            var issued: [String] = []
+            var started = 0
+            while started < 16 {
+                group.addTask { try await Self.issue(t).user }
+                started += 1
+            }
+            while let user = try await group.next() {
+                issued.append(user)
+                if started < count {
+                    group.addTask { try await Self.issue(t).user }
+                    started += 1
+                }
+            }
+            return issued
+        }
+        #expect(Set(usernames).count == count)
+        #expect(try await admin.query(membersQuery) == [["\(count)"]])
+        #expect(try await admin.query(aclQuery) == aclBefore, "issuing grants nothing on the table")
+        // Privileges come through the group.
+        let last = try await Self.issue(t)
+        let session = try await PG.login(last.user, last.password)
+        #expect(try await session.query("SELECT count(*)::text FROM \(table)") == [["0"]])
+        await session.close()
+
+        _ = try await t.call(.update, "sys/leases/revoke-prefix/database/creds/ro/")
+        let names = "{" + (usernames + [last.user]).joined(separator: ",") + "}"
+        #expect(try await admin.query("SELECT count(*)::text FROM pg_roles WHERE rolname = ANY($1::text[])", [names]) == [["0"]])
+        #expect(try await admin.query(membersQuery) == [["0"]])
+        #expect(try await admin.query(aclQuery) == aclBefore)
+        #expect(await t.status(.list, "sys/leases/lookup/database/creds/ro/") == 404, "no live lease left")
+        let log = try String(contentsOfFile: try PG.value("MAYFLY_TEST_PG_LOG"), encoding: .utf8)
+        #expect(!log.contains("row is too big"))
+        try await admin.execute("DROP TABLE \(table)")
+        await admin.close()
+    }
 }
