@@ -338,12 +338,21 @@ final class LeaseManager: Sendable {
         guard !existing.isEmpty else { return }
         let owner = database.ownerOnRevoke
         for name in databaseNames {
-            try await pool.withConnection(toDatabase: name) { connection in
-                try await connection.withSession { session in
-                    let quoted = try existing.map { try session.escapeIdentifier($0) }.joined(separator: ", ")
-                    let target = owner.isEmpty ? "CURRENT_USER" : try session.escapeIdentifier(owner)
-                    try session.execute("REASSIGN OWNED BY \(quoted) TO \(target);\nDROP OWNED BY \(quoted)")
+            do {
+                try await pool.withConnection(toDatabase: name) { connection in
+                    try await connection.withSession { session in
+                        let quoted = try existing.map { try session.escapeIdentifier($0) }.joined(separator: ", ")
+                        let target = owner.isEmpty ? "CURRENT_USER" : try session.escapeIdentifier(owner)
+                        try session.execute("REASSIGN OWNED BY \(quoted) TO \(target);\nDROP OWNED BY \(quoted)")
+                    }
                 }
+            } catch {
+                // A database dropped since it was listed holds nothing any more; anything else
+                // fails this attempt (and it is retried).
+                let stillThere = try await pool.withSession { session in
+                    try !session.query("SELECT 1 FROM pg_database WHERE datname = $1 AND datallowconn", [name]).isEmpty
+                }
+                if stillThere { throw error }
             }
         }
         try await pool.withSession { session in
