@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+import Synchronization
 public import MayflyStore
 
 /// The broker: storage, barrier, seal, tokens and secrets engines, and the dispatch of a
@@ -14,6 +15,8 @@ public final class Broker: Sendable {
     let databases: DatabaseEngine
     let leases: LeaseManager
     let logger: Logger
+    /// Policies of transport identities (`bind` stanzas); swapped whole on reload.
+    let bindings: Mutex<BindingTable>
     /// The server version reported by `sys/health` and `sys/seal-status`.
     public static let version = "0.1.0"
 
@@ -21,6 +24,13 @@ public final class Broker: Sendable {
         self.config = config
         self.storage = storage
         self.logger = logger
+        do {
+            bindings = Mutex(try BindingTable(config.bindings))
+        } catch {
+            // The loader validated the bindings; one that stopped resolving grants nothing.
+            logger.error("bindings unusable, identities get no access", metadata: ["error": "\(error)"])
+            bindings = Mutex(BindingTable())
+        }
         barrier = Barrier(storage: storage)
         tokens = TokenStore(barrier: barrier, defaultTTL: config.defaultLeaseTTL, maxTTL: config.maxLeaseTTL)
         kv = KVEngine(mount: "secret", barrier: barrier)
@@ -115,18 +125,15 @@ public final class Broker: Sendable {
         default: break
         }
         guard await !seal.isSealed else { throw APIError.sealed }
-        guard let token = request.token, let entry = try await tokens.lookup(token: token) else {
-            throw APIError.permissionDenied
-        }
-        let acl = ACL(policies: entry.policies)
-        let caller = Caller(token: token, entry: entry, acl: acl)
+        let caller = try await authenticate(request)
+        let acl = caller.acl
         if path.hasPrefix("sys/internal/ui/mounts/") || path == "sys/internal/ui/mounts" {
             return try SysHandlers.mountInfo(self, request, caller)
         }
         guard acl.allows(path, Self.capability(for: request.operation)) else {
             throw APIError.permissionDenied
         }
-        try await tokens.use(entry)
+        if let entry = caller.entry { try await tokens.use(entry) }
         if path.hasPrefix("secret/") {
             return try await kv.handle(request, relativePath: String(path.dropFirst("secret/".count)))
         }
@@ -150,6 +157,21 @@ public final class Broker: Sendable {
         throw APIError(status: 404, ["no handler for route \"\(Self.clip(path))\". route entry not found."])
     }
 
+    /// The caller of a request: its token when it sends one; otherwise the identity the
+    /// transport proved (Unix peer credentials, client certificate) if a `bind` stanza names
+    /// it. Anything else is denied.
+    func authenticate(_ request: LogicalRequest) async throws -> Caller {
+        if let token = request.token {
+            guard let entry = try await tokens.lookup(token: token) else { throw APIError.permissionDenied }
+            return Caller(token: token, entry: entry, policies: entry.policies, identity: request.identity)
+        }
+        if let identity = request.identity, let bound = bindings.withLock({ $0.policies(for: identity) }) {
+            let policies = Array(Set(bound + ["default"])).sorted()
+            return Caller(token: nil, entry: nil, policies: policies, identity: identity)
+        }
+        throw APIError.permissionDenied
+    }
+
     /// The capability an operation needs (POST/PUT are "update"; create vs update existence
     /// checks arrive with configurable policies).
     static func capability(for operation: Operation) -> Capability {
@@ -168,9 +190,25 @@ public final class Broker: Sendable {
     }
 }
 
-/// The authenticated caller of a request.
+/// The authenticated caller of a request: a token holder, or a bound transport identity.
 struct Caller: Sendable {
-    let token: String
-    let entry: TokenEntry
+    let token: String?
+    let entry: TokenEntry?
+    let policies: [String]
+    let identity: PeerIdentity?
     let acl: ACL
+
+    init(token: String?, entry: TokenEntry?, policies: [String], identity: PeerIdentity?) {
+        self.token = token
+        self.entry = entry
+        self.policies = policies
+        self.identity = identity
+        acl = ACL(policies: policies)
+    }
+
+    /// The caller's token, for the paths that act on it (lookup-self, renew-self, …).
+    func requireToken() throws -> (token: String, entry: TokenEntry) {
+        guard let token, let entry else { throw APIError.badRequest("this request needs a token (X-Vault-Token)") }
+        return (token, entry)
+    }
 }

@@ -31,7 +31,8 @@ public struct VaultResponder: HTTPResponder {
         let response: Response
         var path = ""
         do {
-            let logical = try await decode(&request, id: requestID, remote: context.remoteDescription)
+            var logical = try await decode(&request, id: requestID, remote: context.remoteDescription)
+            if logical.token == nil { logical.identity = await PeerIdentityResolver.identity(of: context.channel) }
             path = logical.path
             let result = try await broker.handle(logical)
             response = Self.encode(result, requestID: requestID, head: request.method == .head)

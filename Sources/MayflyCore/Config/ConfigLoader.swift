@@ -102,6 +102,7 @@ public enum ConfigLoader {
                 case "max_lease_ttl": config.maxLeaseTTL = try duration(member)
                 case "database": try readDatabases(member)
                 case "role": try readRoles(member)
+                case "bind": try readBindings(member)
                 case "disable_mlock", "ui", "api_addr", "cluster_name":
                     continue  // accepted for Vault config compatibility; no effect here
                 default:
@@ -268,6 +269,28 @@ public enum ConfigLoader {
                     throw fail(line, "database \"\(name)\": cannot read password_file \(file)")
                 }
                 config.databases.append(database)
+            }
+        }
+
+        mutating func readBindings(_ member: HCLMember) throws(ConfigError) {
+            for (identity, body, line) in try labelled(member) {
+                var binding = Binding(identity: identity, policies: [])
+                var named = false
+                for item in body {
+                    switch item.key {
+                    case "policies":
+                        binding.policies = try strings(item)
+                        named = true
+                    default: throw fail(item.line, "unknown setting \"\(item.key)\" in bind \"\(identity)\"")
+                    }
+                }
+                guard named else { throw fail(line, "bind \"\(identity)\" needs policies = [\"…\"]") }
+                do {
+                    _ = try BindingTable([binding])
+                } catch {
+                    throw fail(line, error.description)
+                }
+                config.bindings.append(binding)
             }
         }
 

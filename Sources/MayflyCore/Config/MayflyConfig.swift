@@ -85,6 +85,8 @@ public struct MayflyConfig: Sendable, Equatable {
     /// Databases and roles declared in the file; applied (over the API's) at every unseal.
     public var databases: [DeclaredDatabase] = []
     public var roles: [DeclaredRole] = []
+    /// `bind` stanzas: policies for transport identities (Unix peer, client certificate).
+    public var bindings: [Binding] = []
 
     public init(storagePath: String) {
         self.storagePath = storagePath

@@ -17,11 +17,15 @@ public struct LogicalRequest: Sendable {
     public var token: String?
     /// Peer address for logs (`unix` or `ip:port`).
     public var remoteAddress: String
+    /// The identity the transport proved, if any (Unix peer credentials, client certificate).
+    public var identity: PeerIdentity?
 
     public init(
         id: String, operation: Operation, path: String, data: [String: JSONValue] = [:],
-        query: [String: String] = [:], token: String? = nil, remoteAddress: String = ""
+        query: [String: String] = [:], token: String? = nil, remoteAddress: String = "",
+        identity: PeerIdentity? = nil
     ) {
+        self.identity = identity
         self.id = id
         self.operation = operation
         self.path = path

@@ -10,7 +10,8 @@ enum TokenHandlers {
         let tokens = broker.tokens
         switch (route, request.operation) {
         case ("lookup-self", .read), ("lookup-self", .update):
-            return .envelope(Envelope(data: lookupData(caller.entry, token: caller.token)))
+            let (token, entry) = try caller.requireToken()
+            return .envelope(Envelope(data: lookupData(entry, token: token)))
         case ("lookup", .read), ("lookup", .update):
             guard let token = request.data["token"]?.stringValue, !token.isEmpty else {
                 throw APIError.badRequest("missing token to look up")
@@ -25,8 +26,9 @@ enum TokenHandlers {
         case ("create", .update), ("create-orphan", .update):
             return try await create(broker, request, caller, orphan: route == "create-orphan")
         case ("renew-self", .update):
-            let renewed = try await tokens.renew(caller.entry, increment: try increment(request))
-            return .envelope(Envelope(auth: auth(renewed, token: caller.token)))
+            let (token, entry) = try caller.requireToken()
+            let renewed = try await tokens.renew(entry, increment: try increment(request))
+            return .envelope(Envelope(auth: auth(renewed, token: token)))
         case ("renew", .update):
             guard let token = request.data["token"]?.stringValue, let entry = try await tokens.lookup(token: token) else {
                 throw APIError.badRequest("invalid token")
@@ -34,7 +36,7 @@ enum TokenHandlers {
             let renewed = try await tokens.renew(entry, increment: try increment(request))
             return .envelope(Envelope(auth: auth(renewed, token: token)))
         case ("revoke-self", .update):
-            try await tokens.revoke(caller.entry)
+            try await tokens.revoke(try caller.requireToken().entry)
             return .noContent
         case ("revoke", .update):
             guard let token = request.data["token"]?.stringValue else { throw APIError.badRequest("missing token") }
@@ -83,7 +85,8 @@ enum TokenHandlers {
         if let id = data["id"]?.stringValue, !id.isEmpty {
             throw APIError.badRequest("custom token ids are not supported")
         }
-        let parentPolicies = caller.entry.policies
+        // A token carries the policies of whoever created it, never more.
+        let parentPolicies = caller.policies
         var policies = try stringList(data["policies"], field: "policies") ?? parentPolicies.filter { $0 != "root" || caller.acl.isRoot }
         if !caller.acl.isRoot {
             let allowed = Set(parentPolicies)
@@ -119,7 +122,7 @@ enum TokenHandlers {
         let (token, entry) = try await broker.tokens.create(TokenRequest(
             policies: policies, meta: meta, displayName: displayName, ttl: ttl, explicitMaxTTL: explicitMax,
             renewable: data["renewable"]?.boolValue ?? true, numUses: numUses, path: request.path,
-            parentHash: noParent ? nil : caller.entry.idHash))
+            parentHash: noParent ? nil : caller.entry?.idHash))
         broker.logger.info("token created", metadata: ["accessor": "\(entry.accessor)", "policies": "\(policies)"])
         return .envelope(Envelope(warnings: warnings, auth: auth(entry, token: token)))
     }
