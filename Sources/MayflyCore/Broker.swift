@@ -14,6 +14,8 @@ public final class Broker: Sendable {
     let kv: KVEngine
     let databases: DatabaseEngine
     let leases: LeaseManager
+    let appRoles: AppRoleEngine
+    let loginLimiter: LoginRateLimiter
     let logger: Logger
     /// Policies of transport identities (`bind` stanzas); swapped whole on reload.
     let bindings: Mutex<BindingTable>
@@ -34,6 +36,8 @@ public final class Broker: Sendable {
         barrier = Barrier(storage: storage)
         tokens = TokenStore(barrier: barrier, defaultTTL: config.defaultLeaseTTL, maxTTL: config.maxLeaseTTL)
         kv = KVEngine(mount: "secret", barrier: barrier)
+        appRoles = AppRoleEngine(barrier: barrier, tokens: tokens)
+        loginLimiter = LoginRateLimiter(limit: config.loginRateLimit)
         databases = DatabaseEngine(barrier: barrier, logger: logger)
         leases = LeaseManager(leases: storage, databases: databases, logger: logger, scramIterations: config.scramIterations)
         let databases = databases, leases = leases, logger = logger
@@ -125,6 +129,11 @@ public final class Broker: Sendable {
         default: break
         }
         guard await !seal.isSealed else { throw APIError.sealed }
+        if path == "auth/approle/login" || path == "auth/cert/login" {
+            guard request.operation == .update else { throw APIError.unsupportedOperation }
+            try loginLimiter.attempt(source: LoginRateLimiter.source(of: request))
+            return path == "auth/cert/login" ? try await certLogin(request) : try await appRoles.login(request)
+        }
         let caller = try await authenticate(request)
         let acl = caller.acl
         if path.hasPrefix("sys/internal/ui/mounts/") || path == "sys/internal/ui/mounts" {
@@ -136,6 +145,9 @@ public final class Broker: Sendable {
         if let entry = caller.entry { try await tokens.use(entry) }
         if path.hasPrefix("secret/") {
             return try await kv.handle(request, relativePath: String(path.dropFirst("secret/".count)))
+        }
+        if path.hasPrefix("auth/approle/") {
+            return try await appRoles.handle(request, relativePath: String(path.dropFirst("auth/approle/".count)))
         }
         if path.hasPrefix("auth/token/") {
             return try await TokenHandlers.handle(self, request, caller, String(path.dropFirst("auth/token/".count)))
@@ -170,6 +182,23 @@ public final class Broker: Sendable {
             return Caller(token: nil, entry: nil, policies: policies, identity: identity)
         }
         throw APIError.permissionDenied
+    }
+
+    /// `auth/cert/login`: a token for the verified client certificate of the mTLS connection,
+    /// with the policies its `bind` stanzas give (Vault clients that want a token).
+    func certLogin(_ request: LogicalRequest) async throws -> LogicalResponse {
+        guard case .certificate(let uris, let dnsNames, let commonName)? = request.identity,
+            let bound = bindings.withLock({ $0.policies(for: request.identity!) })
+        else { throw APIError.badRequest("invalid certificate or no client certificate supplied") }
+        var meta: [String: String] = [:]
+        if let commonName { meta["common_name"] = commonName }
+        if let uri = uris.first { meta["uri_san"] = uri }
+        if let dns = dnsNames.first { meta["dns_san"] = dns }
+        let (token, entry) = try await tokens.create(TokenRequest(
+            policies: Array(Set(bound + ["default"])).sorted(), meta: meta, displayName: "cert-" + (commonName ?? "client"),
+            path: "auth/cert/login"))
+        logger.info("certificate login", metadata: ["identity": "\(request.identity!.summary)", "accessor": "\(entry.accessor)"])
+        return .envelope(Envelope(auth: TokenHandlers.auth(entry, token: token)))
     }
 
     /// The capability an operation needs (POST/PUT are "update"; create vs update existence

@@ -32,7 +32,9 @@ public struct VaultResponder: HTTPResponder {
         var path = ""
         do {
             var logical = try await decode(&request, id: requestID, remote: context.remoteDescription)
-            if logical.token == nil { logical.identity = await PeerIdentityResolver.identity(of: context.channel) }
+            if logical.token == nil || logical.path.hasPrefix("auth/") {
+                logical.identity = await PeerIdentityResolver.identity(of: context.channel)
+            }
             path = logical.path
             let result = try await broker.handle(logical)
             response = Self.encode(result, requestID: requestID, head: request.method == .head)
@@ -171,7 +173,9 @@ public struct VaultResponder: HTTPResponder {
     }
 
     static func error(_ error: APIError, head: Bool) -> Response {
-        json(["errors": .strings(error.messages)], status: error.status, head: head)
+        var response = json(["errors": .strings(error.messages)], status: error.status, head: head)
+        if let retryAfter = error.retryAfter { response.headers[.retryAfter] = String(retryAfter) }
+        return response
     }
 }
 
@@ -181,7 +185,9 @@ extension MayflyRequestContext {
         guard let address = channel.remoteAddress else { return "unix" }
         switch address {
         case .unixDomainSocket: return "unix"
-        default: return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+        default:
+            let ip = address.ipAddress ?? "?"
+            return ip.contains(":") ? "[\(ip)]:\(address.port ?? 0)" : "\(ip):\(address.port ?? 0)"
         }
     }
 }

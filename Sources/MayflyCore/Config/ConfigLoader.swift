@@ -103,6 +103,11 @@ public enum ConfigLoader {
                 case "database": try readDatabases(member)
                 case "role": try readRoles(member)
                 case "bind": try readBindings(member)
+                case "login_rate_limit":
+                    guard let value = member.value.intValue, (0...1_000_000).contains(value) else {
+                        throw fail(member.line, "login_rate_limit must be a number of attempts per minute (0 disables)")
+                    }
+                    config.loginRateLimit = Int(value)
                 case "disable_mlock", "ui", "api_addr", "cluster_name":
                     continue  // accepted for Vault config compatibility; no effect here
                 default:

@@ -87,6 +87,8 @@ public struct MayflyConfig: Sendable, Equatable {
     public var roles: [DeclaredRole] = []
     /// `bind` stanzas: policies for transport identities (Unix peer, client certificate).
     public var bindings: [Binding] = []
+    /// Login attempts allowed per source (Unix uid or client address) per minute; 0 = no limit.
+    public var loginRateLimit = 20
 
     public init(storagePath: String) {
         self.storagePath = storagePath

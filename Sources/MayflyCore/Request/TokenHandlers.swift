@@ -60,7 +60,7 @@ enum TokenHandlers {
         try DurationParser.seconds(request.data["increment"], field: "increment")
     }
 
-    private static func stringList(_ value: JSONValue?, field: String) throws -> [String]? {
+    static func stringList(_ value: JSONValue?, field: String) throws -> [String]? {
         guard let value, !value.isNull else { return nil }
         if let text = value.stringValue {
             return text.split(separator: ",").map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }

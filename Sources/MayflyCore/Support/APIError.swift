@@ -7,11 +7,14 @@ public struct APIError: Error, Sendable, CustomStringConvertible, CustomDebugStr
     public let messages: [String]
     /// Extra context for the server log (never sent).
     public let detail: String?
+    /// Seconds for a `Retry-After` header (429 answers).
+    public let retryAfter: Int?
 
-    public init(status: Int, _ messages: [String], detail: String? = nil) {
+    public init(status: Int, _ messages: [String], detail: String? = nil, retryAfter: Int? = nil) {
         self.status = status
         self.messages = messages
         self.detail = detail
+        self.retryAfter = retryAfter
     }
 
     public var description: String { "API error \(status)" }

@@ -75,7 +75,8 @@ public final class TokenStore: Sendable {
         }
     }
 
-    private func hash(_ value: String, domain: String) throws -> String {
+    /// Hex HMAC-SHA-256 of `domain:value` under the store's hash key (tokens, AppRole ids).
+    func hash(_ value: String, domain: String) throws -> String {
         guard let key = hashKey.withLock({ $0 }) else { throw BarrierError(.sealed, "token key not loaded") }
         return Hex.encode(try KeyedHash.hmacSHA256(key: key, Array((domain + ":" + value).utf8)))
     }
