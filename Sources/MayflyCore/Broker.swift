@@ -201,6 +201,23 @@ public final class Broker: Sendable {
         return .envelope(Envelope(auth: TokenHandlers.auth(entry, token: token)))
     }
 
+    /// Whether the sealed state and the number of leases in each state, for metrics.
+    public func metricsSnapshot() async -> (sealed: Bool, leases: [String: Int]) {
+        let sealed = await seal.isSealed
+        let counts = (try? await storage.leaseCounts()) ?? [:]
+        var leases: [String: Int] = [:]
+        for state in [LeaseState.pending, .active, .revoking, .revoked] { leases[state.rawValue] = counts[state] ?? 0 }
+        return (sealed, leases)
+    }
+
+    /// Checks that `request` (token or bound identity) may read `path` (for routes served
+    /// outside the broker, such as metrics).
+    public func authorizeRead(_ request: LogicalRequest) async throws {
+        guard await !seal.isSealed else { throw APIError.sealed }
+        let caller = try await authenticate(request)
+        guard caller.acl.allows(request.path, .read) else { throw APIError.permissionDenied }
+    }
+
     /// The capability an operation needs (POST/PUT are "update"; create vs update existence
     /// checks arrive with configurable policies).
     static func capability(for operation: Operation) -> Capability {

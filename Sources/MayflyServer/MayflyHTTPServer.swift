@@ -28,6 +28,7 @@ public struct MayflyHTTPServer: Sendable {
     public func applications(onRunning: @escaping @Sendable (String) async -> Void = { _ in })
         throws -> [any Service]
     {
+        MetricsExporter.bootstrap()
         let responder = VaultResponder(broker: broker, maxBodySize: broker.config.maxRequestSize, logger: logger)
         var services: [any Service] = []
         for listener in broker.config.unixListeners {

@@ -3,6 +3,7 @@ public import Hummingbird
 public import Logging
 public import MayflyCore
 import NIOCore
+import Metrics
 
 /// Translates HTTP to `LogicalRequest` and `LogicalResponse` back to HTTP with Vault's wire
 /// rules (vault-api.md §1): `/v1/` prefix, method mapping including `LIST`, token headers,
@@ -36,8 +37,12 @@ public struct VaultResponder: HTTPResponder {
                 logical.identity = await PeerIdentityResolver.identity(of: context.channel)
             }
             path = logical.path
-            let result = try await broker.handle(logical)
-            response = Self.encode(result, requestID: requestID, head: request.method == .head)
+            if path == "sys/metrics" {
+                response = try await metrics(logical)
+            } else {
+                let result = try await broker.handle(logical)
+                response = Self.encode(result, requestID: requestID, head: request.method == .head)
+            }
         } catch let error as APIError {
             if error.status >= 500 {
                 logger.error("request failed", metadata: [
@@ -49,12 +54,30 @@ public struct VaultResponder: HTTPResponder {
             logger.error("request failed", metadata: ["request_id": "\(requestID)", "error": "\(String(reflecting: error))"])
             response = Self.error(.internalError(""), head: request.method == .head)
         }
+        Counter(label: "mayfly_requests_total", dimensions: [
+            ("route", MetricsExporter.route(path, status: Int(response.status.code))), ("status", "\(response.status.code)"),
+        ]).increment()
         logger.debug("request", metadata: [
             "request_id": "\(requestID)", "method": "\(request.method)", "path": "\(path)",
             "status": "\(response.status.code)", "duration_ms": "\((ContinuousClock.now - started).milliseconds)",
             "remote": "\(context.remoteDescription)",
         ])
         return response
+    }
+
+    /// `sys/metrics?format=prometheus`: needs `read` on `sys/metrics` unless the config's
+    /// telemetry block opens it.
+    private func metrics(_ request: LogicalRequest) async throws -> Response {
+        guard request.operation == .read || request.operation == .head else { throw APIError.unsupportedOperation }
+        guard request.query["format"] == "prometheus" else {
+            throw APIError.badRequest("only format=prometheus is supported")
+        }
+        if !broker.config.unauthenticatedMetrics { try await broker.authorizeRead(request) }
+        var headers = HTTPFields()
+        headers[.contentType] = "text/plain; version=0.0.4"
+        headers[.cacheControl] = "no-store"
+        return Response(status: .ok, headers: headers,
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: await MetricsExporter.render(broker))))
     }
 
     // MARK: Decoding

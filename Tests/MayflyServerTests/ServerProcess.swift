@@ -87,12 +87,12 @@ final class ServerProcess: @unchecked Sendable {
     var terminationStatus: Int32? { process.map { $0.isRunning ? nil : $0.terminationStatus } ?? nil }
 
     /// One request over the Unix socket with a fresh client.
-    func request(_ method: String, _ path: String, token: String? = nil, json: String? = nil) async throws
-        -> MayflyClient.Response
+    func request(_ method: String, _ path: String, token: String? = nil, json: String? = nil,
+                 query: [(String, String)] = []) async throws -> MayflyClient.Response
     {
         let client = try MayflyClient(address: "unix://" + socketPath, token: token)
         defer { Task { try? await client.shutdown() } }
-        return try await client.request(method, path, body: json.map { Data($0.utf8) })
+        return try await client.request(method, path, body: json.map { Data($0.utf8) }, query: query)
     }
 
     deinit {

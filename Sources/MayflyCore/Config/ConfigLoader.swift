@@ -103,6 +103,14 @@ public enum ConfigLoader {
                 case "database": try readDatabases(member)
                 case "role": try readRoles(member)
                 case "bind": try readBindings(member)
+                case "telemetry":
+                    guard case .object(let body) = member.value else { throw fail(member.line, "telemetry must be a block { … }") }
+                    for item in body {
+                        switch item.key {
+                        case "unauthenticated_metrics_access": config.unauthenticatedMetrics = try bool(item)
+                        default: throw fail(item.line, "unknown setting \"\(item.key)\" in telemetry")
+                        }
+                    }
                 case "login_rate_limit":
                     guard let value = member.value.intValue, (0...1_000_000).contains(value) else {
                         throw fail(member.line, "login_rate_limit must be a number of attempts per minute (0 disables)")

@@ -89,6 +89,8 @@ public struct MayflyConfig: Sendable, Equatable {
     public var bindings: [Binding] = []
     /// Login attempts allowed per source (Unix uid or client address) per minute; 0 = no limit.
     public var loginRateLimit = 20
+    /// `telemetry { unauthenticated_metrics_access = true }`: `sys/metrics` without a token.
+    public var unauthenticatedMetrics = false
 
     public init(storagePath: String) {
         self.storagePath = storagePath

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import MayflyCrypto
 import MayflyPostgres
 import MayflyStore
@@ -41,6 +42,7 @@ final class LeaseManager: Sendable {
         guard database.allows(role: roleName) else {
             throw APIError(status: 500, ["\"\(roleName)\" is not an allowed role"])
         }
+        let started = DispatchTime.now()
         let now = Self.now()
         let ttl = min(role.defaultTTL, role.maxTTL)
         let username = "v-\(roleName.prefix(30))-\(Random.string(count: 20, alphabet: Self.lowerAlphanumerics))"
@@ -70,6 +72,7 @@ final class LeaseManager: Sendable {
             failed.nextAttemptAt = now
             failed.lastError = DatabaseEngine.describe(error)
             try? await leases.updateLease(failed)
+            Counter(label: "mayfly_credential_issue_failures_total", dimensions: [("role", roleName)]).increment()
             throw APIError(status: 500, ["cannot create the database credential: \(DatabaseEngine.describe(error))"])
         }
         FaultInjection.point("after-create-role")
@@ -77,6 +80,9 @@ final class LeaseManager: Sendable {
         active.state = .active
         try await leases.updateLease(active)
         logger.info("credential issued", metadata: ["lease_id": "\(leaseID)", "username": "\(username)"])
+        Counter(label: "mayfly_credentials_issued_total", dimensions: [("role", roleName)]).increment()
+        Timer(label: "mayfly_credential_issue_duration_seconds", preferredDisplayUnit: .seconds)
+            .recordInterval(since: started)
         var envelope = Envelope(data: [
             "username": .string(username), "password": .string(password),
             "connection_url": .string(try Self.clientURL(database, username: username)),
@@ -250,6 +256,7 @@ final class LeaseManager: Sendable {
     func revokeBatch(_ batch: [LeaseRecord], force: Bool = false) async -> [String] {
         var failures: [String] = []
         for (databaseName, group) in Dictionary(grouping: batch, by: \.database) {
+            let started = DispatchTime.now()
             do {
                 guard let database = try await databases.config(databaseName) else {
                     throw APIError.badRequest("database \(databaseName) is not configured")
@@ -268,8 +275,12 @@ final class LeaseManager: Sendable {
                     return lease
                 })
                 logger.info("leases revoked", metadata: ["database": "\(databaseName)", "count": "\(group.count)"])
+                Counter(label: "mayfly_leases_revoked_total", dimensions: [("database", databaseName)]).increment(by: group.count)
+                Timer(label: "mayfly_revocation_batch_duration_seconds", preferredDisplayUnit: .seconds)
+                    .recordInterval(since: started)
             } catch {
                 let message = DatabaseEngine.describe(error)
+                Counter(label: "mayfly_revocation_failures_total", dimensions: [("database", databaseName)]).increment(by: group.count)
                 logger.warning("revocation failed", metadata: ["database": "\(databaseName)", "error": "\(String(reflecting: error))"])
                 let now = Self.now()
                 let failed = group.map { lease in
