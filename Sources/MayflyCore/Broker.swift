@@ -1,4 +1,5 @@
 import Foundation
+import MayflyCrypto
 public import Logging
 import Synchronization
 public import MayflyStore
@@ -22,7 +23,7 @@ public final class Broker: Sendable {
     /// The server version reported by `sys/health` and `sys/seal-status`.
     public static let version = "0.1.0"
 
-    private init(config: MayflyConfig, storage: any Storage & LeaseStorage, logger: Logger) {
+    private init(config: MayflyConfig, storage: any Storage & LeaseStorage, storeID: String, logger: Logger) {
         self.config = config
         self.storage = storage
         self.logger = logger
@@ -39,7 +40,8 @@ public final class Broker: Sendable {
         appRoles = AppRoleEngine(barrier: barrier, tokens: tokens)
         loginLimiter = LoginRateLimiter(limit: config.loginRateLimit)
         databases = DatabaseEngine(barrier: barrier, logger: logger)
-        leases = LeaseManager(leases: storage, databases: databases, logger: logger, scramIterations: config.scramIterations)
+        leases = LeaseManager(leases: storage, databases: databases, logger: logger, scramIterations: config.scramIterations,
+                              storeID: storeID)
         let databases = databases, leases = leases, logger = logger
         seal = SealManager(
             storage: storage, barrier: barrier, tokens: tokens, mode: config.seal, logger: logger,
@@ -65,10 +67,19 @@ public final class Broker: Sendable {
     public static func open(config: MayflyConfig, storage: any Storage & LeaseStorage, logger: Logger) async throws
         -> Broker
     {
-        let broker = Broker(config: config, storage: storage, logger: logger)
+        let broker = Broker(config: config, storage: storage, storeID: try await storeID(storage), logger: logger)
         try await broker.seal.load()
         try await broker.seal.unsealFromKeyFile()
         return broker
+    }
+
+    /// The random id of this store (created on first open; not secret), which marks the roles
+    /// it creates in PostgreSQL.
+    static func storeID(_ storage: any Storage) async throws -> String {
+        if let existing = try await storage.systemValue("store-id") { return String(decoding: existing, as: UTF8.self) }
+        let id = Hex.encode(Random.bytes(8))
+        try await storage.setSystemValue("store-id", Array(id.utf8))
+        return id
     }
 
     /// Seals: wipes every key and closes the admin connections (which hold database passwords).

@@ -106,7 +106,7 @@ struct DatabaseCredentialTests {
             [credential.user])
         #expect(groups == [[group]])
         #expect(try await admin.query("SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1", [credential.user])
-                == [["mayfly lease \(credential.lease)"]])
+                == [["mayfly lease \(credential.lease) store \(t.broker.leases.storeID)"]])
         await admin.close()
 
         // The plaintext password never reached PostgreSQL's statement log, nor Mayfly's store.
@@ -346,5 +346,20 @@ struct DatabaseCredentialTests {
         #expect(!log.contains("row is too big"))
         try await admin.execute("DROP TABLE \(table)")
         await admin.close()
+    }
+
+    /// Two brokers (two stores) on one PostgreSQL cluster: each reconcile touches only the
+    /// roles its own store marked.
+    @Test func reconcileLeavesAnotherStoresRolesAlone() async throws {
+        let (first, _) = try await Self.setUp(ttl: "10m", maxTTL: "20m")
+        let (second, _) = try await Self.setUp(ttl: "10m", maxTTL: "20m")
+        #expect(first.broker.leases.storeID != second.broker.leases.storeID)
+        let credential = try await Self.issue(first)
+        let result = try await second.broker.leases.reconcile(databaseNames: ["db"], afterRestart: true)
+        #expect(result.dropped == 0)
+        let admin = try await PG.admin()
+        #expect(try await !admin.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [credential.user]).isEmpty)
+        await admin.close()
+        _ = try await first.call(.update, "sys/leases/revoke", ["lease_id": .string(credential.lease)])
     }
 }

@@ -57,7 +57,7 @@ struct ReconcileProcessTests {
         }
         try await server.start()
         // Reconcile runs right after the key-file unseal, before requests are served.
-        #expect(try await Self.markedRoles(role).isEmpty, "no role without a live lease")
+        #expect(try await Self.markedRoles(role).isEmpty, "no role without a live lease; log:\n\(server.log())")
         let leases = try await server.request("LIST", "sys/leases/lookup/database/creds/\(role)/", token: token)
         #expect(leases.status == 404, "no live lease without a role")
         // And the broker still issues normally.

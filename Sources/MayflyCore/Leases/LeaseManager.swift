@@ -13,14 +13,22 @@ final class LeaseManager: Sendable {
     private let databases: DatabaseEngine
     private let logger: Logger
     let scramIterations: Int
+    /// This store's id, written into every role's marker so that reconcile only ever touches
+    /// roles this store created (several brokers may share one PostgreSQL cluster).
+    let storeID: String
     /// Seconds added to `VALID UNTIL` so PostgreSQL never refuses a login the lease still allows.
     static let validUntilSkew: Int64 = 5
+    /// Seconds a revocation in progress owns its leases: the sweeper leaves a `revoking` lease
+    /// alone until then, so it never races the request (or its own earlier pass) that is
+    /// revoking it; if that attempt dies with the process, the sweeper picks the lease up after.
+    static let inFlightGrace: Int64 = 60
     /// Leases revoked per batch and per database.
     static let batchSize = 200
     private static let lowerAlphanumerics = Array("abcdefghijklmnopqrstuvwxyz0123456789")
     private static let base62 = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
-    init(leases: any LeaseStorage, databases: DatabaseEngine, logger: Logger, scramIterations: Int) {
+    init(leases: any LeaseStorage, databases: DatabaseEngine, logger: Logger, scramIterations: Int, storeID: String) {
+        self.storeID = storeID
         self.leases = leases
         self.databases = databases
         self.logger = logger
@@ -60,7 +68,7 @@ final class LeaseManager: Sendable {
             try await databases.pool(database).withSession { session in
                 try session.execute(
                     try Self.creationSQL(session, role: role, username: username, verifier: verifier,
-                                         validUntil: validUntil, leaseID: leaseID))
+                                         validUntil: validUntil, marker: Self.marker(leaseID: leaseID, storeID: self.storeID)))
             }
         } catch {
             logger.error("creating a credential failed", metadata: [
@@ -93,12 +101,17 @@ final class LeaseManager: Sendable {
         return .envelope(envelope)
     }
 
+    /// `COMMENT ON ROLE` text of a dynamic role: `mayfly lease <lease id> store <store id>`.
+    static func marker(leaseID: String, storeID: String) -> String {
+        "mayfly lease \(leaseID) store \(storeID)"
+    }
+
     static func creationSQL(_ session: PGSession, role: DatabaseRole, username: String, verifier: String,
-                            validUntil: Int64, leaseID: String) throws -> String
+                            validUntil: Int64, marker text: String) throws -> String
     {
         let expiration = Timestamp.postgres(validUntil)
         let name = try session.escapeIdentifier(username)
-        let marker = "COMMENT ON ROLE \(name) IS \(try session.escapeLiteral("mayfly lease \(leaseID)"))"
+        let marker = "COMMENT ON ROLE \(name) IS \(try session.escapeLiteral(text))"
         if !role.creationStatements.isEmpty {
             // Vault-style templates: {{password}} becomes the SCRAM verifier, never the plaintext.
             return role.creationStatements.map {
@@ -204,7 +217,7 @@ final class LeaseManager: Sendable {
         guard lease.state != .revoked else { return sync ? .noContent : .accepted }
         var marked = lease
         marked.state = .revoking
-        marked.nextAttemptAt = Self.now()
+        marked.nextAttemptAt = Self.now() + (sync ? Self.inFlightGrace : 0)  // async: the sweeper does it now
         try await leases.updateLease(marked)
         guard sync else { return .accepted }
         let failures = await revokeBatch([marked])
@@ -227,7 +240,7 @@ final class LeaseManager: Sendable {
             let marked = page.map { lease in
                 var lease = lease
                 lease.state = .revoking
-                lease.nextAttemptAt = now
+                lease.nextAttemptAt = now + Self.inFlightGrace
                 return lease
             }
             try await leases.updateLeases(marked)
@@ -264,7 +277,13 @@ final class LeaseManager: Sendable {
                 let roles = try await revocationRoles(group)
                 var custom: [String: [String]] = [:]
                 for lease in group { custom[lease.username] = roles[lease.role]?.revocationStatements ?? [] }
-                try await dropRoles(group.map(\.username), database: database, revocationStatements: custom)
+                do {
+                    try await dropRoles(group.map(\.username), database: database, revocationStatements: custom)
+                } catch let error as PGError where error.sqlState == "42704" {
+                    // A role vanished between the existence check and the batch (dropped by a
+                    // revocation statement or an operator): check again and finish.
+                    try await dropRoles(group.map(\.username), database: database, revocationStatements: custom)
+                }
                 let now = Self.now()
                 try await leases.updateLeases(group.map { lease in
                     var lease = lease
@@ -391,11 +410,12 @@ final class LeaseManager: Sendable {
             guard let database = try await databases.config(name) else { continue }
             let pool = try databases.pool(database)
             // 1. Marked roles without a live lease.
+            let storeID = storeID
             let marked = try await pool.withSession { session in
                 try session.query("""
-                    SELECT rolname, substr(shobj_description(oid, 'pg_authid'), 14) FROM pg_roles
-                    WHERE shobj_description(oid, 'pg_authid') LIKE 'mayfly lease %'
-                    """)
+                    SELECT rolname, split_part(shobj_description(oid, 'pg_authid'), ' ', 3) FROM pg_roles
+                    WHERE shobj_description(oid, 'pg_authid') LIKE 'mayfly lease % store ' || $1
+                    """, [storeID])
             }
             var orphans: [LeaseRecord] = []
             for row in marked {
@@ -462,7 +482,7 @@ final class LeaseManager: Sendable {
             let marked = fresh.map { lease in
                 var lease = lease
                 lease.state = .revoking
-                if lease.nextAttemptAt == nil { lease.nextAttemptAt = now }
+                lease.nextAttemptAt = now + Self.inFlightGrace
                 return lease
             }
             try await leases.updateLeases(marked)
