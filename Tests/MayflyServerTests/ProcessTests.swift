@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import MayflyClient
 import MayflyCore
 import Testing
@@ -15,7 +16,10 @@ import Testing
         let token = try #require(try Self.json(initResponse)["root_token"]?.stringValue)
 
         let client = try MayflyClient(address: "unix://" + server.socketPath, token: token, timeoutSeconds: 5)
-        // Four writers stream KV writes; each records what the server acknowledged.
+        // Four writers stream KV writes; each records what the server acknowledged. The kill
+        // comes once the stream is well under way (not after a fixed time, which a loaded
+        // machine may not fill).
+        let progress = AckCounter()
         let acknowledged = await withTaskGroup(of: [Int].self) { group in
             for writer in 0..<4 {
                 group.addTask {
@@ -27,12 +31,16 @@ import Testing
                             response.status == 200
                         else { break }
                         acked.append(n)
+                        progress.value.add(1, ordering: .relaxed)
                     }
                     return acked
                 }
             }
             group.addTask {
-                try? await Task.sleep(for: .milliseconds(1500))
+                let deadline = ContinuousClock.now + .seconds(60)
+                while progress.value.load(ordering: .relaxed) < 200 && ContinuousClock.now < deadline {
+                    try? await Task.sleep(for: .milliseconds(20))
+                }
                 server.kill(signal: SIGKILL)
                 return []
             }
@@ -123,4 +131,9 @@ import Testing
             #expect(server.log().contains("world-writable"))
         }
     }
+}
+
+/// Acknowledged writes so far, shared by the writers and the killer task.
+final class AckCounter: Sendable {
+    let value = Atomic<Int>(0)
 }
