@@ -49,6 +49,12 @@ let package = Package(
             exclude: ["README.md"],
             resources: [.embedInCode("sql")],
             swiftSettings: swiftSettings),
+        // The built-in default policy, embedded from the top-level policies/ folder.
+        .target(
+            name: "MayflyPolicies", path: "policies",
+            exclude: ["examples"],
+            resources: [.embedInCode("default.hcl")],
+            swiftSettings: swiftSettings),
         // Storage protocol and the SQLite backend.
         .target(
             name: "MayflyStore",
@@ -58,7 +64,7 @@ let package = Package(
         .target(
             name: "MayflyCore",
             dependencies: [
-                "MayflyCrypto", "MayflyStore", "MayflyHCL", "MayflyPostgres",
+                "MayflyCrypto", "MayflyStore", "MayflyHCL", "MayflyPostgres", "MayflyPolicies",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
@@ -115,7 +121,7 @@ let package = Package(
         .testTarget(name: "MayflyPostgresTests", dependencies: ["MayflyPostgres"], swiftSettings: swiftSettings),
         .testTarget(
             name: "MayflyCoreTests",
-            dependencies: ["MayflyCore", "MayflyCrypto", "MayflyStore", "MayflyPostgres",
+            dependencies: ["MayflyCore", "MayflyCrypto", "MayflyStore", "MayflyPostgres", "MayflyPolicies",
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings),
         .testTarget(

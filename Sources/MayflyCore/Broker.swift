@@ -16,6 +16,8 @@ public final class Broker: Sendable {
     let databases: DatabaseEngine
     let leases: LeaseManager
     let appRoles: AppRoleEngine
+    /// Built-in, directory and API policies.
+    public let policies: PolicyStore
     let loginLimiter: LoginRateLimiter
     let logger: Logger
     /// Policies of transport identities (`bind` stanzas); swapped whole on reload.
@@ -23,7 +25,7 @@ public final class Broker: Sendable {
     /// The server version reported by `sys/health` and `sys/seal-status`.
     public static let version = "0.1.0"
 
-    private init(config: MayflyConfig, storage: any Storage & LeaseStorage, storeID: String, logger: Logger) {
+    private init(config: MayflyConfig, storage: any Storage & LeaseStorage, storeID: String, logger: Logger) throws {
         self.config = config
         self.storage = storage
         self.logger = logger
@@ -38,14 +40,16 @@ public final class Broker: Sendable {
         tokens = TokenStore(barrier: barrier, defaultTTL: config.defaultLeaseTTL, maxTTL: config.maxLeaseTTL)
         kv = KVEngine(mount: "secret", barrier: barrier)
         appRoles = AppRoleEngine(barrier: barrier, tokens: tokens)
+        policies = try PolicyStore(directory: config.policyDirectory, barrier: barrier)
         loginLimiter = LoginRateLimiter(limit: config.loginRateLimit)
         databases = DatabaseEngine(barrier: barrier, logger: logger)
         leases = LeaseManager(leases: storage, databases: databases, logger: logger, scramIterations: config.scramIterations,
                               storeID: storeID)
-        let databases = databases, leases = leases, logger = logger
+        let databases = databases, leases = leases, logger = logger, policies = policies
         seal = SealManager(
             storage: storage, barrier: barrier, tokens: tokens, mode: config.seal, logger: logger,
             afterUnseal: {
+                try await policies.loadStored()
                 try await databases.applyDeclared(config.databases, config.roles)
                 // Leases pending at unseal were started by a process that is gone: reconcile.
                 do {
@@ -67,10 +71,24 @@ public final class Broker: Sendable {
     public static func open(config: MayflyConfig, storage: any Storage & LeaseStorage, logger: Logger) async throws
         -> Broker
     {
-        let broker = Broker(config: config, storage: storage, storeID: try await storeID(storage), logger: logger)
+        let broker = try Broker(config: config, storage: storage, storeID: try await storeID(storage), logger: logger)
         try await broker.seal.load()
         try await broker.seal.unsealFromKeyFile()
         return broker
+    }
+
+    /// Re-reads the policies directory (SIGHUP). On error the previous set stays and the
+    /// error, with file and line, is logged and returned.
+    @discardableResult
+    public func reloadPolicies() -> PolicyFileError? {
+        do {
+            try policies.reload()
+            logger.notice("policies reloaded", metadata: ["count": "\(policies.names().count)"])
+            return nil
+        } catch {
+            logger.error("policy reload failed; the previous policies stay active", metadata: ["error": "\(error.description)"])
+            return error
+        }
     }
 
     /// The random id of this store (created on first open; not secret), which marks the roles
@@ -85,6 +103,7 @@ public final class Broker: Sendable {
     /// Seals: wipes every key and closes the admin connections (which hold database passwords).
     public func sealAll() async {
         await seal.seal()
+        policies.unloadStored()
         await databases.closeAll()
     }
 
@@ -174,6 +193,9 @@ public final class Broker: Sendable {
         if let route = LeaseHandlers.route(path) {
             return try await LeaseHandlers.handle(self, request, route)
         }
+        if path.hasPrefix("sys/policies/acl") || path.hasPrefix("sys/policy") {
+            return try await PolicyHandlers.handle(self, request)
+        }
         if path.hasPrefix("sys/") {
             return try await SysHandlers.handle(self, request, caller)
         }
@@ -186,11 +208,12 @@ public final class Broker: Sendable {
     func authenticate(_ request: LogicalRequest) async throws -> Caller {
         if let token = request.token {
             guard let entry = try await tokens.lookup(token: token) else { throw APIError.permissionDenied }
-            return Caller(token: token, entry: entry, policies: entry.policies, identity: request.identity)
+            return Caller(token: token, entry: entry, policies: entry.policies, identity: request.identity,
+                          acl: policies.acl(for: entry.policies))
         }
         if let identity = request.identity, let bound = bindings.withLock({ $0.policies(for: identity) }) {
-            let policies = Array(Set(bound + ["default"])).sorted()
-            return Caller(token: nil, entry: nil, policies: policies, identity: identity)
+            let names = Array(Set(bound + ["default"])).sorted()
+            return Caller(token: nil, entry: nil, policies: names, identity: identity, acl: policies.acl(for: names))
         }
         throw APIError.permissionDenied
     }
@@ -255,12 +278,12 @@ struct Caller: Sendable {
     let identity: PeerIdentity?
     let acl: ACL
 
-    init(token: String?, entry: TokenEntry?, policies: [String], identity: PeerIdentity?) {
+    init(token: String?, entry: TokenEntry?, policies: [String], identity: PeerIdentity?, acl: ACL) {
         self.token = token
         self.entry = entry
         self.policies = policies
         self.identity = identity
-        acl = ACL(policies: policies)
+        self.acl = acl
     }
 
     /// The caller's token, for the paths that act on it (lookup-self, renew-self, …).

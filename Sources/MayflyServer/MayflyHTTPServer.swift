@@ -63,6 +63,7 @@ public struct MayflyHTTPServer: Sendable {
                 logger: logger))
         }
         services.append(SweeperService(broker: broker))
+        services.append(ReloadService(broker: broker))
         return services
     }
 
@@ -83,6 +84,17 @@ struct SweeperService: Service {
     let broker: Broker
     func run() async throws {
         await cancelWhenGracefulShutdown { await broker.runSweeper() }
+    }
+}
+
+/// Reloads the policies directory on SIGHUP (a broken file keeps the previous set).
+struct ReloadService: Service {
+    let broker: Broker
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        await cancelWhenGracefulShutdown {
+            for await _ in signals { broker.reloadPolicies() }
+        }
     }
 }
 

@@ -103,6 +103,14 @@ public enum ConfigLoader {
                 case "database": try readDatabases(member)
                 case "role": try readRoles(member)
                 case "bind": try readBindings(member)
+                case "policies":
+                    guard case .object(let body) = member.value else { throw fail(member.line, "policies must be a block { directory = \"…\" }") }
+                    for item in body {
+                        switch item.key {
+                        case "directory": config.policyDirectory = try string(item)
+                        default: throw fail(item.line, "unknown setting \"\(item.key)\" in policies")
+                        }
+                    }
                 case "telemetry":
                     guard case .object(let body) = member.value else { throw fail(member.line, "telemetry must be a block { … }") }
                     for item in body {

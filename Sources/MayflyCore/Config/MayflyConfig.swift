@@ -89,6 +89,8 @@ public struct MayflyConfig: Sendable, Equatable {
     public var bindings: [Binding] = []
     /// Login attempts allowed per source (Unix uid or client address) per minute; 0 = no limit.
     public var loginRateLimit = 20
+    /// `policies { directory = "…" }`: ACL policy files (`<name>.hcl` / `<name>.json`).
+    public var policyDirectory: String?
     /// `telemetry { unauthenticated_metrics_access = true }`: `sys/metrics` without a token.
     public var unauthenticatedMetrics = false
 

@@ -3,51 +3,55 @@ public enum Capability: String, Sendable, CaseIterable, Codable {
     case create, read, update, patch, delete, list, sudo, deny
 }
 
-/// The access a token has, computed from its policies. Deny by default: a path no policy
-/// names grants nothing. Until configurable policies land, two built-in policies exist:
-/// `root` (everything) and `default` (a token may look itself up, renew and revoke itself).
+/// The access a set of policies gives (vault-api.md §4.1). Deny by default; rules with the
+/// same pattern add up across policies; of all patterns matching a path only the one with
+/// the highest priority applies; `deny` there overrides everything; root-protected paths
+/// need `sudo` as well. The `root` policy grants everything.
 public struct ACL: Sendable {
-    /// True when the token holds the `root` policy.
+    /// True when the policies include `root`.
     public let isRoot: Bool
-    private let rules: [String: Set<Capability>]
+    private let exact: [String: Set<Capability>]
+    /// Wildcard patterns, highest priority first.
+    private let wildcards: [(PathPattern, Set<Capability>)]
 
-    /// The ACL for a token carrying `policies`. Unknown names grant nothing.
-    public init(policies: [String]) {
-        isRoot = policies.contains("root")
-        var rules: [String: Set<Capability>] = [:]
-        if policies.contains("default") {
-            for (path, capabilities) in ACL.defaultPolicy { rules[path, default: []].formUnion(capabilities) }
+    /// Names of the policies every server has.
+    public static let builtinNames: Set<String> = ["root", "default"]
+
+    public init(policies: [Policy]) {
+        isRoot = policies.contains { $0.name == "root" }
+        var merged: [String: Set<Capability>] = [:]
+        for policy in policies {
+            for rule in policy.rules { merged[rule.pattern, default: []].formUnion(rule.capabilities) }
         }
-        self.rules = rules
+        var exact: [String: Set<Capability>] = [:]
+        var wildcards: [(PathPattern, Set<Capability>)] = []
+        for (text, capabilities) in merged {
+            let pattern = PathPattern(text)
+            if pattern.isExact { exact[text] = capabilities } else { wildcards.append((pattern, capabilities)) }
+        }
+        wildcards.sort { $1.0.isLowerPriority(than: $0.0) }
+        self.exact = exact
+        self.wildcards = wildcards
     }
 
-    /// The rules of the built-in `default` policy (OpenBao's `DefaultPolicy`, trimmed to what exists).
-    static let defaultPolicy: [String: Set<Capability>] = [
-        "auth/token/lookup-self": [.read],
-        "auth/token/renew-self": [.update],
-        "auth/token/revoke-self": [.update],
-        "sys/capabilities-self": [.update],
-        "sys/leases/renew": [.update],
-        "sys/leases/lookup": [.update],
-        "sys/renew": [.update],
-        "sys/internal/ui/resultant-acl": [.read],
-    ]
+    /// Everything.
+    public static let root = ACL(policies: [.root])
 
-    /// Policy names that exist on this server.
-    public static let knownPolicies: Set<String> = ["root", "default"]
-
-    /// Paths that also need `sudo` (Vault's root-protected paths).
-    static func isRootProtected(_ path: String) -> Bool {
-        path == "sys/rotate" || path == "sys/seal" || path.hasPrefix("sys/leases/revoke-prefix/")
+    /// Paths that also need `sudo` (Vault's root-protected paths, plus policy writes).
+    public static func isRootProtected(_ path: String, _ capability: Capability = .read) -> Bool {
+        if path.hasPrefix("sys/policies/acl/") || path.hasPrefix("sys/policy/") {
+            return [.create, .update, .patch, .delete].contains(capability)
+        }
+        return path == "sys/rotate" || path == "sys/seal" || path.hasPrefix("sys/leases/revoke-prefix/")
             || path.hasPrefix("sys/leases/revoke-force/") || path.hasPrefix("sys/revoke-prefix/")
             || path.hasPrefix("sys/revoke-force/") || path.hasPrefix("sys/leases/lookup/")
             || path.hasPrefix("sys/audit")
     }
 
-    /// The capabilities granted on `path`.
+    /// The capabilities of the highest-priority rule matching `path` (`[.deny]` when it denies).
     public func capabilities(_ path: String) -> Set<Capability> {
         if isRoot { return Set(Capability.allCases).subtracting([.deny]) }
-        let granted = rules[path] ?? []
+        let granted = exact[path] ?? wildcards.first(where: { $0.0.matches(path) })?.1 ?? []
         return granted.contains(.deny) ? [.deny] : granted
     }
 
@@ -56,11 +60,25 @@ public struct ACL: Sendable {
         if isRoot { return true }
         let granted = capabilities(path)
         if granted.contains(.deny) || !granted.contains(capability) { return false }
-        return !ACL.isRootProtected(path) || granted.contains(.sudo)
+        return !ACL.isRootProtected(path, capability) || granted.contains(.sudo)
     }
 
-    /// Whether the token has any capability at or below `prefix` (mount preflight).
+    /// `sys/capabilities-self` form: sorted names, `["root"]` for root, `["deny"]` for nothing.
+    public func capabilitiesForDisplay(_ path: String) -> [String] {
+        if isRoot { return ["root"] }
+        let granted = capabilities(path)
+        return granted.isEmpty ? ["deny"] : granted.map(\.rawValue).sorted()
+    }
+
+    /// Whether some rule could grant anything at or below `prefix` (mount preflight).
     public func hasAnyAccess(under prefix: String) -> Bool {
-        isRoot || rules.contains { $0.key.hasPrefix(prefix) && !$0.value.contains(.deny) && !$0.value.isEmpty }
+        if isRoot { return true }
+        let grants = { (capabilities: Set<Capability>) in !capabilities.isEmpty && !capabilities.contains(.deny) }
+        if exact.contains(where: { $0.key.hasPrefix(prefix) && grants($0.value) }) { return true }
+        return wildcards.contains { pattern, capabilities in
+            guard grants(capabilities) else { return false }
+            let fixed = pattern.firstWildcard.map { String(pattern.text.prefix($0)) } ?? pattern.text
+            return fixed.hasPrefix(prefix) || prefix.hasPrefix(fixed)
+        }
     }
 }

@@ -182,8 +182,7 @@ enum SysHandlers {
             var data: [String: JSONValue] = [:]
             var all: [String] = []
             for path in paths {
-                let capabilities = caller.acl.isRoot ? ["root"] : caller.acl.capabilities(path).map(\.rawValue).sorted()
-                let names = capabilities.isEmpty ? ["deny"] : capabilities
+                let names = caller.acl.capabilitiesForDisplay(path)
                 data[path] = .strings(names)
                 all.append(contentsOf: names)
             }

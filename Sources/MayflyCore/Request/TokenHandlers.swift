@@ -118,7 +118,7 @@ enum TokenHandlers {
         let explicitMax = try DurationParser.seconds(data["explicit_max_ttl"], field: "explicit_max_ttl") ?? 0
         var displayName = data["display_name"]?.stringValue ?? ""
         displayName = "token" + (displayName.isEmpty ? "" : "-" + String(displayName.prefix(64)))
-        let warnings = policies.filter { !ACL.knownPolicies.contains($0) }.map { "Policy \"\($0)\" does not exist" }
+        let warnings = policies.filter { !broker.policies.exists($0) }.map { "Policy \"\($0)\" does not exist" }
         let (token, entry) = try await broker.tokens.create(TokenRequest(
             policies: policies, meta: meta, displayName: displayName, ttl: ttl, explicitMaxTTL: explicitMax,
             renewable: data["renewable"]?.boolValue ?? true, numUses: numUses, path: request.path,
