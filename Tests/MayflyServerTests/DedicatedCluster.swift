@@ -64,9 +64,10 @@ final class DedicatedCluster: Sendable {
     /// Runs a command to completion on a dispatch thread (not a cooperative one). posix_spawn
     /// and waitpid rather than Foundation's Process, which on Linux waits until every process
     /// that inherited its descriptors exits, and the PostgreSQL that pg_ctl starts never does.
-    static func run(_ command: [String]) async throws {
-        let outputPath = NSTemporaryDirectory() + "/mf-run-\(UUID().uuidString.prefix(8)).out"
-        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+    /// With `output`, stdout and stderr are left in that file for the caller.
+    static func run(_ command: [String], output: String? = nil) async throws {
+        let outputPath = output ?? NSTemporaryDirectory() + "/mf-run-\(UUID().uuidString.prefix(8)).out"
+        defer { if output == nil { try? FileManager.default.removeItem(atPath: outputPath) } }
         let status: Int32 = try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
                 var actions = posix_spawn_file_actions_t()

@@ -20,7 +20,7 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     /// Writes a config with a Unix listener (and `extra` HCL) into a new temporary directory.
-    init(extraConfig: String = "", logLevel: String = "info") throws {
+    init(extraConfig: String = "", logLevel: String = "info", unixListenerOptions: String = "") throws {
         let base = "/tmp/mf-\(UUID().uuidString.prefix(6))"
         directory = base
         try FileManager.default.createDirectory(atPath: base + "/run", withIntermediateDirectories: true,
@@ -30,7 +30,7 @@ final class ServerProcess: @unchecked Sendable {
         logPath = base + "/server.log"
         try """
             storage "sqlite" { path = "\(base)/data/mayfly.db" }
-            listener "unix"  { path = "\(socketPath)" }
+            listener "unix"  { path = "\(socketPath)" \(unixListenerOptions) }
             log_level = "\(logLevel)"
             \(extraConfig)
             """.write(toFile: configPath, atomically: true, encoding: .utf8)
