@@ -16,6 +16,7 @@ public final class Broker: Sendable {
     let databases: DatabaseEngine
     let leases: LeaseManager
     let appRoles: AppRoleEngine
+    let audit: AuditLog
     /// Built-in, directory and API policies.
     public let policies: PolicyStore
     let loginLimiter: LoginRateLimiter
@@ -40,15 +41,17 @@ public final class Broker: Sendable {
         tokens = TokenStore(barrier: barrier, defaultTTL: config.defaultLeaseTTL, maxTTL: config.maxLeaseTTL)
         kv = KVEngine(mount: "secret", barrier: barrier)
         appRoles = AppRoleEngine(barrier: barrier, tokens: tokens)
+        audit = try AuditLog(path: config.auditPath)
         policies = try PolicyStore(directory: config.policyDirectory, barrier: barrier)
         loginLimiter = LoginRateLimiter(limit: config.loginRateLimit)
         databases = DatabaseEngine(barrier: barrier, logger: logger)
         leases = LeaseManager(leases: storage, databases: databases, logger: logger, scramIterations: config.scramIterations,
                               storeID: storeID)
-        let databases = databases, leases = leases, logger = logger, policies = policies
+        let databases = databases, leases = leases, logger = logger, policies = policies, audit = audit, barrier = barrier
         seal = SealManager(
             storage: storage, barrier: barrier, tokens: tokens, mode: config.seal, logger: logger,
             afterUnseal: {
+                try await audit.loadKey(barrier)
                 try await policies.loadStored()
                 try await databases.applyDeclared(config.databases, config.roles)
                 // Leases pending at unseal were started by a process that is gone: reconcile.
@@ -104,6 +107,7 @@ public final class Broker: Sendable {
     public func sealAll() async {
         await seal.seal()
         policies.unloadStored()
+        audit.unload()
         await databases.closeAll()
     }
 
@@ -129,8 +133,52 @@ public final class Broker: Sendable {
 
     // MARK: - Dispatch
 
-    /// Handles one request. Throws `APIError` for every client-visible failure.
+    /// Paths that are never audited (as in Vault): health, status and the unseal dance.
+    static let unauditedPaths: Set<String> = ["sys/health", "sys/seal-status", "sys/leader", "sys/init", "sys/unseal", "sys/seal"]
+
+    /// Handles one request. Throws `APIError` for every client-visible failure. With an audit
+    /// device, the request is recorded before it is handled and the response before it is
+    /// returned; if either record cannot be written the request fails and nothing is served.
     public func handle(_ request: LogicalRequest) async throws -> LogicalResponse {
+        guard audit.isEnabled, !Self.unauditedPaths.contains(request.path), await !seal.isSealed else {
+            return try await handleUnaudited(request)
+        }
+        let caller = await auditCaller(request)
+        try recordAudit { try audit.logRequest(request, caller: caller) }
+        let result: LogicalResponse
+        do {
+            result = try await handleUnaudited(request)
+        } catch let error as APIError {
+            try recordAudit { try audit.logResponse(request, caller: caller, result: nil, error: error) }
+            throw error
+        }
+        try recordAudit { try audit.logResponse(request, caller: caller, result: result, error: nil) }
+        return result
+    }
+
+    private func recordAudit(_ write: () throws -> Void) throws {
+        do {
+            try write()
+        } catch {
+            logger.critical("audit record not written; request refused", metadata: ["error": "\(String(reflecting: error))"])
+            throw APIError(status: 500, ["audit log unavailable; request not served"], detail: String(reflecting: error))
+        }
+    }
+
+    /// The caller as the audit line shows it (no token use is consumed).
+    private func auditCaller(_ request: LogicalRequest) async -> AuditLog.Caller? {
+        if let token = request.token {
+            guard let entry = try? await tokens.lookup(token: token) else { return AuditLog.Caller(token: token, accessor: nil, policies: [], displayName: "") }
+            return AuditLog.Caller(token: token, accessor: entry.accessor, policies: entry.policies, displayName: entry.displayName)
+        }
+        if let identity = request.identity {
+            let bound = bindings.withLock { $0.policies(for: identity) } ?? []
+            return AuditLog.Caller(token: nil, accessor: nil, policies: bound, displayName: identity.summary)
+        }
+        return nil
+    }
+
+    private func handleUnaudited(_ request: LogicalRequest) async throws -> LogicalResponse {
         do {
             return try await route(request)
         } catch let error as APIError {

@@ -13,7 +13,7 @@ struct MayflyCommand: AsyncParsableCommand {
             """,
         subcommands: [
             ServerCommand.self, StatusCommand.self, OperatorCommand.self, KVCommand.self, TokenCommand.self,
-            LeaseCommand.self, DatabaseCommand.self,
+            LeaseCommand.self, DatabaseCommand.self, AuditCommand.self,
             ReadCommand.self, WriteCommand.self, ListCommand.self, DeleteCommand.self,
         ])
 }

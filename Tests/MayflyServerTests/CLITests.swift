@@ -79,6 +79,20 @@ import Testing
         #expect(try Self.mayfly(["status"], env: address).status == 2)
     }
 
+    @Test func auditVerifyReportsTheFirstBadLine() throws {
+        let path = NSTemporaryDirectory() + "mf-cli-audit-\(UUID().uuidString.prefix(8)).log"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let file = try AuditFile(path: path)
+        for index in 1...5 { try file.append(["type": "request", "n": .int(Int64(index))]) }
+        let intact = try Self.mayfly(["audit", "verify", path], env: [:])
+        #expect(intact.status == 0 && intact.stdout.contains("intact, 5 lines"), "\(intact)")
+        var lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+        lines[1] = lines[1].replacingOccurrences(of: "\"n\":2", with: "\"n\":20")
+        try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let broken = try Self.mayfly(["audit", "verify", path], env: [:])
+        #expect(broken.status == 1 && broken.stderr.contains("\(path):2: chain broken"), "\(broken)")
+    }
+
     @Test func unreachableServerIsExit2() throws {
         let result = try Self.mayfly(["status"], env: ["MAYFLY_ADDR": "unix:///tmp/mf-no-such-dir/mayfly.sock"])
         #expect(result.status == 2)

@@ -103,6 +103,18 @@ public enum ConfigLoader {
                 case "database": try readDatabases(member)
                 case "role": try readRoles(member)
                 case "bind": try readBindings(member)
+                case "audit":
+                    for (kind, body, line) in try labelled(member) {
+                        guard kind == "file" else { throw fail(line, "unknown audit device \"\(kind)\" (only \"file\")") }
+                        guard config.auditPath == nil else { throw fail(line, "only one audit \"file\" device") }
+                        for item in body {
+                            switch item.key {
+                            case "path", "file_path": config.auditPath = try string(item)
+                            default: throw fail(item.line, "unknown setting \"\(item.key)\" in audit \"file\"")
+                            }
+                        }
+                        guard config.auditPath?.isEmpty == false else { throw fail(line, "audit \"file\" needs path = \"…\"") }
+                    }
                 case "policies":
                     guard case .object(let body) = member.value else { throw fail(member.line, "policies must be a block { directory = \"…\" }") }
                     for item in body {
@@ -299,7 +311,19 @@ public enum ConfigLoader {
                 var named = false
                 for item in body {
                     switch item.key {
-                    case "policies":
+                    case "audit":
+                    for (kind, body, line) in try labelled(member) {
+                        guard kind == "file" else { throw fail(line, "unknown audit device \"\(kind)\" (only \"file\")") }
+                        guard config.auditPath == nil else { throw fail(line, "only one audit \"file\" device") }
+                        for item in body {
+                            switch item.key {
+                            case "path", "file_path": config.auditPath = try string(item)
+                            default: throw fail(item.line, "unknown setting \"\(item.key)\" in audit \"file\"")
+                            }
+                        }
+                        guard config.auditPath?.isEmpty == false else { throw fail(line, "audit \"file\" needs path = \"…\"") }
+                    }
+                case "policies":
                         binding.policies = try strings(item)
                         named = true
                     default: throw fail(item.line, "unknown setting \"\(item.key)\" in bind \"\(identity)\"")

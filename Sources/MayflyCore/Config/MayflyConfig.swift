@@ -91,6 +91,8 @@ public struct MayflyConfig: Sendable, Equatable {
     public var loginRateLimit = 20
     /// `policies { directory = "…" }`: ACL policy files (`<name>.hcl` / `<name>.json`).
     public var policyDirectory: String?
+    /// `audit "file" { path = "…" }`: the audit log (none when nil).
+    public var auditPath: String?
     /// `telemetry { unauthenticated_metrics_access = true }`: `sys/metrics` without a token.
     public var unauthenticatedMetrics = false
 

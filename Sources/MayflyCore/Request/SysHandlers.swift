@@ -170,6 +170,11 @@ enum SysHandlers {
         case "sys/key-status":
             try requireOperation(request, .read)
             return keyStatusResponse(try await broker.seal.keyStatus())
+        case let path where path.hasPrefix("sys/audit-hash/"):
+            try requireOperation(request, .update)
+            guard path == "sys/audit-hash/file" else { throw APIError.badRequest("unknown audit device; the device is \"file\"") }
+            guard let input = request.data["input"]?.stringValue else { throw APIError.badRequest("input is required") }
+            return .envelope(Envelope(data: ["hash": .string(try broker.audit.hash(input))], injectData: true))
         case "sys/capabilities-self":
             try requireOperation(request, .update)
             var paths: [String] = []

@@ -1,0 +1,130 @@
+import Foundation
+import MayflyCrypto
+import Synchronization
+
+/// The audit device (`audit "file" { path = "…" }`): a request line before the request is
+/// handled and a response line before the answer leaves, both chained (`AuditFile`), with
+/// every string of request and response data, every token and accessor HMAC'd. If a line
+/// cannot be written the request fails and nothing is served (DESIGN.md rule 10).
+final class AuditLog: Sendable {
+    private let current: Mutex<AuditFile?>
+    private let hasher = Mutex<AuditHasher?>(nil)
+    static let keyPath = "audit/file/hmac-key"
+
+    init(path: String?) throws {
+        current = Mutex(try path.map { try AuditFile(path: $0) })
+    }
+
+    var file: AuditFile? { current.withLock { $0 } }
+
+    var isEnabled: Bool { file != nil }
+
+    /// Switches to the file at `path` (after log rotation moved the old one away), continuing
+    /// its chain if it exists.
+    func reopen(path: String) throws {
+        let reopened = try AuditFile(path: path)
+        current.withLock { $0 = reopened }
+    }
+
+    /// Loads (creating on first use) the device's HMAC key from the barrier.
+    func loadKey(_ barrier: Barrier) async throws {
+        guard isEnabled else { return }
+        var key = try await barrier.getSecure(Self.keyPath)
+        if key == nil {
+            let fresh = SecureBytes.random(count: 32)
+            try await barrier.putSecure(Self.keyPath, fresh)
+            key = fresh
+        }
+        hasher.withLock { $0 = AuditHasher(key: key!) }
+    }
+
+    /// Forgets the key (on seal).
+    func unload() {
+        hasher.withLock { hasher in
+            hasher?.wipe()
+            hasher = nil
+        }
+    }
+
+    /// `sys/audit-hash`: the HMAC the file would hold for `input`.
+    func hash(_ input: String) throws -> String {
+        guard let hasher = hasher.withLock({ $0 }) else { throw APIError.badRequest("no audit device is enabled") }
+        return hasher.hash(input)
+    }
+
+    /// Who is asking, for both lines.
+    struct Caller: Sendable {
+        var token: String?
+        var accessor: String?
+        var policies: [String]
+        var displayName: String
+    }
+
+    func logRequest(_ request: LogicalRequest, caller: Caller?) throws {
+        guard let file, let hasher = hasher.withLock({ $0 }) else { return }
+        try file.append(.object([
+            "time": .string(Timestamp.rfc3339(Date())), "type": "request",
+            "auth": Self.auth(caller, hasher), "request": Self.request(request, hasher),
+        ]))
+    }
+
+    func logResponse(_ request: LogicalRequest, caller: Caller?, result: LogicalResponse?, error: APIError?) throws {
+        guard let file, let hasher = hasher.withLock({ $0 }) else { return }
+        var entry: [String: JSONValue] = [
+            "time": .string(Timestamp.rfc3339(Date())), "type": "response",
+            "auth": Self.auth(caller, hasher), "request": Self.request(request, hasher),
+        ]
+        if let error {
+            entry["error"] = .string(error.messages.joined(separator: "; "))
+            entry["response"] = ["status": .int(Int64(error.status))]
+        } else if let result {
+            entry["response"] = Self.response(result, hasher)
+        }
+        try file.append(.object(entry))
+    }
+
+    private static func auth(_ caller: Caller?, _ hasher: AuditHasher) -> JSONValue {
+        guard let caller else { return .null }
+        return [
+            "client_token": caller.token.map { .string(hasher.hash($0)) } ?? .null,
+            "accessor": caller.accessor.map { .string(hasher.hash($0)) } ?? .null,
+            "policies": .strings(caller.policies), "token_policies": .strings(caller.policies),
+            "display_name": .string(caller.displayName), "token_type": "service",
+        ]
+    }
+
+    private static func request(_ request: LogicalRequest, _ hasher: AuditHasher) -> JSONValue {
+        [
+            "id": .string(request.id), "operation": .string(request.operation.rawValue), "path": .string(request.path),
+            "data": request.data.isEmpty ? .null : hasher.hashStrings(.object(request.data)),
+            "remote_address": .string(request.remoteAddress),
+            "client_token": request.token.map { .string(hasher.hash($0)) } ?? .null,
+            "identity": request.identity.map { .string($0.summary) } ?? .null,
+            "mount_type": .string(String(request.path.split(separator: "/").first ?? "")),
+        ]
+    }
+
+    private static func response(_ result: LogicalResponse, _ hasher: AuditHasher) -> JSONValue {
+        switch result {
+        case .envelope(let envelope, let status):
+            var auth = envelope.auth
+            if case .object(var members) = auth {
+                for key in ["client_token", "accessor"] {
+                    if let value = members[key]?.stringValue { members[key] = .string(hasher.hash(value)) }
+                }
+                auth = .object(members)
+            }
+            return [
+                "status": .int(Int64(status)), "data": hasher.hashStrings(envelope.data), "auth": auth,
+                "secret": envelope.leaseID.isEmpty ? .null : ["lease_id": .string(envelope.leaseID)],
+                "warnings": .strings(envelope.warnings),
+            ]
+        case .bare(let value, let status):
+            return ["status": .int(Int64(status)), "data": hasher.hashStrings(value)]
+        case .noContent:
+            return ["status": 204]
+        case .accepted:
+            return ["status": 202]
+        }
+    }
+}

@@ -1,0 +1,118 @@
+import Foundation
+@testable import MayflyCore
+import MayflyCrypto
+import Testing
+
+/// The audit file (issue 4, point 5): a hash chain that `audit verify` checks, HMAC'd secrets,
+/// and fail-closed requests when the file cannot be written.
+@Suite struct AuditTests {
+    static func temporaryFile() -> String {
+        NSTemporaryDirectory() + "mf-audit-\(UUID().uuidString.prefix(8)).log"
+    }
+
+    static func writeLines(_ path: String, count: Int) throws {
+        let file = try AuditFile(path: path)
+        for index in 1...count { try file.append(["type": "request", "n": .int(Int64(index)), "path": "secret/data/x"]) }
+    }
+
+    static func lines(_ path: String) throws -> [String] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+    }
+
+    static func rewrite(_ path: String, _ lines: [String]) throws {
+        try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    @Test func verifyPassesUntouchedAndFindsEditsDeletionsAndSwaps() throws {
+        let path = Self.temporaryFile()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Self.writeLines(path, count: 20)
+        #expect(try AuditVerifier.verify(path: path) == .intact(lines: 20))
+        let original = try Self.lines(path)
+
+        var edited = original
+        edited[4] = edited[4].replacingOccurrences(of: "secret/data/x", with: "secret/data/y")
+        try Self.rewrite(path, edited)
+        guard case .broken(5, _) = try AuditVerifier.verify(path: path) else { Issue.record("edit of line 5 not found"); return }
+
+        var deleted = original
+        deleted.remove(at: 6)
+        try Self.rewrite(path, deleted)
+        guard case .broken(7, _) = try AuditVerifier.verify(path: path) else { Issue.record("deletion of line 7 not found"); return }
+
+        var swapped = original
+        swapped.swapAt(2, 3)
+        try Self.rewrite(path, swapped)
+        guard case .broken(3, _) = try AuditVerifier.verify(path: path) else { Issue.record("swap of lines 3 and 4 not found"); return }
+
+        var garbage = original
+        garbage[9] = "not json"
+        try Self.rewrite(path, garbage)
+        guard case .broken(10, _) = try AuditVerifier.verify(path: path) else { Issue.record("garbage line not found"); return }
+
+        // Reopening continues the chain.
+        try Self.rewrite(path, original)
+        try Self.writeLines(path, count: 3)
+        #expect(try AuditVerifier.verify(path: path) == .intact(lines: 23))
+    }
+
+    @Test func noSecretInTheFileAndAuditHashFindsIt() async throws {
+        let path = Self.temporaryFile()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let t = try await TestBroker.make { $0.auditPath = path }
+        let secret = "s3cr3t-" + UUID().uuidString
+        _ = try await t.call(.update, "secret/data/orders/db", ["data": ["password": .string(secret), "port": 5432]])
+        let read = try await t.data(.read, "secret/data/orders/db")
+        #expect(read["data"]?["password"]?.stringValue == secret)
+        guard case .envelope(let created, _) = try await t.call(.update, "auth/token/create", ["ttl": "1h"]) else {
+            Issue.record("envelope expected"); return
+        }
+        let child = try #require(created.auth["client_token"]?.stringValue)
+        let accessor = try #require(created.auth["accessor"]?.stringValue)
+        _ = try await t.call(.read, "auth/token/lookup-self", token: child)
+
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        for plaintext in [secret, t.rootToken, child, accessor] {
+            #expect(!text.contains(plaintext), "plaintext secret in the audit file")
+        }
+        let hashed = try #require(try await t.data(.update, "sys/audit-hash/file", ["input": .string(secret)])["hash"]?.stringValue)
+        #expect(hashed.hasPrefix("hmac-sha256:") && text.contains(hashed), "the secret's HMAC is there to compare")
+        #expect(text.contains("\"port\":5432"), "numbers are logged as numbers")
+        #expect(text.contains("\"type\":\"request\"") && text.contains("\"type\":\"response\""))
+        #expect(text.contains("\"path\":\"secret/data/orders/db\""))
+        guard case .intact(let lines) = try AuditVerifier.verify(path: path) else { Issue.record("chain broken"); return }
+        #expect(lines >= 10, "a request and a response line per audited request")
+        #expect(!text.contains("sys/seal-status"), "status paths are not audited")
+    }
+
+    @Test func anUnwritableAuditFileFailsRequestsAndServesNoSecret() async throws {
+        let path = Self.temporaryFile()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let t = try await TestBroker.make { $0.auditPath = path }
+        let secret = "s3cr3t-" + UUID().uuidString
+        _ = try await t.call(.update, "secret/data/app", ["data": ["password": .string(secret)]])
+        // The disk fills up: /dev/full refuses every write with ENOSPC (root cannot override it).
+        try t.broker.audit.reopen(path: "/dev/full")
+        do {
+            let response = try await t.call(.read, "secret/data/app")
+            Issue.record("a request was served without its audit record: \(response)")
+        } catch let error as APIError {
+            #expect(error.status == 500)
+            #expect(!error.messages.joined().contains(secret))
+        }
+        #expect(await t.status(.update, "secret/data/other", ["data": ["k": "v"]]) == 500)
+        // Nothing happened behind the refused request.
+        try t.broker.audit.reopen(path: path)
+        #expect(await t.status(.read, "secret/data/other") == 404)
+        #expect(try AuditVerifier.verify(path: path) != .intact(lines: 0))
+        guard case .intact = try AuditVerifier.verify(path: path) else { Issue.record("chain broken"); return }
+    }
+
+    @Test func anAuditFileThatCannotBeOpenedStopsTheServer() async throws {
+        await #expect(throws: (any Error).self) {
+            _ = try await TestBroker.make { $0.auditPath = "/proc/self/no-such-dir/audit.log" }
+        }
+        let text = "storage \"sqlite\" { path = \"/tmp/x.db\" }\naudit \"syslog\" { path = \"x\" }\n"
+        #expect(throws: ConfigError.self) { _ = try ConfigLoader.parse(text, file: "m.hcl") }
+    }
+}
