@@ -1,0 +1,102 @@
+import Foundation
+import MayflyClient
+import MayflyCore
+import Testing
+
+/// Issue 4, point 2: over mTLS, a client certificate from the configured CA whose URI SAN is
+/// bound gets its policies with no token, and `auth/cert/login` turns it into a token; no
+/// certificate gets 403; an expired certificate or one from another CA fails the handshake.
+@Suite(.serialized) struct CertificateIdentityTests {
+    /// Client certificates: `billing` (URI SAN spiffe://prod/billing), `expired` (same SAN,
+    /// valid only in 2020, made with `openssl ca` to set the dates) and `foreign` (another CA).
+    static func makeClientCertificates(in directory: String) throws {
+        let script = """
+            set -e
+            cd '\(directory)'
+            printf 'subjectAltName=URI:spiffe://prod/billing\\n' > client.ext
+            openssl req -newkey rsa:2048 -nodes -keyout billing.key -out billing.csr -subj /CN=billing 2>/dev/null
+            openssl x509 -req -in billing.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out billing.pem -days 2 -extfile client.ext 2>/dev/null
+            openssl req -newkey rsa:2048 -nodes -keyout foreign.key -out foreign.csr -subj /CN=billing 2>/dev/null
+            openssl x509 -req -in foreign.csr -CA other-ca.pem -CAkey other-ca.key -CAcreateserial -out foreign.pem -days 2 -extfile client.ext 2>/dev/null
+            mkdir -p ca-db && : > ca-db/index.txt && echo 1000 > ca-db/serial
+            cat > ca.cnf <<CNF
+            [ ca ]
+            default_ca = test
+            [ test ]
+            database = ca-db/index.txt
+            new_certs_dir = ca-db
+            serial = ca-db/serial
+            default_md = sha256
+            policy = anything
+            unique_subject = no
+            [ anything ]
+            commonName = supplied
+            CNF
+            openssl req -newkey rsa:2048 -nodes -keyout expired.key -out expired.csr -subj /CN=billing 2>/dev/null
+            openssl ca -batch -config ca.cnf -cert ca.pem -keyfile ca.key -in expired.csr -out expired.pem \\
+              -startdate 20200101000000Z -enddate 20200102000000Z -extfile client.ext 2>/dev/null
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", script]
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "openssl failed")
+    }
+
+    @Test func boundCertificateGetsItsPoliciesAndOthersDoNot() async throws {
+        let directory = "/tmp/mf-mtls-\(UUID().uuidString.prefix(6))"
+        try FileManager.default.createDirectory(atPath: directory + "/policies", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try ListenerTests.makeCertificates(in: directory)
+        try Self.makeClientCertificates(in: directory)
+        try #"path "secret/data/billing/*" { capabilities = ["read"] }"#
+            .write(toFile: directory + "/policies/billing-app.hcl", atomically: true, encoding: .utf8)
+        let port = ListenerTests.freePort()
+        let server = try ServerProcess(extraConfig: """
+            seal "keyfile" { path = "\(directory)/unseal.key" }
+            policies { directory = "\(directory)/policies" }
+            bind "cert:spiffe://prod/billing" { policies = ["billing-app"] }
+            listener "tcp" {
+              address = "127.0.0.1:\(port)"
+              tls_cert_file = "\(directory)/server.pem"
+              tls_key_file = "\(directory)/server.key"
+              tls_client_ca_file = "\(directory)/ca.pem"
+            }
+            """)
+        try await server.start()
+        defer { server.kill(signal: SIGTERM) }
+        let token = try #require(try JSONValue.parse(try await server.request("PUT", "sys/init", json: "{}").body)["root_token"]?.stringValue)
+        for path in ["billing/db", "orders/db"] {
+            #expect(try await server.request("POST", "secret/data/\(path)", token: token, json: #"{"data":{"k":"v"}}"#).status == 200)
+        }
+        let address = "https://127.0.0.1:\(port)"
+        func client(_ name: String?) throws -> MayflyClient {
+            try MayflyClient(address: address, token: nil, caFile: directory + "/ca.pem",
+                             certFile: name.map { "\(directory)/\($0).pem" }, keyFile: name.map { "\(directory)/\($0).key" })
+        }
+
+        let billing = try client("billing")
+        #expect(try await billing.request("GET", "secret/data/billing/db").status == 200, "bound certificate, no token")
+        #expect(try await billing.request("GET", "secret/data/orders/db").status == 403)
+        let login = try await billing.request("POST", "auth/cert/login", body: Data("{}".utf8))
+        #expect(login.status == 200)
+        let auth = try JSONValue.parse(login.body)["auth"]
+        #expect(auth?["policies"] == ["billing-app", "default"])
+        #expect(auth?["metadata"]?["uri_san"] == "spiffe://prod/billing")
+        try await billing.shutdown()
+
+        let anonymous = try client(nil)
+        #expect(try await anonymous.request("GET", "secret/data/billing/db").status == 403, "no certificate")
+        #expect(try await anonymous.request("POST", "auth/cert/login", body: Data("{}".utf8)).status == 400)
+        try await anonymous.shutdown()
+
+        for name in ["expired", "foreign"] {
+            let refused = try client(name)
+            await #expect(throws: (any Error).self, "\(name) certificate must fail the handshake") {
+                _ = try await refused.request("GET", "secret/data/billing/db")
+            }
+            try await refused.shutdown()
+        }
+    }
+}
