@@ -39,6 +39,13 @@ def _make_certificates(directory):
         f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
     run("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
         "-days", "2", "-extfile", "san.ext", "-out", "server.pem")
+    # A client certificate for mTLS (auth/cert/login), bound in the config below.
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=billing",
+        "-keyout", "client.key", "-out", "client.csr")
+    with open(os.path.join(directory, "client.ext"), "w") as f:
+        f.write("subjectAltName=URI:spiffe://prod/billing\n")
+    run("openssl", "x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-days", "2", "-extfile", "client.ext", "-out", "client.pem")
 
 
 class Server:
@@ -59,7 +66,9 @@ class Server:
             f.write(f'''
 storage "sqlite" {{ path = "{self.dir}/data/mayfly.db" }}
 listener "unix"  {{ path = "{self.socket}" }}
-listener "tcp"   {{ address = "127.0.0.1:{self.port}"  tls_cert_file = "{self.dir}/server.pem"  tls_key_file = "{self.dir}/server.key" }}
+listener "tcp"   {{ address = "127.0.0.1:{self.port}"  tls_cert_file = "{self.dir}/server.pem"  tls_key_file = "{self.dir}/server.key"
+                    tls_client_ca_file = "{self.dir}/ca.pem" }}
+bind "cert:spiffe://prod/billing" {{ policies = ["billing-app"] }}
 log_level = "trace"
 ''')
         self.log = open(self.log_path, "w")

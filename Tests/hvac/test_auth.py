@@ -1,4 +1,7 @@
-"""hvac's AppRole calls against a real Mayfly (issue 4), over TLS and the Unix socket."""
+"""hvac's AppRole and certificate logins against a real Mayfly (issue 4), over TLS and the Unix socket."""
+import os
+
+import hvac
 import hvac.exceptions
 import pytest
 
@@ -40,3 +43,20 @@ def test_approle_login(server, client):
     with pytest.raises(hvac.exceptions.InvalidRequest):
         server.client().auth.approle.login(role_id=role_id, secret_id=second)
     client.auth.approle.delete_role("orders")
+
+
+def test_cert_login(server, client):
+    if server.transport != "tls":
+        # The Unix socket has peer credentials instead; there is no certificate to log in with.
+        response = server.request("POST", "/v1/auth/cert/login", json={})
+        assert response.status_code == 400 and "no client certificate" in response.json()["errors"][0]
+        return
+    cert = (os.path.join(server.dir, "client.pem"), os.path.join(server.dir, "client.key"))
+    app = hvac.Client(url=server.url, verify=server.ca, cert=cert)
+    auth = app.auth.cert.login(cert_pem=cert[0], key_pem=cert[1])["auth"]
+    assert auth["policies"] == ["billing-app", "default"]
+    assert auth["metadata"]["uri_san"] == "spiffe://prod/billing"
+    assert app.token == auth["client_token"] and app.is_authenticated()
+    # Without a client certificate there is nothing to log in with.
+    response = server.request("POST", "/v1/auth/cert/login", json={})
+    assert response.status_code == 400 and "no client certificate" in response.json()["errors"][0]
