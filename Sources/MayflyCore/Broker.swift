@@ -80,6 +80,18 @@ public final class Broker: Sendable {
         return broker
     }
 
+    /// Swaps in the bindings of a re-read config file (SIGHUP), resolving user and group names
+    /// again; if one does not resolve, the previous bindings stay and the error is logged.
+    public func replaceBindings(_ bindings: [Binding]) {
+        do {
+            let table = try BindingTable(bindings)
+            self.bindings.withLock { $0 = table }
+            logger.notice("bindings reloaded", metadata: ["count": "\(bindings.count)"])
+        } catch {
+            logger.error("binding reload failed; the previous bindings stay active", metadata: ["error": "\(error.description)"])
+        }
+    }
+
     /// Re-reads the policies directory (SIGHUP). On error the previous set stays and the
     /// error, with file and line, is logged and returned.
     @discardableResult

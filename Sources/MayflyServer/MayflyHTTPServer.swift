@@ -17,10 +17,13 @@ import Glibc
 public struct MayflyHTTPServer: Sendable {
     let broker: Broker
     let logger: Logger
+    /// The config file, re-read on SIGHUP for its bindings (nil in dev mode).
+    let configPath: String?
 
-    public init(broker: Broker, logger: Logger) {
+    public init(broker: Broker, logger: Logger, configPath: String? = nil) {
         self.broker = broker
         self.logger = logger
+        self.configPath = configPath
     }
 
     /// Builds the applications for every listener; throws a `ServerError` naming what is wrong
@@ -63,7 +66,7 @@ public struct MayflyHTTPServer: Sendable {
                 logger: logger))
         }
         services.append(SweeperService(broker: broker))
-        services.append(ReloadService(broker: broker))
+        services.append(ReloadService(broker: broker, configPath: configPath, logger: logger))
         return services
     }
 
@@ -87,13 +90,25 @@ struct SweeperService: Service {
     }
 }
 
-/// Reloads the policies directory on SIGHUP (a broken file keeps the previous set).
+/// On SIGHUP: reloads the policies directory and the config file's bindings (anything
+/// broken keeps the previous set and is logged with its file and line).
 struct ReloadService: Service {
     let broker: Broker
+    let configPath: String?
+    let logger: Logger
+
     func run() async throws {
         let signals = await UnixSignalsSequence(trapping: .sighup)
         await cancelWhenGracefulShutdown {
-            for await _ in signals { broker.reloadPolicies() }
+            for await _ in signals {
+                broker.reloadPolicies()
+                guard let configPath else { continue }
+                do {
+                    broker.replaceBindings(try ConfigLoader.load(path: configPath).bindings)
+                } catch {
+                    logger.error("config reload failed; bindings unchanged", metadata: ["error": "\(error)"])
+                }
+            }
         }
     }
 }

@@ -43,7 +43,7 @@ struct ServerCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let logger = makeLogger(level: logLevel ?? loaded.logLevel)
-        try await serve(config: loaded, logger: logger)
+        try await serve(config: loaded, logger: logger, configPath: config)
     }
 }
 
@@ -60,14 +60,14 @@ func makeLogger(level: String) -> Logger {
 }
 
 /// Opens the broker and serves until a shutdown signal; startup errors exit with status 1.
-func serve(config: MayflyConfig, logger: Logger, onReady: @escaping @Sendable (Broker) async -> Void = { _ in })
-    async throws
+func serve(config: MayflyConfig, logger: Logger, configPath: String? = nil,
+           onReady: @escaping @Sendable (Broker) async -> Void = { _ in }) async throws
 {
     let broker: Broker
     let services: [any Service]
     do {
         broker = try await Broker.open(config: config, logger: logger)
-        services = try MayflyHTTPServer(broker: broker, logger: logger).applications()
+        services = try MayflyHTTPServer(broker: broker, logger: logger, configPath: configPath).applications()
     } catch {
         logger.critical("cannot start", metadata: ["error": "\(error)"])
         FileHandle.standardError.write(Data("Error: cannot start: \(error)\n".utf8))

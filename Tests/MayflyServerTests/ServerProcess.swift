@@ -77,6 +77,12 @@ final class ServerProcess: @unchecked Sendable {
 
     var isRunning: Bool { process?.isRunning ?? false }
 
+    /// Sends `signal` without waiting (e.g. SIGHUP to reload).
+    func signal(_ signal: Int32) {
+        guard let process else { return }
+        Foundation.kill(process.processIdentifier, signal)
+    }
+
     /// Waits for the process to exit by itself (e.g. at a fault-injection point).
     func waitForExit(seconds: Double = 30) async throws {
         let deadline = Date().addingTimeInterval(seconds)
