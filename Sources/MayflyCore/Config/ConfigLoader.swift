@@ -56,6 +56,12 @@ public enum ConfigLoader {
             return result
         }
 
+        /// The body of an unlabelled block such as `policies { … }`.
+        func block(_ member: HCLMember) throws(ConfigError) -> [HCLMember] {
+            guard case .object(let body) = member.value else { throw fail(member.line, "\(member.key) must be a block { … }") }
+            return body
+        }
+
         func string(_ member: HCLMember) throws(ConfigError) -> String {
             guard let value = member.value.stringValue else {
                 throw fail(member.line, "\(member.key) must be a string, got \(member.value.typeName)")
@@ -116,16 +122,14 @@ public enum ConfigLoader {
                         guard config.auditPath?.isEmpty == false else { throw fail(line, "audit \"file\" needs path = \"…\"") }
                     }
                 case "policies":
-                    guard case .object(let body) = member.value else { throw fail(member.line, "policies must be a block { directory = \"…\" }") }
-                    for item in body {
+                    for item in try block(member) {
                         switch item.key {
                         case "directory": config.policyDirectory = try string(item)
                         default: throw fail(item.line, "unknown setting \"\(item.key)\" in policies")
                         }
                     }
                 case "telemetry":
-                    guard case .object(let body) = member.value else { throw fail(member.line, "telemetry must be a block { … }") }
-                    for item in body {
+                    for item in try block(member) {
                         switch item.key {
                         case "unauthenticated_metrics_access": config.unauthenticatedMetrics = try bool(item)
                         default: throw fail(item.line, "unknown setting \"\(item.key)\" in telemetry")
