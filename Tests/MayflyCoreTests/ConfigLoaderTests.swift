@@ -52,6 +52,7 @@ import Testing
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\nseal \"kms\" {}", 3, "unsupported seal \"kms\""),
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\nlog_level = \"loud\"", 3, "log_level must be one of"),
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\ndefault_lease_ttl = \"soon\"", 3, "must be a duration"),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\nbind \"unix:uid:1\" {\n  audit = \"x\"\n}", 4, "unknown setting \"audit\" in bind"),
         ("listener \"unix\" { path = \"/s\" }", 0, "missing storage stanza"),
         ("storage \"sqlite\" { path = \"/x\" }", 0, "no listener"),
         ("storage \"sqlite\" { path = \"/x\" \nlistener \"unix\" { path = \"/s\" }", 2, ""),

@@ -315,19 +315,7 @@ public enum ConfigLoader {
                 var named = false
                 for item in body {
                     switch item.key {
-                    case "audit":
-                    for (kind, body, line) in try labelled(member) {
-                        guard kind == "file" else { throw fail(line, "unknown audit device \"\(kind)\" (only \"file\")") }
-                        guard config.auditPath == nil else { throw fail(line, "only one audit \"file\" device") }
-                        for item in body {
-                            switch item.key {
-                            case "path", "file_path": config.auditPath = try string(item)
-                            default: throw fail(item.line, "unknown setting \"\(item.key)\" in audit \"file\"")
-                            }
-                        }
-                        guard config.auditPath?.isEmpty == false else { throw fail(line, "audit \"file\" needs path = \"…\"") }
-                    }
-                case "policies":
+                    case "policies":
                         binding.policies = try strings(item)
                         named = true
                     default: throw fail(item.line, "unknown setting \"\(item.key)\" in bind \"\(identity)\"")
