@@ -43,6 +43,8 @@ let package = Package(
             swiftSettings: swiftSettings),
         // Pure HCL parser (config files and policies).
         .target(name: "MayflyHCL", swiftSettings: swiftSettings),
+        // Pure cron parser and next-fire calculator (schedules of rotations and jobs).
+        .target(name: "MayflyCron", swiftSettings: swiftSettings),
         // The SQL schema, embedded from the top-level migrations/ folder.
         .target(
             name: "MayflyMigrations", path: "migrations",
@@ -64,7 +66,7 @@ let package = Package(
         .target(
             name: "MayflyCore",
             dependencies: [
-                "MayflyCrypto", "MayflyStore", "MayflyHCL", "MayflyPostgres", "MayflyPolicies",
+                "MayflyCrypto", "MayflyStore", "MayflyHCL", "MayflyCron", "MayflyPostgres", "MayflyPolicies",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
@@ -117,6 +119,7 @@ let package = Package(
 
         .testTarget(name: "MayflyCryptoTests", dependencies: ["MayflyCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "MayflyHCLTests", dependencies: ["MayflyHCL"], swiftSettings: swiftSettings),
+        .testTarget(name: "MayflyCronTests", dependencies: ["MayflyCron"], swiftSettings: swiftSettings),
         .testTarget(name: "MayflyStoreTests", dependencies: ["MayflyStore", "MayflyMigrations"], swiftSettings: swiftSettings),
         .testTarget(name: "MayflyPostgresTests", dependencies: ["MayflyPostgres"], swiftSettings: swiftSettings),
         .testTarget(
