@@ -15,5 +15,6 @@ public enum Migrations {
     public static let all: [Migration] = [
         Migration(name: "0001_initial", sql: String(decoding: PackageResources._001_initial_sql, as: UTF8.self)),
         Migration(name: "0002_leases", sql: String(decoding: PackageResources._002_leases_sql, as: UTF8.self)),
+        Migration(name: "0003_lease_identity", sql: String(decoding: PackageResources._003_lease_identity_sql, as: UTF8.self)),
     ]
 }

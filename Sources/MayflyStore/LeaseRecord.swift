@@ -27,10 +27,13 @@ public struct LeaseRecord: Sendable, Equatable {
     /// Last revocation error (no secrets: SQLSTATE and message).
     public var lastError: String?
     public var revokedAt: Int64?
+    /// Who obtained the credential (`unix:uid:1000`, `cert:spiffe://…`, `approle:<role>`, …).
+    public var identity: String
 
     public init(id: String, database: String, role: String, username: String, state: LeaseState, issuedAt: Int64,
-                expiresAt: Int64, maxExpiresAt: Int64)
+                expiresAt: Int64, maxExpiresAt: Int64, identity: String = "")
     {
+        self.identity = identity
         self.id = id
         self.database = database
         self.role = role
@@ -57,6 +60,10 @@ public protocol LeaseStorage: Sendable {
     func liveLeases(prefix: String, after: String?, limit: Int) async throws -> [LeaseRecord]
     /// Number of leases in each state.
     func leaseCounts() async throws -> [LeaseState: Int]
+    /// Up to `limit` leases that match `filter`, sorted by id, strictly after `after`.
+    func leases(matching filter: LeaseFilter, after: String?, limit: Int) async throws -> [LeaseRecord]
+    /// Number of leases matching `filter`, per database and state.
+    func leaseCounts(matching filter: LeaseFilter) async throws -> [String: [LeaseState: Int]]
 }
 
 extension LeaseStorage {

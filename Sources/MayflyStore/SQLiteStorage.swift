@@ -176,7 +176,7 @@ public final class SQLiteStorage: Storage {
 extension SQLiteStorage: LeaseStorage {
     private static let leaseColumns = """
         id, database_name, role_name, username, state, issued_at, expires_at, max_expires_at, last_renewal,
-        attempts, next_attempt_at, last_error, revoked_at
+        attempts, next_attempt_at, last_error, revoked_at, identity
         """
 
     private static func lease(_ row: Row) -> LeaseRecord {
@@ -188,18 +188,20 @@ extension SQLiteStorage: LeaseStorage {
         lease.nextAttemptAt = row[10]
         lease.lastError = row[11]
         lease.revokedAt = row[12]
+        lease.identity = row[13]
         return lease
     }
 
     private static func arguments(_ lease: LeaseRecord) -> StatementArguments {
         [lease.id, lease.database, lease.role, lease.username, lease.state.rawValue, lease.issuedAt, lease.expiresAt,
-         lease.maxExpiresAt, lease.lastRenewal, lease.attempts, lease.nextAttemptAt, lease.lastError, lease.revokedAt]
+         lease.maxExpiresAt, lease.lastRenewal, lease.attempts, lease.nextAttemptAt, lease.lastError, lease.revokedAt,
+         lease.identity]
     }
 
     public func insertLease(_ lease: LeaseRecord) async throws {
         try await write { db in
             try db.execute(
-                sql: "INSERT INTO leases (\(Self.leaseColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                sql: "INSERT INTO leases (\(Self.leaseColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 arguments: Self.arguments(lease))
         }
     }
@@ -208,7 +210,7 @@ extension SQLiteStorage: LeaseStorage {
         guard !leases.isEmpty else { return }
         try await write { db in
             let statement = try db.cachedStatement(
-                sql: "REPLACE INTO leases (\(Self.leaseColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                sql: "REPLACE INTO leases (\(Self.leaseColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
             for lease in leases { try statement.execute(arguments: Self.arguments(lease)) }
         }
     }
@@ -255,6 +257,55 @@ extension SQLiteStorage: LeaseStorage {
             var counts: [LeaseState: Int] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT state, count(*) FROM leases GROUP BY state") {
                 if let state = LeaseState(rawValue: row[0]) { counts[state] = row[1] }
+            }
+            return counts
+        }
+    }
+
+    /// The WHERE clause and arguments of `filter`.
+    private static func condition(_ filter: LeaseFilter) -> (sql: String, arguments: StatementArguments) {
+        var clauses = ["1"]
+        var arguments = StatementArguments()
+        func list(_ column: String, _ values: [String]) {
+            guard !values.isEmpty else { return }
+            clauses.append("\(column) IN (\(Array(repeating: "?", count: values.count).joined(separator: ", ")))")
+            arguments += StatementArguments(values)
+        }
+        list("database_name", filter.databases)
+        list("role_name", filter.roles)
+        list("identity", filter.identities)
+        list("id", filter.leaseIDs)
+        list("state", filter.states.map(\.rawValue))
+        if let after = filter.issuedAfter {
+            clauses.append("issued_at >= ?")
+            arguments += [after]
+        }
+        if let before = filter.issuedBefore {
+            clauses.append("issued_at < ?")
+            arguments += [before]
+        }
+        return (clauses.joined(separator: " AND "), arguments)
+    }
+
+    public func leases(matching filter: LeaseFilter, after: String?, limit: Int) async throws -> [LeaseRecord] {
+        let (condition, arguments) = Self.condition(filter)
+        return try await run { db in
+            try Row.fetchAll(
+                db, sql: "SELECT \(Self.leaseColumns) FROM leases WHERE \(condition) AND id > ? ORDER BY id LIMIT ?",
+                arguments: arguments + [after ?? "", limit]
+            ).map(Self.lease)
+        }
+    }
+
+    public func leaseCounts(matching filter: LeaseFilter) async throws -> [String: [LeaseState: Int]] {
+        let (condition, arguments) = Self.condition(filter)
+        return try await run { db in
+            var counts: [String: [LeaseState: Int]] = [:]
+            for row in try Row.fetchAll(
+                db, sql: "SELECT database_name, state, count(*) FROM leases WHERE \(condition) GROUP BY database_name, state",
+                arguments: arguments)
+            {
+                if let state = LeaseState(rawValue: row[1]) { counts[row[0], default: [:]][state] = row[2] }
             }
             return counts
         }
