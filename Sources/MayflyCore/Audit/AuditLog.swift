@@ -58,6 +58,8 @@ final class AuditLog: Sendable {
         var accessor: String?
         var policies: [String]
         var displayName: String
+        /// The identity the request is attributed to (see `Caller.identityName`).
+        var identity: String
     }
 
     func logRequest(_ request: LogicalRequest, caller: Caller?) throws {
@@ -90,6 +92,7 @@ final class AuditLog: Sendable {
             "accessor": caller.accessor.map { .string(hasher.hash($0)) } ?? .null,
             "policies": .strings(caller.policies), "token_policies": .strings(caller.policies),
             "display_name": .string(caller.displayName), "token_type": "service",
+            "identity": .string(caller.identity),
         ]
     }
 

@@ -249,6 +249,26 @@ final class AppRoleEngine: Sendable {
         return .envelope(Envelope(data: Self.describe(entry)))
     }
 
+    /// Role names with at least one secret ID.
+    func rolesWithSecretIDs() async throws -> [String] {
+        try await barrier.list(Self.prefix + "secret-id/").filter { $0.hasSuffix("/") }.map { String($0.dropLast()) }
+    }
+
+    /// Number of secret IDs of role `name`.
+    func secretIDCount(role name: String) async throws -> Int {
+        try await barrier.list(Self.prefix + "accessor/\(name)/").filter { !$0.hasSuffix("/") }.count
+    }
+
+    /// Destroys every secret ID of role `name` (a leak response); returns how many there were.
+    @discardableResult
+    func destroyAllSecretIDs(role name: String) async throws -> Int {
+        let count = try await secretIDCount(role: name)
+        try await barrier.commit([
+            .deletePrefix(Self.prefix + "secret-id/\(name)/"), .deletePrefix(Self.prefix + "accessor/\(name)/"),
+        ])
+        return count
+    }
+
     // MARK: Login
 
     /// `auth/approle/login`: checks the role id and secret id (expiry, uses, CIDR), consumes
@@ -295,7 +315,8 @@ final class AppRoleEngine: Sendable {
         if !policies.contains("default") { policies.append("default") }
         let (token, tokenEntry) = try await tokens.create(TokenRequest(
             policies: policies.sorted(), meta: metadata, displayName: "approle", ttl: role.tokenTTL > 0 ? role.tokenTTL : nil,
-            explicitMaxTTL: role.tokenMaxTTL, numUses: role.tokenNumUses, path: "auth/approle/login"))
+            explicitMaxTTL: role.tokenMaxTTL, numUses: role.tokenNumUses, path: "auth/approle/login",
+            identity: "approle:\(role.name)"))
         return .envelope(Envelope(auth: TokenHandlers.auth(tokenEntry, token: token)))
     }
 

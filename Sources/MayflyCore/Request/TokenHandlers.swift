@@ -122,7 +122,7 @@ enum TokenHandlers {
         let (token, entry) = try await broker.tokens.create(TokenRequest(
             policies: policies, meta: meta, displayName: displayName, ttl: ttl, explicitMaxTTL: explicitMax,
             renewable: data["renewable"]?.boolValue ?? true, numUses: numUses, path: request.path,
-            parentHash: noParent ? nil : caller.entry?.idHash))
+            parentHash: noParent ? nil : caller.entry?.idHash, identity: caller.identityName))
         broker.logger.info("token created", metadata: ["accessor": "\(entry.accessor)", "policies": "\(policies)"])
         return .envelope(Envelope(warnings: warnings, auth: auth(entry, token: token)))
     }

@@ -22,6 +22,9 @@ public struct TokenEntry: Sendable, Codable, Equatable {
     public var path: String
     public var parentHash: String?
     public var lastRenewal: Int64?
+    /// The identity the token was issued to (`cert:…`, `approle:<role>`, `unix:uid:…`), inherited
+    /// by the tokens it creates; nil for tokens with no identity behind them (root).
+    public var identity: String?
 
     /// Seconds left, 0 for non-expiring tokens.
     public func ttl(now: Date = Date()) -> Int64 {

@@ -13,12 +13,15 @@ public struct TokenRequest: Sendable {
     public var numUses: Int64
     public var path: String
     public var parentHash: String?
+    /// The identity behind the token (see `TokenEntry.identity`).
+    public var identity: String?
 
     public init(
         policies: [String], meta: [String: String]? = nil, displayName: String = "token", ttl: Int64? = nil,
         explicitMaxTTL: Int64 = 0, renewable: Bool = true, numUses: Int64 = 0, path: String = "auth/token/create",
-        parentHash: String? = nil
+        parentHash: String? = nil, identity: String? = nil
     ) {
+        self.identity = identity
         self.policies = policies
         self.meta = meta
         self.displayName = displayName
@@ -100,7 +103,7 @@ public final class TokenStore: Sendable {
             meta: request.meta, displayName: request.displayName, creationTime: now, creationTTL: ttl,
             expireTime: ttl > 0 ? now + ttl : nil, explicitMaxTTL: request.explicitMaxTTL,
             renewable: ttl > 0 && request.renewable, numUses: request.numUses, path: request.path,
-            parentHash: request.parentHash, lastRenewal: nil)
+            parentHash: request.parentHash, lastRenewal: nil, identity: request.identity)
         var operations: [BarrierOperation] = [
             .put(path: "token/id/\(entry.idHash)", value: try JSONEncoder().encode(entry).bytes),
             .put(path: "token/accessor/\(try hash(accessor, domain: "accessor"))", value: Array(entry.idHash.utf8)),
@@ -183,6 +186,41 @@ public final class TokenStore: Sendable {
             operations.append(.delete(path: "token/parent/\(parent)/\(entry.idHash)"))
         }
         try await barrier.commit(operations)
+    }
+
+    /// Every stored token entry (expired ones included), for a leak response.
+    func allEntries() async throws -> [TokenEntry] {
+        var entries: [TokenEntry] = []
+        for idHash in try await barrier.list("token/id/") where !idHash.hasSuffix("/") {
+            if let entry = try await rawEntry(idHash: idHash) { entries.append(entry) }
+        }
+        return entries
+    }
+
+    /// Revokes every token `matches` selects and all tokens they created, except the token
+    /// with accessor `spared` (the caller of a leak response keeps working even when a token
+    /// it descends from goes). Returns the number revoked.
+    func revokeAll(where matches: (TokenEntry) -> Bool, sparing spared: String?) async throws -> Int {
+        let entries = try await allEntries()
+        var children: [String: [TokenEntry]] = [:]
+        for entry in entries { if let parent = entry.parentHash { children[parent, default: []].append(entry) } }
+        var queue = entries.filter(matches)
+        var doomed: [String: TokenEntry] = [:]
+        while let entry = queue.popLast() {
+            guard entry.accessor != spared, doomed[entry.idHash] == nil else { continue }
+            doomed[entry.idHash] = entry
+            queue += children[entry.idHash] ?? []
+        }
+        for entry in doomed.values {
+            var operations: [BarrierOperation] = [
+                .delete(path: "token/id/\(entry.idHash)"),
+                .delete(path: "token/accessor/\(try hash(entry.accessor, domain: "accessor"))"),
+                .deletePrefix("token/parent/\(entry.idHash)/"),
+            ]
+            if let parent = entry.parentHash { operations.append(.delete(path: "token/parent/\(parent)/\(entry.idHash)")) }
+            try await barrier.commit(operations)
+        }
+        return doomed.count
     }
 
     private func rawEntry(idHash: String) async throws -> TokenEntry? {
