@@ -1,4 +1,5 @@
 import Foundation
+import MayflyCron
 import MayflyHCL
 import MayflyPostgres
 
@@ -108,6 +109,7 @@ public enum ConfigLoader {
                 case "max_lease_ttl": config.maxLeaseTTL = try duration(member)
                 case "database": try readDatabases(member)
                 case "role": try readRoles(member)
+                case "static_role": try readStaticRoles(member)
                 case "bind": try readBindings(member)
                 case "audit":
                     for (kind, body, line) in try labelled(member) {
@@ -290,6 +292,14 @@ public enum ConfigLoader {
                     case "owner_on_revoke": database.ownerOnRevoke = try string(item)
                     case "allowed_roles": database.allowedRoles = try strings(item)
                     case "tls_insecure_allow": database.tlsInsecureAllow = try bool(item)
+                    case "root_rotation_schedule":
+                        let schedule = try string(item)
+                        do {
+                            _ = try CronSchedule(schedule)
+                        } catch {
+                            throw fail(item.line, "root_rotation_schedule: \(error.description)")
+                        }
+                        database.rootRotationSchedule = schedule
                     default: throw fail(item.line, "unknown setting \"\(item.key)\" in database \"\(name)\"")
                     }
                 }
@@ -361,6 +371,51 @@ public enum ConfigLoader {
                 }
                 config.roles.append(role)
                 roleLines.append(line)
+            }
+        }
+
+        mutating func readStaticRoles(_ member: HCLMember) throws(ConfigError) {
+            for (name, body, line) in try labelled(member) {
+                try checkName(name, "static_role", line)
+                guard !config.staticRoles.contains(where: { $0.name == name }) else {
+                    throw fail(line, "static_role \"\(name)\" is declared twice")
+                }
+                var role = DeclaredStaticRole(name: name, database: "", username: "")
+                var scheduleLine = line
+                for item in body {
+                    switch item.key {
+                    case "database", "db_name": role.database = try string(item)
+                    case "username": role.username = try string(item)
+                    case "strategy":
+                        role.strategy = try string(item)
+                        guard ["single", "alternating"].contains(role.strategy) else {
+                            throw fail(item.line, "strategy must be \"single\" or \"alternating\"")
+                        }
+                    case "member_of": role.memberOf = try strings(item)
+                    case "rotation_schedule":
+                        role.rotationSchedule = try string(item)
+                        scheduleLine = item.line
+                    case "rotation_period": role.rotationPeriod = try duration(item)
+                    case "time_zone": role.timeZone = try string(item)
+                    case "rotation_statements": role.rotationStatements = try strings(item)
+                    default: throw fail(item.line, "unknown setting \"\(item.key)\" in static_role \"\(name)\"")
+                    }
+                }
+                guard !role.database.isEmpty else { throw fail(line, "static_role \"\(name)\" needs database = \"…\"") }
+                guard !role.username.isEmpty else { throw fail(line, "static_role \"\(name)\" needs username = \"…\"") }
+                switch (role.rotationSchedule, role.rotationPeriod) {
+                case (nil, nil): throw fail(line, "static_role \"\(name)\" needs rotation_schedule or rotation_period")
+                case (.some, .some): throw fail(line, "static_role \"\(name)\": set rotation_schedule or rotation_period, not both")
+                case (let schedule?, nil):
+                    do {
+                        _ = try CronSchedule(schedule, timeZone: role.timeZone)
+                    } catch {
+                        throw fail(scheduleLine, "static_role \"\(name)\": rotation_schedule: \(error.description)")
+                    }
+                case (nil, let period?):
+                    guard period >= 5 else { throw fail(line, "static_role \"\(name)\": rotation_period must be at least 5s") }
+                }
+                config.staticRoles.append(role)
             }
         }
 

@@ -50,6 +50,8 @@ public struct DeclaredDatabase: Sendable, Equatable {
     public var ownerOnRevoke = ""
     public var allowedRoles = ["*"]
     public var tlsInsecureAllow = false
+    /// Cron expression for rotating the admin password (`root_rotation_schedule`).
+    public var rootRotationSchedule: String?
 }
 
 /// A `role "name" { … }` stanza: what each credential issued for it gets.
@@ -85,6 +87,7 @@ public struct MayflyConfig: Sendable, Equatable {
     /// Databases and roles declared in the file; applied (over the API's) at every unseal.
     public var databases: [DeclaredDatabase] = []
     public var roles: [DeclaredRole] = []
+    public var staticRoles: [DeclaredStaticRole] = []
     /// `bind` stanzas: policies for transport identities (Unix peer, client certificate).
     public var bindings: [Binding] = []
     /// Login attempts allowed per source (Unix uid or client address) per minute; 0 = no limit.
@@ -99,4 +102,18 @@ public struct MayflyConfig: Sendable, Equatable {
     public init(storagePath: String) {
         self.storagePath = storagePath
     }
+}
+
+/// A `static_role "name" { … }` stanza: a long-lived login whose password Mayfly rotates.
+public struct DeclaredStaticRole: Sendable, Equatable {
+    public var name: String
+    public var database: String
+    public var username: String
+    /// `single` or `alternating`.
+    public var strategy = "single"
+    public var memberOf: [String] = []
+    public var rotationSchedule: String?
+    public var rotationPeriod: Int64?
+    public var timeZone: String?
+    public var rotationStatements: [String] = []
 }

@@ -7,8 +7,10 @@ import Synchronization
 /// admin connections used to create and drop roles (vault-api.md §2.9).
 final class DatabaseEngine: Sendable {
     private let barrier: Barrier
-    private let logger: Logger
+    let logger: Logger
     private let pools = Mutex<[String: PGPool]>([:])
+    /// Serialises root rotations per database.
+    let rootLocks = KeyedLock()
     static let pluginName = "postgresql-database-plugin"
 
     init(barrier: Barrier, logger: Logger) {
@@ -90,7 +92,12 @@ final class DatabaseEngine: Sendable {
         }
     }
 
-    private func dropPool(_ name: String) async {
+    /// Stores `config` (encrypted).
+    func store(_ config: DatabaseConfig) async throws {
+        try await barrier.put("database/config/\(config.name)", try JSONEncoder().encode(config).bytes)
+    }
+
+    func dropPool(_ name: String) async {
         if let pool = pools.withLock({ $0.removeValue(forKey: name) }) { await pool.close() }
     }
 
@@ -121,8 +128,12 @@ final class DatabaseEngine: Sendable {
     /// file stays the source of truth for what it declares.
     func applyDeclared(_ databases: [DeclaredDatabase], _ roles: [DeclaredRole]) async throws {
         for declared in databases {
+            let stored = try await config(declared.name)
             var password = ""
-            if let file = declared.passwordFile {
+            if let stored, stored.lastRootRotation != nil {
+                // The admin password was rotated: only the stored one is valid now.
+                password = stored.password
+            } else if let file = declared.passwordFile {
                 guard let data = FileManager.default.contents(atPath: file) else {
                     throw APIError.internalError("cannot read password_file \(file) of database \(declared.name)")
                 }
@@ -131,7 +142,9 @@ final class DatabaseEngine: Sendable {
             let config = DatabaseConfig(
                 name: declared.name, connectionURL: declared.connectionURL, password: password,
                 allowedRoles: declared.allowedRoles, maxConnections: declared.maxConnections,
-                ownerOnRevoke: declared.ownerOnRevoke, tlsInsecureAllow: declared.tlsInsecureAllow, verifyConnection: false)
+                ownerOnRevoke: declared.ownerOnRevoke, tlsInsecureAllow: declared.tlsInsecureAllow, verifyConnection: false,
+                rootRotationSchedule: declared.rootRotationSchedule, lastRootRotation: stored?.lastRootRotation,
+                pendingPassword: stored?.pendingPassword)
             try await barrier.put("database/config/\(declared.name)", try JSONEncoder().encode(config).bytes)
             await dropPool(declared.name)
         }
@@ -188,6 +201,7 @@ final class DatabaseEngine: Sendable {
                 "owner_on_revoke": .string(config.ownerOnRevoke), "tls_insecure_allow": .bool(config.tlsInsecureAllow),
             ],
             "allowed_roles": .strings(config.allowedRoles), "root_credentials_rotate_statements": [],
+            "root_rotation_schedule": config.rootRotationSchedule.map { .string($0) } ?? "",
             "password_policy": "", "verify_connection": .bool(config.verifyConnection),
         ]))
     }
@@ -216,7 +230,12 @@ final class DatabaseEngine: Sendable {
                                                  field: "max_open_connections", range: 1...64) ?? Int64(existing?.maxConnections ?? 4)),
             ownerOnRevoke: data["owner_on_revoke"]?.stringValue ?? existing?.ownerOnRevoke ?? "",
             tlsInsecureAllow: data["tls_insecure_allow"]?.boolValue ?? existing?.tlsInsecureAllow ?? false,
-            verifyConnection: data["verify_connection"]?.boolValue ?? true)
+            verifyConnection: data["verify_connection"]?.boolValue ?? true,
+            rootRotationSchedule: data["root_rotation_schedule"].flatMap { $0.isNull ? nil : $0.stringValue }
+                .flatMap { $0.isEmpty ? nil : $0 } ?? existing?.rootRotationSchedule,
+            lastRootRotation: data["password"] == nil ? existing?.lastRootRotation : nil,
+            pendingPassword: data["password"] == nil ? existing?.pendingPassword : nil)
+        if let schedule = config.rootRotationSchedule { try StaticRoleManager.checkSchedule(schedule, timeZone: nil) }
         let connection: PGConnectionConfig
         do {
             connection = try Self.connectionConfig(config)

@@ -11,6 +11,13 @@ struct DatabaseConfig: Codable, Sendable {
     var ownerOnRevoke: String
     var tlsInsecureAllow: Bool
     var verifyConnection: Bool
+    /// Cron expression for rotating the admin password (`root_rotation_schedule`).
+    var rootRotationSchedule: String? = nil
+    /// Unix seconds of the last admin password rotation; once set, the stored password is the
+    /// only valid one and a `password_file` is no longer read.
+    var lastRootRotation: Int64? = nil
+    /// Written before the admin password changes: finished with this password after a crash.
+    var pendingPassword: String? = nil
 
     func allows(role: String) -> Bool {
         allowedRoles.contains { pattern in
