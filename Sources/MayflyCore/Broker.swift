@@ -15,6 +15,8 @@ public final class Broker: Sendable {
     let kv: KVEngine
     let databases: DatabaseEngine
     let leases: LeaseManager
+    let staticRoles: StaticRoleManager
+    let incidents: IncidentManager
     let appRoles: AppRoleEngine
     let audit: AuditLog
     /// Built-in, directory and API policies.
@@ -47,13 +49,29 @@ public final class Broker: Sendable {
         databases = DatabaseEngine(barrier: barrier, logger: logger)
         leases = LeaseManager(leases: storage, databases: databases, logger: logger, scramIterations: config.scramIterations,
                               storeID: storeID)
+        staticRoles = StaticRoleManager(barrier: barrier, databases: databases, logger: logger,
+                                        scramIterations: config.scramIterations, storeID: storeID)
+        incidents = IncidentManager(barrier: barrier, leaseStorage: storage, leases: leases, databases: databases,
+                                    staticRoles: staticRoles, tokens: tokens, appRoles: appRoles, logger: logger)
         let databases = databases, leases = leases, logger = logger, policies = policies, audit = audit, barrier = barrier
+        let staticRoles = staticRoles
         seal = SealManager(
             storage: storage, barrier: barrier, tokens: tokens, mode: config.seal, logger: logger,
             afterUnseal: {
                 try await audit.loadKey(barrier)
                 try await policies.loadStored()
                 try await databases.applyDeclared(config.databases, config.roles)
+                // Rotations a crash interrupted are finished before anything is handed out.
+                for name in try await databases.configuredNames() {
+                    do {
+                        try await databases.finishInterruptedRootRotation(name)
+                    } catch {
+                        logger.warning("cannot finish an interrupted root rotation yet; retried in the background",
+                                       metadata: ["database": "\(name)", "error": "\(String(reflecting: error))"])
+                    }
+                }
+                await staticRoles.finishInterrupted()
+                await staticRoles.applyDeclared(config.staticRoles)
                 // Leases pending at unseal were started by a process that is gone: reconcile.
                 do {
                     try await leases.reconcile(databaseNames: try await databases.configuredNames(), afterRestart: true)
@@ -132,6 +150,7 @@ public final class Broker: Sendable {
             if await !seal.isSealed {
                 do {
                     try await leases.sweep()
+                    if tick % 2 == 0 { await incidents.resumeUnfinished() }
                     if tick % reconcileEvery == 0 {
                         try await leases.reconcile(databaseNames: try await databases.configuredNames(), afterRestart: false)
                     }
@@ -180,12 +199,16 @@ public final class Broker: Sendable {
     /// The caller as the audit line shows it (no token use is consumed).
     private func auditCaller(_ request: LogicalRequest) async -> AuditLog.Caller? {
         if let token = request.token {
-            guard let entry = try? await tokens.lookup(token: token) else { return AuditLog.Caller(token: token, accessor: nil, policies: [], displayName: "") }
-            return AuditLog.Caller(token: token, accessor: entry.accessor, policies: entry.policies, displayName: entry.displayName)
+            guard let entry = try? await tokens.lookup(token: token) else {
+                return AuditLog.Caller(token: token, accessor: nil, policies: [], displayName: "", identity: "")
+            }
+            return AuditLog.Caller(token: token, accessor: entry.accessor, policies: entry.policies, displayName: entry.displayName,
+                                   identity: entry.identity ?? "token:" + entry.displayName)
         }
         if let identity = request.identity {
             let bound = bindings.withLock { $0.policies(for: identity) } ?? []
-            return AuditLog.Caller(token: nil, accessor: nil, policies: bound, displayName: identity.summary)
+            return AuditLog.Caller(token: nil, accessor: nil, policies: bound, displayName: identity.summary,
+                                   identity: identity.summary)
         }
         return nil
     }
@@ -244,14 +267,28 @@ public final class Broker: Sendable {
         }
         if path.hasPrefix("database/") {
             let relative = String(path.dropFirst("database/".count))
+            let (section, name) = KVEngine.split(relative)
+            if ["static-roles", "static-creds", "rotate-role"].contains(section) {
+                return try await staticRoles.handle(request, section: section,
+                                                    name: name.hasSuffix("/") ? String(name.dropLast()) : name)
+            }
+            if section == "rotate-root" {
+                guard request.operation == .update else { throw APIError.unsupportedOperation }
+                try await databases.rotateRoot(name)
+                return .noContent
+            }
             if relative.hasPrefix("creds/") {
                 guard request.operation == .read else { throw APIError.unsupportedOperation }
-                return try await leases.issue(roleName: String(relative.dropFirst("creds/".count)))
+                return try await leases.issue(roleName: String(relative.dropFirst("creds/".count)),
+                                              identity: caller.identityName)
             }
             return try await databases.handle(request, relativePath: relative)
         }
         if let route = LeaseHandlers.route(path) {
             return try await LeaseHandlers.handle(self, request, route)
+        }
+        if path.hasPrefix("sys/mayfly/") {
+            return try await IncidentHandlers.handle(self, request, caller)
         }
         if path.hasPrefix("sys/policies/acl") || path.hasPrefix("sys/policy") {
             return try await PolicyHandlers.handle(self, request)
@@ -290,7 +327,7 @@ public final class Broker: Sendable {
         if let dns = dnsNames.first { meta["dns_san"] = dns }
         let (token, entry) = try await tokens.create(TokenRequest(
             policies: Array(Set(bound + ["default"])).sorted(), meta: meta, displayName: "cert-" + (commonName ?? "client"),
-            path: "auth/cert/login"))
+            path: "auth/cert/login", identity: request.identity!.summary))
         logger.info("certificate login", metadata: ["identity": "\(request.identity!.summary)", "accessor": "\(entry.accessor)"])
         return .envelope(Envelope(auth: TokenHandlers.auth(entry, token: token)))
     }
@@ -344,6 +381,15 @@ struct Caller: Sendable {
         self.policies = policies
         self.identity = identity
         self.acl = acl
+    }
+
+    /// The identity requests are attributed to: the token's identity, else the transport's,
+    /// else `token:<display name>` (root and other tokens with no identity behind them).
+    var identityName: String {
+        if let identity = entry?.identity { return identity }
+        if entry == nil, let identity { return identity.summary }
+        if let entry { return "token:" + entry.displayName }
+        return identity?.summary ?? ""
     }
 
     /// The caller's token, for the paths that act on it (lookup-self, renew-self, …).

@@ -9,11 +9,12 @@ struct MayflyCommand: AsyncParsableCommand {
         discussion: """
             Clients find the server through MAYFLY_ADDR (unix:///path/to.sock or https://host:port) and
             authenticate with MAYFLY_TOKEN; VAULT_ADDR and VAULT_TOKEN are used when those are unset.
-            Exit status: 0 success, 1 error, 2 sealed or unreachable.
+            Exit status: 0 success, 1 error, 2 sealed or unreachable, 3 (revoke, incident show) work
+            still being retried.
             """,
         subcommands: [
             ServerCommand.self, StatusCommand.self, OperatorCommand.self, KVCommand.self, TokenCommand.self,
-            LeaseCommand.self, DatabaseCommand.self, AuditCommand.self,
+            LeaseCommand.self, DatabaseCommand.self, RevokeCommand.self, IncidentCommand.self, AuditCommand.self,
             ReadCommand.self, WriteCommand.self, ListCommand.self, DeleteCommand.self,
         ])
 }

@@ -39,7 +39,8 @@ final class LeaseManager: Sendable {
 
     // MARK: Issue
 
-    func issue(roleName: String) async throws -> LogicalResponse {
+    /// Issues a credential of `roleName` to `identity` (recorded on the lease).
+    func issue(roleName: String, identity: String = "") async throws -> LogicalResponse {
         try DatabaseEngine.validateName(roleName, kind: "role")
         guard let role = try await databases.role(roleName) else {
             throw APIError.badRequest("unknown role: \(roleName)")
@@ -59,7 +60,7 @@ final class LeaseManager: Sendable {
         let verifier = SCRAMVerifier.make(password: password, iterations: scramIterations)
         let lease = LeaseRecord(
             id: leaseID, database: database.name, role: roleName, username: username, state: .pending,
-            issuedAt: now, expiresAt: now + ttl, maxExpiresAt: now + role.maxTTL)
+            issuedAt: now, expiresAt: now + ttl, maxExpiresAt: now + role.maxTTL, identity: identity)
         // Intent before action: the lease is durable before the role exists.
         try await leases.insertLease(lease)
         FaultInjection.point("after-lease-write")
@@ -264,10 +265,23 @@ final class LeaseManager: Sendable {
         return .envelope(Envelope(data: ["keys": .strings(keys.sorted())]))
     }
 
-    /// Revokes leases (grouped by database); returns one message per lease that failed. Failed
-    /// leases stay `revoking` with a capped exponential backoff, unless `force`.
-    func revokeBatch(_ batch: [LeaseRecord], force: Bool = false) async -> [String] {
+    /// What one revocation pass did.
+    struct RevocationOutcome: Sendable {
+        var revoked = 0
+        var sessionsTerminated = 0
+        /// One message per lease that failed (`<lease id>: <reason>`).
         var failures: [String] = []
+    }
+
+    /// Revokes leases (grouped by database); returns one message per lease that failed.
+    func revokeBatch(_ batch: [LeaseRecord], force: Bool = false) async -> [String] {
+        await revokeLeases(batch, force: force).failures
+    }
+
+    /// Revokes leases (grouped by database). Failed leases stay `revoking` with a capped
+    /// exponential backoff, unless `force`.
+    func revokeLeases(_ batch: [LeaseRecord], force: Bool = false) async -> RevocationOutcome {
+        var outcome = RevocationOutcome()
         for (databaseName, group) in Dictionary(grouping: batch, by: \.database) {
             let started = DispatchTime.now()
             do {
@@ -278,12 +292,15 @@ final class LeaseManager: Sendable {
                 var custom: [String: [String]] = [:]
                 for lease in group { custom[lease.username] = roles[lease.role]?.revocationStatements ?? [] }
                 do {
-                    try await dropRoles(group.map(\.username), database: database, revocationStatements: custom)
+                    outcome.sessionsTerminated += try await dropRoles(
+                        group.map(\.username), database: database, revocationStatements: custom)
                 } catch let error as PGError where error.sqlState == "42704" {
                     // A role vanished between the existence check and the batch (dropped by a
                     // revocation statement or an operator): check again and finish.
-                    try await dropRoles(group.map(\.username), database: database, revocationStatements: custom)
+                    outcome.sessionsTerminated += try await dropRoles(
+                        group.map(\.username), database: database, revocationStatements: custom)
                 }
+                outcome.revoked += group.count
                 let now = Self.now()
                 try await leases.updateLeases(group.map { lease in
                     var lease = lease
@@ -304,7 +321,7 @@ final class LeaseManager: Sendable {
                 let now = Self.now()
                 let failed = group.map { lease in
                     var lease = lease
-                    failures.append("\(lease.id): \(message)")
+                    outcome.failures.append("\(lease.id): \(message)")
                     lease.attempts += 1
                     lease.lastError = message
                     if force {
@@ -324,7 +341,7 @@ final class LeaseManager: Sendable {
                 }
             }
         }
-        return failures
+        return outcome
     }
 
     /// Seconds before the next revocation attempt: 2, 4, 8, … capped at 5 minutes.
@@ -343,29 +360,31 @@ final class LeaseManager: Sendable {
     /// DESIGN.md rule 5: no new logins, sessions ended, owned objects handed over and dropped in
     /// every connectable database, then the roles dropped. Each step is one multi-statement
     /// batch for all the roles; the whole is idempotent (missing roles are skipped), so a
-    /// failed attempt is simply run again.
+    /// failed attempt is simply run again. Returns the number of sessions terminated.
     private func dropRoles(_ usernames: [String], database: DatabaseConfig, revocationStatements: [String: [String]])
-        async throws
+        async throws -> Int
     {
-        guard !usernames.isEmpty else { return }
+        guard !usernames.isEmpty else { return 0 }
         let pool = try databases.pool(database)
-        let (existing, databaseNames) = try await pool.withSession { session -> ([String], [String]) in
+        let (existing, databaseNames, terminated) = try await pool.withSession { session -> ([String], [String], Int) in
             let wanted = try usernames.map { try session.escapeLiteral($0) }.joined(separator: ", ")
             let existing = try session.query("SELECT rolname FROM pg_roles WHERE rolname IN (\(wanted))").compactMap { $0[0] }
-            guard !existing.isEmpty else { return ([], []) }
+            guard !existing.isEmpty else { return ([], [], 0) }
             let names = try existing.map { try session.escapeIdentifier($0) }
             let literals = try existing.map { try session.escapeLiteral($0) }.joined(separator: ", ")
-            var sql = names.map { "ALTER ROLE \($0) NOLOGIN" }.joined(separator: ";\n")
-            sql += ";\nSELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename IN (\(literals))"
+            // No new logins first, then end the sessions already open.
+            try session.execute(names.map { "ALTER ROLE \($0) NOLOGIN" }.joined(separator: ";\n"))
+            let terminated = try session.query(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename IN (\(literals))"
+            ).first?[0].flatMap { Int($0) } ?? 0
             // Membership lets a CREATEROLE (non-superuser) admin reassign the roles' objects.
-            sql += ";\nGRANT \(names.joined(separator: ", ")) TO CURRENT_USER"
-            try session.execute(sql)
+            try session.execute("GRANT \(names.joined(separator: ", ")) TO CURRENT_USER")
             let databaseNames = try session.query(
                 "SELECT datname FROM pg_database WHERE datallowconn AND has_database_privilege(datname, 'CONNECT') ORDER BY datname"
             ).compactMap { $0[0] }
-            return (existing, databaseNames)
+            return (existing, databaseNames, terminated)
         }
-        guard !existing.isEmpty else { return }
+        guard !existing.isEmpty else { return 0 }
         let owner = database.ownerOnRevoke
         for name in databaseNames {
             do {
@@ -396,6 +415,7 @@ final class LeaseManager: Sendable {
             statements.append("DROP ROLE IF EXISTS " + (try existing.map { try session.escapeIdentifier($0) }).joined(separator: ", "))
             try session.execute(statements.joined(separator: ";\n"))
         }
+        return terminated
     }
 
     // MARK: Reconcile
