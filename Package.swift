@@ -112,7 +112,7 @@ let package = Package(
         .executableTarget(
             name: "mayfly-bench",
             dependencies: [
-                "MayflyCore", "MayflyCrypto",
+                "MayflyCore", "MayflyCrypto", "MayflyPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),

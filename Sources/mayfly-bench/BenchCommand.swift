@@ -34,6 +34,18 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "SCRAM iterations Mayfly is configured with (the floor uses the same).")
     var iterations = 16
 
+    @Option(help: "A Mayfly role in a second database, for the revoke-everything case (empty: skip that case).")
+    var secondRole = ""
+
+    @Option(help: "Live credentials for the revoke-everything case, split over the two databases.")
+    var revokeCount = 10_000
+
+    @Option(help: "Share of those credentials holding an open session.")
+    var sessionShare = 0.05
+
+    @Option(help: "Credentials revoked the Vault-default way, one at a time (timed, then extrapolated).")
+    var vaultRevokeCount = 200
+
     func run() throws {
         let admin = try UnixHTTPClient(socketPath: socket)
         let initialised = try admin.request("PUT", "sys/init", token: nil, body: #"{"secret_shares":1,"secret_threshold":1}"#)
@@ -67,6 +79,18 @@ struct BenchCommand: ParsableCommand {
         rows.append(Row(what: "Mayfly revoke-prefix (one call)", count: sixteen.count, seconds: revokeSeconds))
         let left = try sql.remaining(prefix: "v-\(role)-")
 
+        var everything: RevokeEverything.Result?
+        var vaultRevokeSeconds = 0.0
+        if !secondRole.isEmpty {
+            let run = RevokeEverything(socketPath: socket, token: token, roles: [role, secondRole], count: revokeCount,
+                                       sessionShare: sessionShare)
+            everything = try run.run(progress: progress)
+            rows.append(Row(what: "Mayfly revoke everything (2 databases)", count: everything!.revoked, seconds: everything!.seconds))
+            progress("Vault-default revocation, one lease at a time: \(vaultRevokeCount) roles")
+            vaultRevokeSeconds = try sql.vaultRevoke(count: vaultRevokeCount)
+            rows.append(Row(what: "Vault-default revocation (per lease)", count: vaultRevokeCount, seconds: vaultRevokeSeconds))
+        }
+
         print("")
         print(Row.header)
         for row in rows { print(row.line) }
@@ -78,6 +102,16 @@ struct BenchCommand: ParsableCommand {
         print(String(format: "  ÷ Vault-default SQL:  %.1f× (target ≥ 20×)", ofVault))
         print(String(format: "  p99 latency:          %.1f ms (target < 25 ms)", sixteen.percentile(99)))
         print("roles left after revoke-prefix: \(left)")
+        if let everything {
+            let vaultExtrapolated = vaultRevokeSeconds / Double(vaultRevokeCount) * Double(everything.revoked)
+            let rolesLeft = try sql.remaining(prefix: "v-")
+            let sessionsLeft = try sql.sessions(prefix: "v-")
+            print(String(format: "revoke everything: %d credentials in 2 databases, %d with an open session: %.2f s (target < 3 s), state %@",
+                         everything.revoked, everything.sessionsOpened, everything.seconds, everything.state))
+            print("  sessions ended: \(everything.sessionsTerminated); roles left: \(rolesLeft); sessions left: \(sessionsLeft)")
+            print(String(format: "  Vault-default, one lease at a time: %.1f s extrapolated from %d → Mayfly is %.0f× faster",
+                         vaultExtrapolated, vaultRevokeCount, vaultExtrapolated / everything.seconds))
+        }
     }
 
     private func revokeAll(_ client: UnixHTTPClient, token: String) throws -> Double {

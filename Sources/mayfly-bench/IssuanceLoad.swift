@@ -8,6 +8,8 @@ struct IssuanceLoad {
         var count: Int
         var seconds: Double
         var latencies: [Double]
+        /// `connection_url` and password of the first credentials, when asked to keep them.
+        var kept: [(url: String, password: String)] = []
         var perSecond: Double { Double(count) / seconds }
 
         /// Latency percentile in milliseconds.
@@ -23,9 +25,11 @@ struct IssuanceLoad {
     var token: String
     var role: String
 
-    func run(count: Int, clients: Int) throws -> Result {
+    /// Issues `count` credentials; keeps the login details of up to `keep` of them.
+    func run(count: Int, clients: Int, keep: Int = 0) throws -> Result {
         let next = Atomic<Int>(0)
         let results = Mutex<(latencies: [Double], failure: String?)>(([], nil))
+        let kept = Mutex<[(url: String, password: String)]>([])
         let clientsList = try (0..<clients).map { _ in try UnixHTTPClient(socketPath: socketPath) }
         let start = DispatchTime.now().uptimeNanoseconds
         // One thread per client (not concurrentPerform, which caps concurrency at the core count).
@@ -45,6 +49,13 @@ struct IssuanceLoad {
                             throw UnixHTTPClient.Failure(
                                 description: "HTTP \(response.status): \(String(decoding: response.body.prefix(300), as: UTF8.self))")
                         }
+                        if keep > 0, kept.withLock({ $0.count < keep }),
+                            let object = try JSONSerialization.jsonObject(with: response.body) as? [String: Any],
+                            let data = object["data"] as? [String: Any], let url = data["connection_url"] as? String,
+                            let password = data["password"] as? String
+                        {
+                            kept.withLock { if $0.count < keep { $0.append((url, password)) } }
+                        }
                     } catch {
                         results.withLock { if $0.failure == nil { $0.failure = "\(error)" } }
                         break
@@ -59,6 +70,6 @@ struct IssuanceLoad {
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let (latencies, failure) = results.withLock { ($0.latencies, $0.failure) }
         if let failure { throw UnixHTTPClient.Failure(description: "issuance failed: \(failure)") }
-        return Result(count: latencies.count, seconds: seconds, latencies: latencies)
+        return Result(count: latencies.count, seconds: seconds, latencies: latencies, kept: kept.withLock { $0 })
     }
 }

@@ -80,6 +80,45 @@ struct SQLFloor {
         _ = try psql(sql)
     }
 
+    /// Seconds to revoke `count` credentials the way Vault's PostgreSQL plugin does by default
+    /// (`defaultDeleteUser`): one lease at a time, each statement a round trip — look the role
+    /// up, find its schema grants, REVOKE per schema, on `public` and CONNECT, then DROP ROLE.
+    /// The roles are created first (untimed) with Mayfly's shape. Vault ends no sessions.
+    func vaultRevoke(count: Int) throws -> Double {
+        let expiration = Timestamp.postgres(Int64(Date().timeIntervalSince1970) + 3600)
+        var names: [String] = []
+        var setup = ""
+        for _ in 0..<count {
+            let name = "v-vrev-" + Random.string(count: 20, alphabet: Array("abcdefghijklmnopqrstuvwxyz0123456789"))
+            names.append(name)
+            let verifier = SCRAMVerifier.make(password: Base64.encodeURLSafeNoPadding(Random.bytes(32)), iterations: iterations)
+            setup += "CREATE ROLE \"\(name)\" WITH LOGIN PASSWORD '\(verifier)' VALID UNTIL '\(expiration)' IN ROLE \"\(group)\";\n"
+        }
+        try psql(setup)
+        var sql = ""
+        for name in names {
+            sql += """
+                SELECT exists (SELECT rolname FROM pg_roles WHERE rolname = '\(name)');
+                SELECT DISTINCT table_schema FROM information_schema.role_column_grants WHERE grantee = '\(name)';
+                REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA public FROM "\(name)";
+                REVOKE ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA public FROM "\(name)";
+                REVOKE USAGE ON SCHEMA public FROM "\(name)";
+                SELECT current_database();
+                REVOKE CONNECT ON DATABASE current_database_placeholder FROM "\(name)";
+                DROP ROLE IF EXISTS "\(name)";
+
+                """
+        }
+        let database = try psqlOutput("SELECT current_database()").trimmingCharacters(in: .whitespacesAndNewlines)
+        return try psql(sql.replacingOccurrences(of: "current_database_placeholder", with: "\"\(database)\""))
+    }
+
+    /// Number of sessions of roles whose name starts with `prefix`.
+    func sessions(prefix: String) throws -> Int {
+        let output = try psqlOutput("SELECT count(*) FROM pg_stat_activity WHERE starts_with(usename, '\(prefix)')")
+        return Int(output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+    }
+
     /// Number of roles whose name starts with `prefix` (none should survive a revocation).
     func remaining(prefix: String) throws -> Int {
         let output = try psqlOutput("SELECT count(*) FROM pg_roles WHERE starts_with(rolname, '\(prefix)')")
