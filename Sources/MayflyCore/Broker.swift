@@ -17,6 +17,10 @@ public final class Broker: Sendable {
     let leases: LeaseManager
     let staticRoles: StaticRoleManager
     let incidents: IncidentManager
+    let rewrapper: KeyRewrapper
+    /// Every unattended job: rotations, re-wrap, sweeps, reconcile, incident retries.
+    let scheduler: Scheduler
+    let scheduledJobs: ScheduledJobs
     let appRoles: AppRoleEngine
     let audit: AuditLog
     /// Built-in, directory and API policies.
@@ -28,7 +32,9 @@ public final class Broker: Sendable {
     /// The server version reported by `sys/health` and `sys/seal-status`.
     public static let version = "0.1.0"
 
-    private init(config: MayflyConfig, storage: any Storage & LeaseStorage, storeID: String, logger: Logger) throws {
+    private init(config: MayflyConfig, storage: any Storage & LeaseStorage, storeID: String, logger: Logger,
+                 clock: any SchedulerClock, leadership: any Leadership) throws
+    {
         self.config = config
         self.storage = storage
         self.logger = logger
@@ -50,11 +56,17 @@ public final class Broker: Sendable {
         leases = LeaseManager(leases: storage, databases: databases, logger: logger, scramIterations: config.scramIterations,
                               storeID: storeID)
         staticRoles = StaticRoleManager(barrier: barrier, databases: databases, logger: logger,
-                                        scramIterations: config.scramIterations, storeID: storeID)
+                                        scramIterations: config.scramIterations, storeID: storeID, clock: clock)
+        rewrapper = KeyRewrapper(barrier: barrier)
         incidents = IncidentManager(barrier: barrier, leaseStorage: storage, leases: leases, databases: databases,
                                     staticRoles: staticRoles, tokens: tokens, appRoles: appRoles, logger: logger)
         let databases = databases, leases = leases, logger = logger, policies = policies, audit = audit, barrier = barrier
         let staticRoles = staticRoles
+        let jobs = ScheduledJobs(config: config, databases: databases, leases: leases, staticRoles: staticRoles,
+                                 incidents: incidents, rewrapper: rewrapper)
+        scheduledJobs = jobs
+        scheduler = Scheduler(barrier: barrier, clock: clock, leadership: leadership, logger: logger,
+                              historyRetention: config.jobHistoryRetention, jobs: { await jobs.all() })
         seal = SealManager(
             storage: storage, barrier: barrier, tokens: tokens, mode: config.seal, logger: logger,
             afterUnseal: {
@@ -80,6 +92,7 @@ public final class Broker: Sendable {
                                    metadata: ["error": "\(String(reflecting: error))"])
                 }
             })
+        jobs.seal.set(seal)
     }
 
     /// Opens the store named in `config` and, with a key-file seal, unseals from the key file.
@@ -89,10 +102,12 @@ public final class Broker: Sendable {
     }
 
     /// Opens a broker over an existing storage (tests use this with their own files).
-    public static func open(config: MayflyConfig, storage: any Storage & LeaseStorage, logger: Logger) async throws
-        -> Broker
+    public static func open(config: MayflyConfig, storage: any Storage & LeaseStorage, logger: Logger,
+                            clock: any SchedulerClock = SystemClock(), leadership: any Leadership = SingleNodeLeadership())
+        async throws -> Broker
     {
-        let broker = try Broker(config: config, storage: storage, storeID: try await storeID(storage), logger: logger)
+        let broker = try Broker(config: config, storage: storage, storeID: try await storeID(storage), logger: logger,
+                                clock: clock, leadership: leadership)
         try await broker.seal.load()
         try await broker.seal.unsealFromKeyFile()
         return broker
@@ -141,23 +156,11 @@ public final class Broker: Sendable {
         await databases.closeAll()
     }
 
-    /// Revokes expired leases and retries failed revocations every `interval` until cancelled.
-    /// Every `reconcileEvery` ticks, also reconciles roles and leases.
-    public func runSweeper(interval: Duration = .seconds(1), reconcileEvery: Int = 300) async {
-        var tick = 0
+    /// Starts the scheduled jobs that are due, every `interval`, until cancelled (nothing runs
+    /// while sealed).
+    public func runScheduler(interval: Duration = .seconds(1)) async {
         while !Task.isCancelled {
-            tick += 1
-            if await !seal.isSealed {
-                do {
-                    try await leases.sweep()
-                    if tick % 2 == 0 { await incidents.resumeUnfinished() }
-                    if tick % reconcileEvery == 0 {
-                        try await leases.reconcile(databaseNames: try await databases.configuredNames(), afterRestart: false)
-                    }
-                } catch {
-                    logger.warning("lease sweep failed", metadata: ["error": "\(String(reflecting: error))"])
-                }
-            }
+            if await !seal.isSealed { await scheduler.startDueJobs() }
             try? await Task.sleep(for: interval)
         }
     }
@@ -286,6 +289,9 @@ public final class Broker: Sendable {
         }
         if let route = LeaseHandlers.route(path) {
             return try await LeaseHandlers.handle(self, request, route)
+        }
+        if path == "sys/mayfly/schedule" || path.hasPrefix("sys/mayfly/schedule/") {
+            return try await ScheduleHandlers.handle(self, request)
         }
         if path.hasPrefix("sys/mayfly/") {
             return try await IncidentHandlers.handle(self, request, caller)

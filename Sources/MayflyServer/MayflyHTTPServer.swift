@@ -86,7 +86,7 @@ public struct MayflyHTTPServer: Sendable {
 struct SweeperService: Service {
     let broker: Broker
     func run() async throws {
-        await cancelWhenGracefulShutdown { await broker.runSweeper() }
+        await cancelWhenGracefulShutdown { await broker.runScheduler() }
     }
 }
 

@@ -14,7 +14,8 @@ struct MayflyCommand: AsyncParsableCommand {
             """,
         subcommands: [
             ServerCommand.self, StatusCommand.self, OperatorCommand.self, KVCommand.self, TokenCommand.self,
-            LeaseCommand.self, DatabaseCommand.self, RevokeCommand.self, IncidentCommand.self, AuditCommand.self,
+            LeaseCommand.self, DatabaseCommand.self, RevokeCommand.self, IncidentCommand.self, ScheduleCommand.self,
+            AuditCommand.self,
             ReadCommand.self, WriteCommand.self, ListCommand.self, DeleteCommand.self,
         ])
 }

@@ -16,8 +16,10 @@ struct IncidentFixture {
     /// PostgreSQL database names of Mayfly databases `one` and `two`.
     let pgDatabases: [String: String]
 
-    static func make(configure: (inout MayflyConfig) -> Void = { _ in }) async throws -> IncidentFixture {
-        let t = try await TestBroker.make(configure: configure)
+    static func make(seal: SealMode = .shamir, clock: any SchedulerClock = SystemClock(),
+                     configure: (inout MayflyConfig) -> Void = { _ in }) async throws -> IncidentFixture
+    {
+        let t = try await TestBroker.make(seal: seal, clock: clock, configure: configure)
         let admin = PG.unique("mf_adm")
         let password = Base64.encodeURLSafeNoPadding(Random.bytes(24))
         let superuser = try await PG.superuser()

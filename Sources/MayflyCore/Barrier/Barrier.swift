@@ -165,6 +165,46 @@ public final class Barrier: Sendable {
         }
     }
 
+    /// The keyring term an entry is encrypted under (nil for an unknown format).
+    static func term(of entry: StoredEntry) -> UInt32? {
+        guard entry.value.count > 5, entry.value[0] == format else { return nil }
+        return entry.value[1..<5].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+    }
+
+    /// Re-encrypts under the active term the entries after `after` (up to `limit` paths) that
+    /// are on an older term; the plaintext only passes through guarded memory. Returns the last
+    /// path looked at (nil when the end was reached) and how many entries were re-encrypted.
+    /// An entry written concurrently is left alone: its writer used the active term.
+    func rewrap(after: String?, limit: Int) async throws -> (last: String?, rewrapped: Int) {
+        let paths = try await storage.paths(withPrefix: "", after: after, limit: limit)
+        let ring = try currentKeyring()
+        var rewrapped = 0
+        for path in paths {
+            guard let entry = try await storage.get(path), let term = Self.term(of: entry), term < ring.activeTerm else { continue }
+            let (key, aad, body) = try openParameters(entry)
+            let plain: SecureBytes
+            do {
+                plain = try AEAD.openSecure(body, key: key, associatedData: aad)
+            } catch {
+                throw BarrierError(.tampered, "entry \(entry.path) v\(entry.version) failed authentication")
+            }
+            var header: [UInt8] = [Self.format]
+            withUnsafeBytes(of: ring.active.number.bigEndian) { header.append(contentsOf: $0) }
+            let sealed = try AEAD.seal(
+                secure: plain, key: ring.active.key,
+                associatedData: Self.associatedData(path: path, version: entry.version + 1, header: header))
+            do {
+                try await storage.commit([.put(StoredEntry(path: path, version: entry.version + 1, value: header + sealed),
+                                               expectedVersion: entry.version)])
+                encryptions.withLock { $0[ring.activeTerm, default: 0] += 1 }
+                rewrapped += 1
+            } catch let error as StorageError where error.code == .conflict {
+                continue
+            }
+        }
+        return (paths.count < limit ? nil : paths.last, rewrapped)
+    }
+
     /// Immediate children of `prefix` (names; folders end in `/`).
     public func list(_ prefix: String) async throws -> [String] {
         _ = try currentKeyring()

@@ -105,6 +105,27 @@ public enum ConfigLoader {
                         throw fail(member.line, "scram_iterations must be between 1 and 100000")
                     }
                     config.scramIterations = Int(count)
+                case "keyring_rotation_schedule":
+                    let schedule = try string(member)
+                    do {
+                        _ = try CronSchedule(schedule)
+                    } catch {
+                        throw fail(member.line, "keyring_rotation_schedule: \(error.description)")
+                    }
+                    config.keyringRotationSchedule = schedule
+                case "keyring_rewrap_rate":
+                    guard let rate = member.value.intValue, (1...100_000).contains(rate) else {
+                        throw fail(member.line, "keyring_rewrap_rate must be between 1 and 100000 entries per second")
+                    }
+                    config.keyringRewrapRate = Int(rate)
+                case "scheduler":
+                    for item in try block(member) {
+                        switch item.key {
+                        case "jitter": config.schedulerJitter = try duration(item)
+                        case "history_retention": config.jobHistoryRetention = try duration(item)
+                        default: throw fail(item.line, "unknown setting \"\(item.key)\" in scheduler")
+                        }
+                    }
                 case "default_lease_ttl": config.defaultLeaseTTL = try duration(member)
                 case "max_lease_ttl": config.maxLeaseTTL = try duration(member)
                 case "database": try readDatabases(member)

@@ -98,6 +98,14 @@ public struct MayflyConfig: Sendable, Equatable {
     public var auditPath: String?
     /// `telemetry { unauthenticated_metrics_access = true }`: `sys/metrics` without a token.
     public var unauthenticatedMetrics = false
+    /// Cron expression for adding a keyring term (`keyring_rotation_schedule`); none by default.
+    public var keyringRotationSchedule: String?
+    /// Entries moved to the newest keyring term per second by the background re-wrap.
+    public var keyringRewrapRate = 500
+    /// Random delay of up to this many seconds added to each scheduled run (`scheduler { jitter }`).
+    public var schedulerJitter: Int64 = 5
+    /// Seconds of job history kept (`scheduler { history_retention }`).
+    public var jobHistoryRetention: Int64 = 30 * 86400
 
     public init(storagePath: String) {
         self.storagePath = storagePath

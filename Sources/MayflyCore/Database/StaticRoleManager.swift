@@ -16,12 +16,17 @@ final class StaticRoleManager: Sendable {
     private let scramIterations: Int
     private let storeID: String
     private let locks = KeyedLock()
+    /// The time rotations are stamped with (the scheduler's clock).
+    let clock: any SchedulerClock
     static let definitions = "database/static-roles/"
     static let states = "database/static-state/"
     /// Vault's lower bound on `rotation_period`.
     static let minimumPeriod: Int64 = 5
 
-    init(barrier: Barrier, databases: DatabaseEngine, logger: Logger, scramIterations: Int, storeID: String) {
+    init(barrier: Barrier, databases: DatabaseEngine, logger: Logger, scramIterations: Int, storeID: String,
+         clock: any SchedulerClock = SystemClock())
+    {
+        self.clock = clock
         self.barrier = barrier
         self.databases = databases
         self.logger = logger
@@ -29,7 +34,7 @@ final class StaticRoleManager: Sendable {
         self.storeID = storeID
     }
 
-    static func now() -> Int64 { Int64(Date().timeIntervalSince1970) }
+    func now() -> Int64 { clock.seconds() }
 
     // MARK: Storage
 
@@ -127,7 +132,7 @@ final class StaticRoleManager: Sendable {
         guard let role = try await definition(name), let state = try await state(name) else {
             throw APIError.badRequest("unknown static role \"\(Broker.clip(name))\"")
         }
-        let now = Self.now()
+        let now = self.now()
         var data: [String: JSONValue] = [
             "username": .string(state.activeUsername), "password": .string(state.password),
             "last_vault_rotation": .string(Timestamp.rfc3339(Date(timeIntervalSince1970: TimeInterval(state.lastRotation)))),
@@ -293,7 +298,8 @@ final class StaticRoleManager: Sendable {
 
     /// Rotates `name` now: `single` changes the user's password; `alternating` changes the
     /// inactive user's password and makes it the active one.
-    func rotate(_ name: String, now: Int64 = StaticRoleManager.now()) async throws {
+    func rotate(_ name: String, now: Int64? = nil) async throws {
+        let now = now ?? self.now()
         try await locks.withLock(name) {
             guard let role = try await self.definition(name) else { return }
             let state = try await self.state(name)
@@ -311,7 +317,7 @@ final class StaticRoleManager: Sendable {
     /// Changes every password the role has (both users of an `alternating` role), for a leak
     /// response; returns the number of passwords changed.
     @discardableResult
-    func rotateAll(_ name: String, now: Int64 = StaticRoleManager.now()) async throws -> Int {
+    func rotateAll(_ name: String, now: Int64? = nil) async throws -> Int {
         guard let role = try await definition(name) else { return 0 }
         for _ in role.usernames { try await rotate(name, now: now) }
         return role.usernames.count
@@ -330,8 +336,9 @@ final class StaticRoleManager: Sendable {
 
     /// Sets `intent`'s password in PostgreSQL (idempotent) and records it as current.
     private func finish(_ role: StaticRole, _ state: StaticRoleState, _ intent: RotationIntent,
-                        now: Int64 = StaticRoleManager.now()) async throws
+                        now: Int64? = nil) async throws
     {
+        let now = now ?? self.now()
         guard let database = try await databases.config(role.database) else {
             throw APIError.internalError("static role \(role.name) names database \(role.database), which is not configured")
         }

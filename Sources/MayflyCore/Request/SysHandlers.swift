@@ -166,10 +166,12 @@ enum SysHandlers {
             return .noContent
         case "sys/rotate":
             try requireOperation(request, .update)
-            return keyStatusResponse(try await broker.seal.rotate())
+            let status = try await broker.seal.rotate()
+            try await broker.rewrapper.start(now: broker.scheduler.clock.seconds())
+            return try await keyStatusResponse(status, broker)
         case "sys/key-status":
             try requireOperation(request, .read)
-            return keyStatusResponse(try await broker.seal.keyStatus())
+            return try await keyStatusResponse(try await broker.seal.keyStatus(), broker)
         case let path where path.hasPrefix("sys/audit-hash/"):
             try requireOperation(request, .update)
             guard path == "sys/audit-hash/file" else { throw APIError.badRequest("unknown audit device; the device is \"file\"") }
@@ -198,12 +200,23 @@ enum SysHandlers {
         }
     }
 
-    private static func keyStatusResponse(_ status: KeyStatus) -> LogicalResponse {
-        .envelope(Envelope(
-            data: [
-                "term": .int(Int64(status.term)), "install_time": .string(Timestamp.rfc3339(status.installTime)),
-                "encryptions": .int(Int64(status.encryptions)),
-            ], injectData: true))
+    private static func keyStatusResponse(_ status: KeyStatus, _ broker: Broker) async throws -> LogicalResponse {
+        var data: [String: JSONValue] = [
+            "term": .int(Int64(status.term)), "install_time": .string(Timestamp.rfc3339(status.installTime)),
+            "encryptions": .int(Int64(status.encryptions)),
+        ]
+        // Mayfly's addition: progress of moving old entries to the newest term.
+        if let rewrap = try await broker.rewrapper.progress() {
+            data["rewrap"] = [
+                "target_term": .int(Int64(rewrap.targetTerm)), "entries_moved": .int(Int64(rewrap.rewrapped)),
+                "state": rewrap.finishedAt == nil ? "running" : "finished",
+                "started_at": .string(IncidentHandlers.time(rewrap.startedAt)),
+                "finished_at": rewrap.finishedAt.map { .string(IncidentHandlers.time($0)) } ?? .null,
+            ]
+        } else {
+            data["rewrap"] = ["state": "idle"]
+        }
+        return .envelope(Envelope(data: .object(data), injectData: true))
     }
 }
 

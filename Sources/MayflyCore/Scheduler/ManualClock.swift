@@ -1,0 +1,23 @@
+public import Foundation
+import Synchronization
+
+/// A clock that only moves when told to (tests).
+public final class ManualClock: SchedulerClock {
+    private let current: Mutex<Date>
+
+    public init(_ start: Date) {
+        current = Mutex(start)
+    }
+
+    public func now() -> Date { current.withLock { $0 } }
+
+    /// Moves the clock to `date`.
+    public func set(_ date: Date) {
+        current.withLock { $0 = date }
+    }
+
+    /// Moves the clock forward by `seconds`.
+    public func advance(by seconds: TimeInterval) {
+        current.withLock { $0 = $0.addingTimeInterval(seconds) }
+    }
+}
