@@ -29,6 +29,25 @@ import Testing
         #expect(config.maxRequestSize == 1_048_576)
     }
 
+    @Test func readsStaticRolesAndSchedules() throws {
+        let config = try ConfigLoader.parse("""
+            storage "sqlite" { path = "/x" }
+            listener "unix" { path = "/s" }
+            static_role "orders-migrator" {
+              database = "orders"  username = "migrator"  strategy = "alternating"  member_of = ["migrator"]
+              rotation_schedule = "30 2 * * *"  time_zone = "Europe/Berlin"
+            }
+            keyring_rotation_schedule = "@monthly"
+            keyring_rewrap_rate = 200
+            scheduler { jitter = "0s"  history_retention = "7d" }
+            """, file: "mayfly.hcl")
+        #expect(config.staticRoles == [DeclaredStaticRole(
+            name: "orders-migrator", database: "orders", username: "migrator", strategy: "alternating", memberOf: ["migrator"],
+            rotationSchedule: "30 2 * * *", rotationPeriod: nil, timeZone: "Europe/Berlin", rotationStatements: [])])
+        #expect(config.keyringRotationSchedule == "@monthly" && config.keyringRewrapRate == 200)
+        #expect(config.schedulerJitter == 0 && config.jobHistoryRetention == 7 * 86400)
+    }
+
     @Test func readsTheSameConfigAsJSON() throws {
         let config = try ConfigLoader.parse("""
             {"storage": {"sqlite": {"path": "/tmp/m.db"}},
@@ -53,6 +72,11 @@ import Testing
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\nlog_level = \"loud\"", 3, "log_level must be one of"),
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\ndefault_lease_ttl = \"soon\"", 3, "must be a duration"),
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\nbind \"unix:uid:1\" {\n  audit = \"x\"\n}", 4, "unknown setting \"audit\" in bind"),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\nstatic_role \"m\" {\n  database = \"d\"\n  username = \"u\"\n  rotation_schedule = \"0 25 * * *\"\n}", 6, "hour field \"25\""),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\nstatic_role \"m\" { database = \"d\"  username = \"u\" }", 3, "needs rotation_schedule or rotation_period"),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\nstatic_role \"m\" { database = \"d\"  username = \"u\"  rotation_period = \"1h\"  strategy = \"triple\" }", 3, "strategy must be"),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\nkeyring_rotation_schedule = \"@fortnightly\"", 3, "unknown macro"),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\nscheduler { jitter = \"soon\" }", 3, "must be a duration"),
         ("listener \"unix\" { path = \"/s\" }", 0, "missing storage stanza"),
         ("storage \"sqlite\" { path = \"/x\" }", 0, "no listener"),
         ("storage \"sqlite\" { path = \"/x\" \nlistener \"unix\" { path = \"/s\" }", 2, ""),

@@ -74,6 +74,18 @@ import Testing
         #expect(try Self.mayfly(["token", "revoke", child], env: auth).status == 0)
         #expect(try Self.mayfly(["token", "lookup"], env: address.merging(["MAYFLY_TOKEN": child]) { $1 }).status == 1)
 
+        // Scheduled jobs and the leak response from the CLI.
+        let schedule = try Self.mayfly(["schedule", "list"], env: auth)
+        #expect(schedule.status == 0 && schedule.stdout.contains("lease-sweep") && schedule.stdout.contains("keyring-rewrap"))
+        let ran = try Self.mayfly(["schedule", "run", "reconcile"], env: auth)
+        #expect(ran.status == 0 && ran.stdout.contains("reconcile: ok"), "\(ran)")
+        let history = try Self.mayfly(["schedule", "history", "reconcile"], env: auth)
+        #expect(history.status == 0 && history.stdout.contains("manual"), "\(history)")
+        #expect(try Self.mayfly(["schedule", "run", "no-such-job"], env: auth).status == 1)
+        let dry = try Self.mayfly(["revoke", "--all", "--tokens", "--dry-run", "--reason", "rehearsal"], env: auth)
+        #expect(dry.status == 0 && dry.stdout.contains("Dry run") && dry.stdout.contains("token(s)"), "\(dry)")
+        #expect(try Self.mayfly(["revoke", "--all"], env: auth).status != 0, "a reason is required")
+
         #expect(try Self.mayfly(["operator", "seal"], env: auth).status == 0)
         #expect(try Self.mayfly(["kv", "get", "secret/app/db"], env: auth).status == 2, "sealed is exit 2")
         #expect(try Self.mayfly(["status"], env: address).status == 2)
