@@ -13,7 +13,7 @@ struct MayflyCommand: AsyncParsableCommand {
             still being retried.
             """,
         subcommands: [
-            ServerCommand.self, StatusCommand.self, OperatorCommand.self, KVCommand.self, TokenCommand.self,
+            ServerCommand.self, StatusCommand.self, RunCommand.self, OperatorCommand.self, KVCommand.self, TokenCommand.self,
             LeaseCommand.self, DatabaseCommand.self, RevokeCommand.self, IncidentCommand.self, ScheduleCommand.self,
             AuditCommand.self,
             ReadCommand.self, WriteCommand.self, ListCommand.self, DeleteCommand.self,

@@ -1,0 +1,100 @@
+import Foundation
+import Synchronization
+
+/// A child process started with `posix_spawnp` (so no file descriptor of ours but the three
+/// standard ones is inherited), whose exit a dedicated thread waits for with `waitpid`.
+final class ChildProcess: Sendable {
+    let pid: pid_t
+    private let state = Mutex<(status: Int32?, waiters: [CheckedContinuation<Int32, Never>])>((nil, []))
+
+    private init(pid: pid_t) {
+        self.pid = pid
+    }
+
+    struct SpawnError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Starts `arguments[0]` (looked up in PATH) with exactly `environment`.
+    static func spawn(_ arguments: [String], environment: [String: String]) throws -> ChildProcess {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // The child starts with default signal handling, whatever we ignore.
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        // Close every descriptor of ours above stderr in the child (sockets to the broker…).
+        if let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") {
+            for descriptor in entries.compactMap({ Int32($0) }) where descriptor > 2 && fcntl(descriptor, F_GETFD) >= 0 {
+                posix_spawn_file_actions_addclose(&actions, descriptor)
+            }
+        }
+
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for pointer in argv { free(pointer) }
+            for pointer in envp { free(pointer) }
+        }
+        var pid: pid_t = 0
+        let result = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp)
+        guard result == 0 else {
+            throw SpawnError(description: "cannot start \(arguments[0]): \(String(cString: strerror(result)))")
+        }
+        let child = ChildProcess(pid: pid)
+        let childPID = pid
+        let thread = Thread {
+            var status: Int32 = 0
+            while waitpid(childPID, &status, 0) < 0 && errno == EINTR {}
+            // Exit code, or 128 + the signal that killed it (as shells report it).
+            let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+            let waiters = child.state.withLock { state -> [CheckedContinuation<Int32, Never>] in
+                state.status = code
+                defer { state.waiters = [] }
+                return state.waiters
+            }
+            for waiter in waiters { waiter.resume(returning: code) }
+        }
+        thread.start()
+        return child
+    }
+
+    /// Sends `signal` to the child (ignored once it has exited).
+    func signal(_ signal: Int32) {
+        guard state.withLock({ $0.status == nil }) else { return }
+        kill(pid, signal)
+    }
+
+    /// The exit code once the child has exited (128 + signal when a signal ended it).
+    func exitCode() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            let done = state.withLock { state -> Int32? in
+                if let status = state.status { return status }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let done { continuation.resume(returning: done) }
+        }
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited after `timeout` seconds; returns its exit code.
+    func stop(timeout: Double) async -> Int32 {
+        signal(SIGTERM)
+        let killer = Task {
+            try await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
+            self.signal(SIGKILL)
+        }
+        let code = await exitCode()
+        killer.cancel()
+        return code
+    }
+}

@@ -1,0 +1,270 @@
+import Foundation
+import MayflyClient
+import Synchronization
+
+/// The engine of `mayfly run`: one event loop over signals, the program's exit and replaced
+/// credentials; one renewal task per lease.
+actor RunSupervisor {
+    private let client: MayflyClient
+    private let specs: [RunCommand.CredentialSpec]
+    private let kvSpecs: [RunCommand.KVSpec]
+    private let pgEnv: Bool
+    private let onChange: RunCommand.ChangeAction
+    private let file: String?
+    private let stopTimeout: Double
+    private let keepLeases: Bool
+    private var current: [DatabaseCredential] = []
+    private var kvValues: [String: String] = [:]
+    private var child: ChildProcess?
+    private var stopping = false
+
+    enum Event: Sendable {
+        case signal(Int32)
+        case exited(pid_t, Int32)
+        case replaced(index: Int, DatabaseCredential)
+        case failed(String)
+    }
+
+    private let events: AsyncStream<Event>
+    private let sink: AsyncStream<Event>.Continuation
+
+    init(client: MayflyClient, credentials: [RunCommand.CredentialSpec], kv: [RunCommand.KVSpec], pgEnv: Bool,
+         onChange: RunCommand.ChangeAction, file: String?, stopTimeout: Double, keepLeases: Bool)
+    {
+        self.client = client
+        specs = credentials
+        kvSpecs = kv
+        self.pgEnv = pgEnv
+        self.onChange = onChange
+        self.file = file
+        self.stopTimeout = stopTimeout
+        self.keepLeases = keepLeases
+        (events, sink) = AsyncStream.makeStream()
+    }
+
+    static func say(_ line: String) {
+        FileHandle.standardError.write(Data("mayfly run: \(line)\n".utf8))
+    }
+
+    // MARK: Fetching
+
+    /// Retries `body` while the broker is unreachable, sealed, busy or failing (with backoff,
+    /// said on stderr); a refusal (4xx other than 429) is final.
+    private static func retrying<T: Sendable>(_ what: String, _ body: @Sendable () async throws -> T) async throws -> T {
+        var delay = 0.5
+        while true {
+            do {
+                return try await body()
+            } catch let error as MayflyClient.APIError where (400..<500).contains(error.status) && error.status != 429 {
+                throw error
+            } catch {
+                try Task.checkCancellation()
+                say("\(what): \(error); retrying in \(delay < 1 ? String(format: "%.1f", delay) : String(Int(delay)))s")
+                try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+                delay = min(delay * 2, 15)
+            }
+        }
+    }
+
+    private func fetchAll() async throws {
+        let client = client
+        var fetched: [DatabaseCredential] = []
+        for spec in specs {
+            fetched.append(try await Self.retrying("cannot fetch \(spec.path)") { try await client.databaseCredential(spec.path) })
+        }
+        var values: [String: String] = [:]
+        var secrets: [String: [String: String]] = [:]
+        for spec in kvSpecs {
+            if secrets[spec.path] == nil {
+                secrets[spec.path] = try await Self.retrying("cannot read \(spec.path)") { try await client.secret(spec.path) }
+            }
+            guard let value = secrets[spec.path]?[spec.field] else {
+                throw MayflyClient.APIError(status: 404, message: "\(spec.path) has no field \"\(spec.field)\"")
+            }
+            values[spec.variable] = value
+        }
+        current = fetched
+        kvValues = values
+    }
+
+    private func environment() -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        for key in ["MAYFLY_TOKEN", "VAULT_TOKEN"] { environment[key] = nil }  // the program gets credentials, not our token
+        for (spec, credential) in zip(specs, current) { environment[spec.variable] = credential.databaseURL }
+        if pgEnv, let first = current.first { environment.merge(first.libpqEnvironment) { $1 } }
+        environment.merge(kvValues) { $1 }
+        return environment
+    }
+
+    /// The variables `mayfly run` sets (for `--file`), as `NAME='value'` lines.
+    private func fileContents() -> String {
+        var ours: [String: String] = kvValues
+        for (spec, credential) in zip(specs, current) { ours[spec.variable] = credential.databaseURL }
+        if pgEnv, let first = current.first { ours.merge(first.libpqEnvironment) { $1 } }
+        return ours.keys.sorted().map { "\($0)='\(ours[$0]!.replacingOccurrences(of: "'", with: "'\\''"))'\n" }.joined()
+    }
+
+    private func writeFile() throws {
+        guard let file else { return }
+        let temporary = file + ".tmp-\(getpid())"
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard descriptor >= 0 else { throw ChildProcess.SpawnError(description: "cannot write \(file): \(String(cString: strerror(errno)))") }
+        let bytes = Array(fileContents().utf8)
+        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        fsync(descriptor)
+        close(descriptor)
+        guard written == bytes.count, rename(temporary, file) == 0 else {
+            unlink(temporary)
+            throw ChildProcess.SpawnError(description: "cannot write \(file): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    // MARK: Running
+
+    /// Runs `program` until it exits; returns its exit code.
+    func run(_ program: [String]) async -> Int32 {
+        let sources = installSignalHandlers()
+        defer { for source in sources { source.cancel() } }
+        do {
+            try await fetchAll()
+            try writeFile()
+        } catch {
+            Self.say("\(error); not starting \(program[0])")
+            try? await client.shutdown()
+            return 1
+        }
+        do {
+            try start(program)
+        } catch {
+            Self.say("\(error)")
+            await revokeAll()
+            try? await client.shutdown()
+            return 127
+        }
+        var renewals: [Task<Void, Never>] = []
+        for index in current.indices { renewals.append(renewal(index: index, credential: current[index])) }
+        var code: Int32 = 0
+        loop: for await event in events {
+            switch event {
+            case .signal(let signal):
+                if signal == SIGINT || signal == SIGTERM { stopping = true }
+                child?.signal(signal)
+            case .exited(let pid, let status):
+                guard pid == child?.pid || pid == -1 else { continue }  // -1: the restart failed
+                code = status
+                break loop
+            case .replaced(let index, let credential):
+                let old = current[index]
+                current[index] = credential
+                renewals[index].cancel()
+                renewals[index] = renewal(index: index, credential: credential)
+                do {
+                    try writeFile()
+                } catch {
+                    Self.say("\(error)")
+                }
+                await apply(program)
+                if !keepLeases { try? await client.revoke(leaseID: old.leaseID) }
+            case .failed(let message):
+                Self.say(message)
+            }
+        }
+        for task in renewals { task.cancel() }
+        await revokeAll()
+        try? await client.shutdown()
+        return code
+    }
+
+    private func start(_ program: [String]) throws {
+        let process = try ChildProcess.spawn(program, environment: environment())
+        child = process
+        let sink = sink
+        Task {
+            let status = await process.exitCode()
+            sink.yield(.exited(process.pid, status))
+        }
+    }
+
+    /// Tells the program about new credentials, as `--on-change` says.
+    private func apply(_ program: [String]) async {
+        guard !stopping, let running = child else { return }
+        switch onChange {
+        case .restart:
+            Self.say("credentials replaced; restarting \(program[0])")
+            child = nil
+            _ = await running.stop(timeout: stopTimeout)
+            do {
+                try start(program)
+            } catch {
+                Self.say("\(error)")
+                sink.yield(.exited(-1, 127))
+            }
+        case .signal(let signal):
+            Self.say("credentials replaced; sending signal \(signal) to \(program[0])")
+            running.signal(signal)
+        case .none:
+            break
+        }
+    }
+
+    private func revokeAll() async {
+        guard !keepLeases else { return }
+        for credential in current where !credential.leaseID.isEmpty {
+            do {
+                try await client.revoke(leaseID: credential.leaseID)
+            } catch {
+                Self.say("cannot revoke \(credential.leaseID) (it expires by itself): \(error)")
+            }
+        }
+    }
+
+    /// Renews at about two thirds of the TTL (±10%); when the lease cannot be renewed, or only
+    /// for less than a third of its first TTL (the max TTL is near), fetches a new credential.
+    private func renewal(index: Int, credential: DatabaseCredential) -> Task<Void, Never> {
+        let client = client, sink = sink, path = specs[index].path
+        return Task {
+            let full = max(credential.leaseDuration, 1)
+            var remaining = full
+            while !Task.isCancelled {
+                let wait = Double(remaining) * 2 / 3 * Double.random(in: 0.9...1.1)
+                do {
+                    try await Task.sleep(for: .milliseconds(Int(max(wait, 0.5) * 1000)))
+                } catch {
+                    return
+                }
+                var replace = remaining * 3 < full || !credential.renewable
+                if !replace {
+                    do {
+                        remaining = try await Self.retrying("cannot renew \(credential.leaseID)") {
+                            try await client.renew(leaseID: credential.leaseID, increment: full)
+                        }
+                        if remaining * 3 < full { continue }  // capped: use what is left, then replace
+                    } catch {
+                        if Task.isCancelled { return }
+                        replace = true
+                        sink.yield(.failed("lease \(credential.leaseID) cannot be renewed (\(error)); fetching a new credential"))
+                    }
+                }
+                guard replace else { continue }
+                do {
+                    let fresh = try await Self.retrying("cannot fetch \(path)") { try await client.databaseCredential(path) }
+                    sink.yield(.replaced(index: index, fresh))
+                } catch {
+                    sink.yield(.failed("cannot replace the credential of \(path): \(error)"))
+                }
+                return
+            }
+        }
+    }
+
+    private func installSignalHandlers() -> [any DispatchSourceSignal] {
+        let sink = sink
+        return [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2].map { number in
+            Foundation.signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { sink.yield(.signal(number)) }
+            source.resume()
+            return source
+        }
+    }
+}

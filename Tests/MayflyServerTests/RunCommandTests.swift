@@ -1,0 +1,181 @@
+import Foundation
+import MayflyClient
+import MayflyCore
+import Testing
+
+/// `mayfly run` (issue 7, points 1, 2 and 5) against a real server and PostgreSQL: a shell
+/// program that only knows `DATABASE_URL`.
+@Suite(.enabled(if: ProcessInfo.processInfo.environment["MAYFLY_TEST_PG_HOST"] != nil
+                || ProcessInfo.processInfo.environment["MAYFLY_REQUIRE_INTEGRATION"] == "1",
+                "needs the test PostgreSQL from scripts/test"), .serialized)
+struct RunCommandTests {
+    /// A started `mayfly run` with its output files.
+    final class Runner: @unchecked Sendable {
+        // Only touched from the test that owns it.
+        let process = Process()
+        let stderrPath: String
+
+        init(_ arguments: [String], env: [String: String], directory: String) throws {
+            stderrPath = directory + "/run.stderr"
+            FileManager.default.createFile(atPath: stderrPath, contents: nil)
+            process.executableURL = URL(fileURLWithPath: ServerProcess.binary)
+            process.arguments = ["run"] + arguments
+            var environment = ProcessInfo.processInfo.environment
+            for key in ["MAYFLY_ADDR", "MAYFLY_TOKEN", "VAULT_ADDR", "VAULT_TOKEN"] { environment[key] = nil }
+            process.environment = environment.merging(env) { $1 }
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
+            try process.run()
+        }
+
+        var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+
+        func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+
+        /// Waits for the exit; nil on timeout.
+        func exitCode(within seconds: Double = 30) async throws -> Int32? {
+            let deadline = Date().addingTimeInterval(seconds)
+            while process.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            return process.isRunning ? nil : process.terminationStatus
+        }
+
+        deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+    }
+
+    static func lines(_ path: String) -> [String] {
+        ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+
+    /// Waits until `condition` holds for the lines of `path`.
+    static func waitFor(_ path: String, seconds: Double = 20, _ condition: ([String]) -> Bool) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition(lines(path)) { return true }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return condition(lines(path))
+    }
+
+    /// A server with database `main` and a role `app` of the given TTLs; returns it and its root token.
+    static func server(ttl: String = "6s", maxTTL: String = "1h") async throws -> (ServerProcess, String) {
+        let keyFile = NSTemporaryDirectory() + "/mf-\(UUID().uuidString.prefix(6)).key"
+        let server = try ServerProcess(extraConfig: #"seal "keyfile" { path = "\#(keyFile)" }"#)
+        try await server.start()
+        let token = try await IncidentProcessTests.initialise(server)
+        #expect(try await server.request("POST", "database/config/main", token: token,
+                                         json: try IncidentProcessTests.sharedConfig()).status == 204)
+        #expect(try await server.request("POST", "database/roles/app", token: token,
+                                         json: #"{"db_name":"main","default_ttl":"\#(ttl)","max_ttl":"\#(maxTTL)"}"#).status == 204)
+        return (server, token)
+    }
+
+    static func liveLeases(_ server: ServerProcess, _ token: String) async throws -> [String] {
+        let response = try await server.request("LIST", "sys/leases/lookup/database/creds/app/", token: token)
+        guard response.status == 200 else { return [] }
+        return (try JSONValue.parse(response.body)["data"]?["keys"]?.arrayValue ?? []).compactMap(\.stringValue)
+    }
+
+    /// Point 1: a program connecting with DATABASE_URL in a loop keeps working across renewals,
+    /// a forced revoke of its lease and a broker restart.
+    @Test func programKeepsWorkingAcrossRenewalsRevokeAndBrokerRestart() async throws {
+        let (server, token) = try await Self.server(ttl: "6s")
+        defer { server.kill(signal: SIGTERM) }
+        let out = server.directory + "/out.txt"
+        let script = """
+            while true; do
+              if user=$(psql "$DATABASE_URL" -Atqc 'select current_user' 2>/dev/null); then echo "ok $user" >> \(out); \
+            else echo fail >> \(out); fi
+              sleep 0.3
+            done
+            """
+        let runner = try Runner(["--creds", "database/creds/app", "--stop-timeout", "2", "--", "/bin/sh", "-c", script],
+                                env: ["MAYFLY_ADDR": "unix://" + server.socketPath, "MAYFLY_TOKEN": token],
+                                directory: server.directory)
+        #expect(try await Self.waitFor(out) { $0.contains { $0.hasPrefix("ok ") } }, "the program connected; \(runner.stderr)")
+        let firstUser = try #require(Self.lines(out).first { $0.hasPrefix("ok ") })
+
+        // Renewals: 6 s leases renewed at ~4 s; after 10 s the same login still works.
+        try await Task.sleep(for: .seconds(10))
+        let afterRenewals = Self.lines(out).suffix(10)
+        #expect(afterRenewals.allSatisfy { $0 == firstUser }, "still the first login after renewals: \(afterRenewals)")
+
+        // A forced revoke: the program is restarted with a new login within the renew interval.
+        #expect(try await server.request("PUT", "sys/leases/revoke-prefix/database/creds/app", token: token).status == 204)
+        let replaced = try await Self.waitFor(out, seconds: 15) { lines in
+            lines.last.map { $0.hasPrefix("ok ") && $0 != firstUser } ?? false
+        }
+        #expect(replaced, "a new credential after the revoke; stderr:\n\(runner.stderr)")
+        #expect(runner.stderr.contains("cannot be renewed") && runner.stderr.contains("restarting"))
+
+        // The broker restarts; the lease survives and the program keeps working.
+        server.kill(signal: SIGTERM)
+        try await Task.sleep(for: .seconds(3))
+        try await server.start()
+        let mark = Self.lines(out).count
+        try await Task.sleep(for: .seconds(8))
+        let afterRestart = Self.lines(out).dropFirst(mark)
+        #expect(afterRestart.count > 10 && afterRestart.suffix(10).allSatisfy { $0.hasPrefix("ok ") },
+                "working after the broker restart: \(afterRestart.suffix(10)); stderr:\n\(runner.stderr)")
+
+        runner.signal(SIGTERM)
+        let code = try await runner.exitCode()
+        #expect(code == 143, "the program's exit code (killed by SIGTERM): \(String(describing: code))")
+        #expect(try await Self.liveLeases(server, token).isEmpty, "leases revoked on exit")
+    }
+
+    /// Point 2: signals reach the program, its exit code is `mayfly run`'s, and its leases are
+    /// revoked on exit — or kept with --keep-leases.
+    @Test(arguments: [false, true])
+    func signalsExitCodeAndLeases(keepLeases: Bool) async throws {
+        let (server, token) = try await Self.server(ttl: "1h")
+        defer { server.kill(signal: SIGTERM) }
+        let out = server.directory + "/signals.txt"
+        let script = """
+            trap 'echo hup >> \(out)' HUP
+            trap 'exit 7' USR1
+            echo "started $PGUSER" >> \(out)
+            while true; do sleep 0.1; done
+            """
+        let runner = try Runner((keepLeases ? ["--keep-leases"] : []) + ["--creds", "database/creds/app", "--pg-env", "--",
+                                                                          "/bin/sh", "-c", script],
+                                env: ["MAYFLY_ADDR": "unix://" + server.socketPath, "MAYFLY_TOKEN": token],
+                                directory: server.directory)
+        #expect(try await Self.waitFor(out) { $0.contains { $0.hasPrefix("started v-app-") } }, "\(runner.stderr)")
+        #expect(try await Self.liveLeases(server, token).count == 1)
+        runner.signal(SIGHUP)
+        #expect(try await Self.waitFor(out, seconds: 10) { $0.contains("hup") }, "SIGHUP forwarded")
+        runner.signal(SIGUSR1)
+        #expect(try await runner.exitCode() == 7, "the program's exit code")
+        #expect(try await Self.liveLeases(server, token).count == (keepLeases ? 1 : 0))
+    }
+
+    /// Point 5: with the broker down `mayfly run` waits and retries; with a wrong role it exits
+    /// non-zero with a clear message and never starts the program.
+    @Test func brokerDownIsWaitedForAndAWrongRoleIsRefused() async throws {
+        let (server, token) = try await Self.server(ttl: "1h")
+        defer { server.kill(signal: SIGTERM) }
+        let env = ["MAYFLY_ADDR": "unix://" + server.socketPath, "MAYFLY_TOKEN": token]
+        let marker = server.directory + "/started"
+
+        let wrong = try Runner(["--creds", "database/creds/nope", "--", "/bin/sh", "-c", "touch \(marker)"], env: env,
+                               directory: server.directory)
+        #expect(try await wrong.exitCode() == 1)
+        #expect(wrong.stderr.contains("unknown role"), "\(wrong.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: marker), "the program never started")
+
+        server.kill(signal: SIGTERM)
+        let waiting = try Runner(["--creds", "database/creds/app", "--", "/bin/sh", "-c", "touch \(marker); sleep 30"],
+                                 env: env, directory: server.directory)
+        // The client gives up on a connection after its 5 s connect timeout, then says so.
+        let deadline0 = Date().addingTimeInterval(15)
+        while !waiting.stderr.contains("retrying"), Date() < deadline0 { try await Task.sleep(for: .milliseconds(200)) }
+        #expect(waiting.stderr.contains("retrying"), "it says it is retrying: \(waiting.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: marker), "no program without credentials")
+        try await server.start()
+        let deadline = Date().addingTimeInterval(30)
+        while !FileManager.default.fileExists(atPath: marker), Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        #expect(FileManager.default.fileExists(atPath: marker), "started once the broker was back: \(waiting.stderr)")
+        waiting.signal(SIGTERM)
+        #expect(try await waiting.exitCode() == 143)
+    }
+}
