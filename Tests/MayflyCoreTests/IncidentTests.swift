@@ -221,8 +221,11 @@ struct IncidentTests {
 
         func snapshot() async throws -> (roles: [[String?]], entries: [String: [UInt8]], leases: [LeaseRecord]) {
             let superuser = try await PG.superuser()
-            let roles = try await superuser.query(
-                "SELECT rolname, rolpassword, rolvaliduntil::text, rolcanlogin::text FROM pg_authid ORDER BY rolname")
+            // This broker's roles only: other suites create and drop roles meanwhile.
+            let roles = try await superuser.query("""
+                SELECT rolname, rolpassword, rolvaliduntil::text, rolcanlogin::text FROM pg_authid
+                WHERE rolname IN ($1, $2) OR shobj_description(oid, 'pg_authid') LIKE '% store ' || $3 ORDER BY rolname
+                """, [f.admin, user, f.t.broker.leases.storeID])
             await superuser.close()
             var entries: [String: [UInt8]] = [:]
             for path in try await f.t.storage.paths(withPrefix: "", after: nil, limit: 100_000) {
@@ -232,6 +235,7 @@ struct IncidentTests {
             return (roles, entries, leases)
         }
         let before = try await snapshot()
+        #expect(before.roles.count == 4, "admin, static user and two credentials: \(before.roles.map { $0[0] })")
         let plan = try await f.revoke(["all": true, "rotate": true, "tokens": true, "dry_run": true, "reason": "rehearsal"])
         let after = try await snapshot()
         #expect(before.roles == after.roles)
