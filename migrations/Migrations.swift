@@ -16,5 +16,6 @@ public enum Migrations {
         Migration(name: "0001_initial", sql: String(decoding: PackageResources._001_initial_sql, as: UTF8.self)),
         Migration(name: "0002_leases", sql: String(decoding: PackageResources._002_leases_sql, as: UTF8.self)),
         Migration(name: "0003_lease_identity", sql: String(decoding: PackageResources._003_lease_identity_sql, as: UTF8.self)),
+        Migration(name: "0004_lease_limits", sql: String(decoding: PackageResources._004_lease_limits_sql, as: UTF8.self)),
     ]
 }

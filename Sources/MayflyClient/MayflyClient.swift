@@ -17,6 +17,14 @@ public final class MayflyClient: Sendable {
     public struct Response: Sendable {
         public let status: Int
         public let body: Data
+        /// Response headers (lowercased names), e.g. `retry-after`.
+        public let headers: [String: String]
+
+        public init(status: Int, body: Data, headers: [String: String] = [:]) {
+            self.status = status
+            self.body = body
+            self.headers = headers
+        }
 
         /// The body parsed as a JSON object (nil for an empty or non-object body).
         public var json: [String: Any]? {
@@ -48,11 +56,14 @@ public final class MayflyClient: Sendable {
     ///   - caFile: PEM CA to verify the server (HTTPS); the system roots otherwise.
     ///   - certFile: Client certificate (PEM) for mTLS.
     ///   - keyFile: Its private key (PEM).
+    ///   - maximumConnections: Connections kept to the server at once (requests beyond wait).
     public init(address: String, token: String?, caFile: String? = nil, certFile: String? = nil,
-                keyFile: String? = nil, timeoutSeconds: Int64 = 60) throws
+                keyFile: String? = nil, timeoutSeconds: Int64 = 60, maximumConnections: Int = 8) throws
     {
         self.token = token
         var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60),
+                                             concurrentHTTP1ConnectionsPerHostSoftLimit: maximumConnections)
         configuration.timeout = .init(connect: .seconds(5), read: .seconds(timeoutSeconds))
         if address.hasPrefix("unix://") || address.hasPrefix("/") {
             let path = address.hasPrefix("unix://") ? String(address.dropFirst("unix://".count)) : address
@@ -113,7 +124,9 @@ public final class MayflyClient: Sendable {
             throw ConnectionError(description: "cannot reach Mayfly at \(socketPath.map { "unix://\($0)" } ?? baseURL): \(error)")
         }
         let buffer = try await response.body.collect(upTo: 64 << 20)
-        return Response(status: Int(response.status.code), body: Data(buffer.readableBytesView))
+        var headers: [String: String] = [:]
+        for header in response.headers { headers[header.name.lowercased()] = header.value }
+        return Response(status: Int(response.status.code), body: Data(buffer.readableBytesView), headers: headers)
     }
 
     /// Closes connections; call once when done.

@@ -53,8 +53,10 @@ public final class Broker: Sendable {
         policies = try PolicyStore(directory: config.policyDirectory, barrier: barrier)
         loginLimiter = LoginRateLimiter(limit: config.loginRateLimit)
         databases = DatabaseEngine(barrier: barrier, logger: logger)
+        let admission = AdmissionControl(storage: storage, leasesPerIdentity: config.leasesPerIdentity,
+                                         issuesPerIdentityPerMinute: config.issuesPerIdentityPerMinute)
         leases = LeaseManager(leases: storage, databases: databases, logger: logger, scramIterations: config.scramIterations,
-                              storeID: storeID)
+                              storeID: storeID, admission: admission)
         staticRoles = StaticRoleManager(barrier: barrier, databases: databases, logger: logger,
                                         scramIterations: config.scramIterations, storeID: storeID, clock: clock)
         rewrapper = KeyRewrapper(barrier: barrier)

@@ -7,7 +7,7 @@ import NIOPosix
 /// statement never holds up Swift's cooperative pool or another connection.
 public actor PGPool {
     public let config: PGConnectionConfig
-    public let maxConnections: Int
+    public nonisolated let maxConnections: Int
     private let threadPool: NIOThreadPool
     private var idle: [PGConnection] = []
     private var open = 0

@@ -42,7 +42,7 @@ public struct MayflyHTTPServer: Sendable {
             services.append(Application(
                 responder: responder,
                 server: .vault(tls: nil),
-                configuration: .init(address: .unixDomainSocket(path: path), serverName: "mayfly"),
+                configuration: .init(address: .unixDomainSocket(path: path), serverName: "mayfly", backlog: Self.backlog),
                 onServerRunning: { _ in
                     _ = chmod(path, mode_t(mode))
                     if let gid { _ = chown(path, uid_t.max, gid) }
@@ -57,7 +57,8 @@ public struct MayflyHTTPServer: Sendable {
             services.append(Application(
                 responder: responder,
                 server: .vault(tls: tls),
-                configuration: .init(address: .hostname(listener.host, port: listener.port), serverName: "mayfly"),
+                configuration: .init(address: .hostname(listener.host, port: listener.port), serverName: "mayfly",
+                                     backlog: Self.backlog),
                 onServerRunning: { channel in
                     let port = channel.localAddress?.port ?? listener.port
                     logger.notice("listening", metadata: ["address": "https://\(listener.host):\(port)"])
@@ -149,6 +150,9 @@ extension MayflyHTTPServer {
         }
         return entry.pointee.gr_gid
     }
+
+    /// Pending connections the listeners queue: a storm of cold starts connects at once.
+    static let backlog = 4096
 
     static func tlsConfiguration(_ listener: TCPListenerConfig) throws -> TLSConfiguration {
         let chain: [NIOSSLCertificate]

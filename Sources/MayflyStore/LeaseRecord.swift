@@ -29,10 +29,13 @@ public struct LeaseRecord: Sendable, Equatable {
     public var revokedAt: Int64?
     /// Who obtained the credential (`unix:uid:1000`, `cert:spiffe://…`, `approle:<role>`, …).
     public var identity: String
+    /// The role's `CONNECTION LIMIT` (0 for none counted).
+    public var connectionLimit: Int
 
     public init(id: String, database: String, role: String, username: String, state: LeaseState, issuedAt: Int64,
-                expiresAt: Int64, maxExpiresAt: Int64, identity: String = "")
+                expiresAt: Int64, maxExpiresAt: Int64, identity: String = "", connectionLimit: Int = 0)
     {
+        self.connectionLimit = connectionLimit
         self.identity = identity
         self.id = id
         self.database = database
@@ -64,6 +67,10 @@ public protocol LeaseStorage: Sendable {
     func leases(matching filter: LeaseFilter, after: String?, limit: Int) async throws -> [LeaseRecord]
     /// Number of leases matching `filter`, per database and state.
     func leaseCounts(matching filter: LeaseFilter) async throws -> [String: [LeaseState: Int]]
+    /// Sum of `connectionLimit` over the unrevoked leases of each database.
+    func connectionLimitSums() async throws -> [String: Int]
+    /// Number of unrevoked leases of `identity`.
+    func liveLeaseCount(identity: String) async throws -> Int
 }
 
 extension LeaseStorage {

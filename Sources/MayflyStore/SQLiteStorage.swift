@@ -176,7 +176,7 @@ public final class SQLiteStorage: Storage {
 extension SQLiteStorage: LeaseStorage {
     private static let leaseColumns = """
         id, database_name, role_name, username, state, issued_at, expires_at, max_expires_at, last_renewal,
-        attempts, next_attempt_at, last_error, revoked_at, identity
+        attempts, next_attempt_at, last_error, revoked_at, identity, connection_limit
         """
 
     private static func lease(_ row: Row) -> LeaseRecord {
@@ -189,19 +189,20 @@ extension SQLiteStorage: LeaseStorage {
         lease.lastError = row[11]
         lease.revokedAt = row[12]
         lease.identity = row[13]
+        lease.connectionLimit = row[14]
         return lease
     }
 
     private static func arguments(_ lease: LeaseRecord) -> StatementArguments {
         [lease.id, lease.database, lease.role, lease.username, lease.state.rawValue, lease.issuedAt, lease.expiresAt,
          lease.maxExpiresAt, lease.lastRenewal, lease.attempts, lease.nextAttemptAt, lease.lastError, lease.revokedAt,
-         lease.identity]
+         lease.identity, lease.connectionLimit]
     }
 
     public func insertLease(_ lease: LeaseRecord) async throws {
         try await write { db in
             try db.execute(
-                sql: "INSERT INTO leases (\(Self.leaseColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                sql: "INSERT INTO leases (\(Self.leaseColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 arguments: Self.arguments(lease))
         }
     }
@@ -210,7 +211,7 @@ extension SQLiteStorage: LeaseStorage {
         guard !leases.isEmpty else { return }
         try await write { db in
             let statement = try db.cachedStatement(
-                sql: "REPLACE INTO leases (\(Self.leaseColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                sql: "REPLACE INTO leases (\(Self.leaseColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
             for lease in leases { try statement.execute(arguments: Self.arguments(lease)) }
         }
     }
@@ -308,6 +309,26 @@ extension SQLiteStorage: LeaseStorage {
                 if let state = LeaseState(rawValue: row[1]) { counts[row[0], default: [:]][state] = row[2] }
             }
             return counts
+        }
+    }
+
+    public func connectionLimitSums() async throws -> [String: Int] {
+        try await run { db in
+            var sums: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: """
+                SELECT database_name, SUM(connection_limit) FROM leases WHERE state != 'revoked' GROUP BY database_name
+                """)
+            {
+                sums[row[0]] = row[1]
+            }
+            return sums
+        }
+    }
+
+    public func liveLeaseCount(identity: String) async throws -> Int {
+        try await run { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM leases WHERE identity = ? AND state != 'revoked'",
+                             arguments: [identity]) ?? 0
         }
     }
 }

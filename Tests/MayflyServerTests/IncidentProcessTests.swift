@@ -13,10 +13,12 @@ struct IncidentProcessTests {
     static func env(_ name: String) throws -> String { try ReconcileProcessTests.env(name) }
 
     /// `database/config` body for the shared test cluster.
-    static func sharedConfig() throws -> String {
+    /// `budget`: the connection budget share (0 turns it off, for tests that issue hundreds).
+    static func sharedConfig(budget: Double = 0.8) throws -> String {
         let url = "postgresql://\(try env("MAYFLY_TEST_PG_USER"))@127.0.0.1:\(try env("MAYFLY_TEST_PG_PORT"))/\(try env("MAYFLY_TEST_PG_DB"))?sslmode=verify-full&sslrootcert=\(try env("MAYFLY_TEST_PG_SSLROOTCERT"))"
         return String(decoding: JSONValue.object([
             "connection_url": .string(url), "password": .string(try env("MAYFLY_TEST_PG_PASSWORD")), "allowed_roles": "*",
+            "connection_budget": .double(budget),
         ]).encoded(), as: UTF8.self)
     }
 
@@ -125,7 +127,8 @@ struct IncidentProcessTests {
         defer { server.kill(signal: SIGTERM) }
         try await server.start(environment: ["MAYFLY_FAULT": "after-incident-batch"])
         let token = try await Self.initialise(server)
-        #expect(try await server.request("POST", "database/config/main", token: token, json: try Self.sharedConfig()).status == 204)
+        #expect(try await server.request("POST", "database/config/main", token: token,
+                                         json: try Self.sharedConfig(budget: 0)).status == 204)
         let role = "bulk-\(UUID().uuidString.prefix(4).lowercased())"
         #expect(try await server.request("POST", "database/roles/\(role)", token: token,
                                          json: #"{"db_name":"main","default_ttl":"10m"}"#).status == 204)

@@ -118,6 +118,17 @@ public enum ConfigLoader {
                         throw fail(member.line, "keyring_rewrap_rate must be between 1 and 100000 entries per second")
                     }
                     config.keyringRewrapRate = Int(rate)
+                case "limits":
+                    for item in try block(member) {
+                        guard let value = item.value.intValue, (0...1_000_000).contains(value) else {
+                            throw fail(item.line, "\(item.key) must be a number (0 disables the limit)")
+                        }
+                        switch item.key {
+                        case "leases_per_identity": config.leasesPerIdentity = Int(value)
+                        case "issues_per_identity_per_minute": config.issuesPerIdentityPerMinute = Int(value)
+                        default: throw fail(item.line, "unknown setting \"\(item.key)\" in limits")
+                        }
+                    }
                 case "scheduler":
                     for item in try block(member) {
                         switch item.key {
@@ -313,6 +324,16 @@ public enum ConfigLoader {
                     case "owner_on_revoke": database.ownerOnRevoke = try string(item)
                     case "allowed_roles": database.allowedRoles = try strings(item)
                     case "tls_insecure_allow": database.tlsInsecureAllow = try bool(item)
+                    case "connection_budget":
+                        let share: Double? = switch item.value {
+                        case .float(let value): value
+                        case .int(let value): Double(value)
+                        default: nil
+                        }
+                        guard let share, share >= 0, share <= 1 else {
+                            throw fail(item.line, "connection_budget must be a share of max_connections between 0 and 1, e.g. 0.8 (0 turns it off)")
+                        }
+                        database.connectionBudget = share
                     case "root_rotation_schedule":
                         let schedule = try string(item)
                         do {
@@ -383,6 +404,7 @@ public enum ConfigLoader {
                     case "creation_statements": role.creationStatements = try strings(item)
                     case "revocation_statements": role.revocationStatements = try strings(item)
                     case "renew_statements": role.renewStatements = try strings(item)
+                    case "coalesce": role.coalesce = try bool(item)
                     default: throw fail(item.line, "unknown setting \"\(item.key)\" in role \"\(name)\"")
                     }
                 }

@@ -52,6 +52,8 @@ public struct DeclaredDatabase: Sendable, Equatable {
     public var tlsInsecureAllow = false
     /// Cron expression for rotating the admin password (`root_rotation_schedule`).
     public var rootRotationSchedule: String?
+    /// Share of the server's `max_connections` live credentials may use (`connection_budget`).
+    public var connectionBudget = 0.8
 }
 
 /// A `role "name" { … }` stanza: what each credential issued for it gets.
@@ -65,6 +67,8 @@ public struct DeclaredRole: Sendable, Equatable {
     public var creationStatements: [String] = []
     public var revocationStatements: [String] = []
     public var renewStatements: [String] = []
+    /// Concurrent identical requests share one issuance (`coalesce`).
+    public var coalesce = false
 }
 
 /// The server configuration (one HCL or JSON file, Vault-style stanzas; DESIGN.md §5).
@@ -98,6 +102,10 @@ public struct MayflyConfig: Sendable, Equatable {
     public var auditPath: String?
     /// `telemetry { unauthenticated_metrics_access = true }`: `sys/metrics` without a token.
     public var unauthenticatedMetrics = false
+    /// Live credentials one identity may hold (`limits { leases_per_identity }`); 0: no limit.
+    public var leasesPerIdentity = 0
+    /// Credentials one identity may obtain per minute (`limits { issues_per_identity_per_minute }`); 0: no limit.
+    public var issuesPerIdentityPerMinute = 0
     /// Cron expression for adding a keyring term (`keyring_rotation_schedule`); none by default.
     public var keyringRotationSchedule: String?
     /// Entries moved to the newest keyring term per second by the background re-wrap.

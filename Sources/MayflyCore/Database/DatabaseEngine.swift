@@ -51,6 +51,21 @@ final class DatabaseEngine: Sendable {
         return try strings(value, field: field)
     }
 
+    /// A share between 0 and 1 (`connection_budget`; 0 turns the budget off).
+    static func share(_ value: JSONValue?) throws -> Double? {
+        guard let value, !value.isNull else { return nil }
+        let number: Double? = switch value {
+        case .double(let d): d
+        case .int(let i): Double(i)
+        case .string(let s): Double(s)
+        default: nil
+        }
+        guard let number, number >= 0, number <= 1 else {
+            throw APIError.badRequest("connection_budget must be a share of max_connections between 0 and 1, e.g. 0.8 (0 turns it off)")
+        }
+        return number
+    }
+
     static func integer(_ value: JSONValue?, field: String, range: ClosedRange<Int64>) throws -> Int64? {
         guard let value, !value.isNull else { return nil }
         guard let int = value.intValue ?? value.stringValue.flatMap({ Int64($0) }), range.contains(int) else {
@@ -144,7 +159,7 @@ final class DatabaseEngine: Sendable {
                 allowedRoles: declared.allowedRoles, maxConnections: declared.maxConnections,
                 ownerOnRevoke: declared.ownerOnRevoke, tlsInsecureAllow: declared.tlsInsecureAllow, verifyConnection: false,
                 rootRotationSchedule: declared.rootRotationSchedule, lastRootRotation: stored?.lastRootRotation,
-                pendingPassword: stored?.pendingPassword)
+                pendingPassword: stored?.pendingPassword, connectionBudget: declared.connectionBudget)
             try await barrier.put("database/config/\(declared.name)", try JSONEncoder().encode(config).bytes)
             await dropPool(declared.name)
         }
@@ -153,7 +168,7 @@ final class DatabaseEngine: Sendable {
                 name: declared.name, database: declared.database, memberOf: declared.memberOf,
                 defaultTTL: declared.defaultTTL, maxTTL: declared.maxTTL, connectionLimit: declared.connectionLimit,
                 creationStatements: declared.creationStatements, revocationStatements: declared.revocationStatements,
-                renewStatements: declared.renewStatements, rollbackStatements: [])
+                renewStatements: declared.renewStatements, rollbackStatements: [], coalesce: declared.coalesce)
             try await barrier.put("database/roles/\(declared.name)", try JSONEncoder().encode(role).bytes)
         }
         if !databases.isEmpty || !roles.isEmpty {
@@ -199,6 +214,7 @@ final class DatabaseEngine: Sendable {
                 "connection_url": .string(config.connectionURL), "username": .string(user),
                 "max_open_connections": .int(Int64(config.maxConnections)),
                 "owner_on_revoke": .string(config.ownerOnRevoke), "tls_insecure_allow": .bool(config.tlsInsecureAllow),
+                "connection_budget": .double(config.connectionBudget ?? 0.8),
             ],
             "allowed_roles": .strings(config.allowedRoles), "root_credentials_rotate_statements": [],
             "root_rotation_schedule": config.rootRotationSchedule.map { .string($0) } ?? "",
@@ -234,7 +250,8 @@ final class DatabaseEngine: Sendable {
             rootRotationSchedule: data["root_rotation_schedule"].flatMap { $0.isNull ? nil : $0.stringValue }
                 .flatMap { $0.isEmpty ? nil : $0 } ?? existing?.rootRotationSchedule,
             lastRootRotation: data["password"] == nil ? existing?.lastRootRotation : nil,
-            pendingPassword: data["password"] == nil ? existing?.pendingPassword : nil)
+            pendingPassword: data["password"] == nil ? existing?.pendingPassword : nil,
+            connectionBudget: try Self.share(data["connection_budget"]) ?? existing?.connectionBudget)
         if let schedule = config.rootRotationSchedule { try StaticRoleManager.checkSchedule(schedule, timeZone: nil) }
         let connection: PGConnectionConfig
         do {
@@ -274,6 +291,7 @@ final class DatabaseEngine: Sendable {
             "rollback_statements": .strings(role.rollbackStatements), "renew_statements": .strings(role.renewStatements),
             "default_ttl": .int(role.defaultTTL), "max_ttl": .int(role.maxTTL), "credential_type": "password",
             "member_of": .strings(role.memberOf), "connection_limit": .int(Int64(role.connectionLimit)),
+            "coalesce": .bool(role.coalesce ?? false),
         ]))
     }
 
@@ -303,7 +321,8 @@ final class DatabaseEngine: Sendable {
             renewStatements: try Self.statements(data["renew_statements"], field: "renew_statements")
                 ?? existing?.renewStatements ?? [],
             rollbackStatements: try Self.statements(data["rollback_statements"], field: "rollback_statements")
-                ?? existing?.rollbackStatements ?? [])
+                ?? existing?.rollbackStatements ?? [],
+            coalesce: data["coalesce"]?.boolValue ?? existing?.coalesce)
         for group in role.memberOf where group.isEmpty || group.utf8.count > 63 {
             throw APIError.badRequest("invalid group role name \"\(Broker.clip(group))\"")
         }

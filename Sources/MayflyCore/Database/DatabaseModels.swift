@@ -18,6 +18,8 @@ struct DatabaseConfig: Codable, Sendable {
     var lastRootRotation: Int64? = nil
     /// Written before the admin password changes: finished with this password after a crash.
     var pendingPassword: String? = nil
+    /// Share of the server's `max_connections` live credentials may use (0.8 when nil).
+    var connectionBudget: Double? = nil
 
     func allows(role: String) -> Bool {
         allowedRoles.contains { pattern in
@@ -39,4 +41,6 @@ struct DatabaseRole: Codable, Sendable {
     var revocationStatements: [String]
     var renewStatements: [String]
     var rollbackStatements: [String]
+    /// Concurrent identical requests (same identity and role) share one issuance.
+    var coalesce: Bool? = nil
 }

@@ -4,6 +4,7 @@ import Metrics
 import MayflyCrypto
 import MayflyPostgres
 import MayflyStore
+import Synchronization
 
 /// Issues dynamic PostgreSQL credentials and carries each lease through its life: pending
 /// (written before `CREATE ROLE`), active, revoking (retried with capped backoff until it
@@ -12,6 +13,9 @@ final class LeaseManager: Sendable {
     private let leases: any LeaseStorage
     private let databases: DatabaseEngine
     private let logger: Logger
+    let admission: AdmissionControl
+    /// Issuances in flight of roles with `coalesce`, by identity and role.
+    private let inFlight = Mutex<[String: Task<LogicalResponse, any Error>]>([:])
     let scramIterations: Int
     /// This store's id, written into every role's marker so that reconcile only ever touches
     /// roles this store created (several brokers may share one PostgreSQL cluster).
@@ -27,7 +31,10 @@ final class LeaseManager: Sendable {
     private static let lowerAlphanumerics = Array("abcdefghijklmnopqrstuvwxyz0123456789")
     private static let base62 = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
-    init(leases: any LeaseStorage, databases: DatabaseEngine, logger: Logger, scramIterations: Int, storeID: String) {
+    init(leases: any LeaseStorage, databases: DatabaseEngine, logger: Logger, scramIterations: Int, storeID: String,
+         admission: AdmissionControl)
+    {
+        self.admission = admission
         self.storeID = storeID
         self.leases = leases
         self.databases = databases
@@ -39,12 +46,28 @@ final class LeaseManager: Sendable {
 
     // MARK: Issue
 
-    /// Issues a credential of `roleName` to `identity` (recorded on the lease).
+    /// Issues a credential of `roleName` to `identity` (recorded on the lease). For a role
+    /// with `coalesce`, a request made while the same identity's issuance of the same role is
+    /// in flight gets that issuance's answer.
     func issue(roleName: String, identity: String = "") async throws -> LogicalResponse {
         try DatabaseEngine.validateName(roleName, kind: "role")
         guard let role = try await databases.role(roleName) else {
             throw APIError.badRequest("unknown role: \(roleName)")
         }
+        guard role.coalesce == true else { return try await issue(role, identity: identity) }
+        let key = identity + "\u{0}" + roleName
+        let task = inFlight.withLock { inFlight -> Task<LogicalResponse, any Error> in
+            if let running = inFlight[key] { return running }
+            let task = Task { try await self.issue(role, identity: identity) }
+            inFlight[key] = task
+            return task
+        }
+        defer { inFlight.withLock { if $0[key] == task { $0[key] = nil } } }
+        return try await task.value
+    }
+
+    private func issue(_ role: DatabaseRole, identity: String) async throws -> LogicalResponse {
+        let roleName = role.name
         guard let database = try await databases.config(role.database) else {
             throw APIError.internalError("role \(roleName) names database \(role.database), which is not configured")
         }
@@ -60,9 +83,17 @@ final class LeaseManager: Sendable {
         let verifier = SCRAMVerifier.make(password: password, iterations: scramIterations)
         let lease = LeaseRecord(
             id: leaseID, database: database.name, role: roleName, username: username, state: .pending,
-            issuedAt: now, expiresAt: now + ttl, maxExpiresAt: now + role.maxTTL, identity: identity)
+            issuedAt: now, expiresAt: now + ttl, maxExpiresAt: now + role.maxTTL, identity: identity,
+            connectionLimit: max(0, role.connectionLimit))
+        try await admission.admit(database, pool: try databases.pool(database), connectionLimit: role.connectionLimit,
+                                  identity: identity)
         // Intent before action: the lease is durable before the role exists.
-        try await leases.insertLease(lease)
+        do {
+            try await leases.insertLease(lease)
+        } catch {
+            admission.release(database: database.name, connections: lease.connectionLimit)
+            throw error
+        }
         FaultInjection.point("after-lease-write")
         do {
             let validUntil = now + ttl + Self.validUntilSkew
@@ -302,6 +333,7 @@ final class LeaseManager: Sendable {
                 }
                 outcome.revoked += group.count
                 let now = Self.now()
+                admission.release(database: databaseName, connections: group.reduce(0) { $0 + $1.connectionLimit })
                 try await leases.updateLeases(group.map { lease in
                     var lease = lease
                     lease.state = .revoked
@@ -333,6 +365,9 @@ final class LeaseManager: Sendable {
                         lease.nextAttemptAt = now + Self.backoff(attempts: lease.attempts)
                     }
                     return lease
+                }
+                if force {
+                    admission.release(database: databaseName, connections: group.reduce(0) { $0 + $1.connectionLimit })
                 }
                 do {
                     try await leases.updateLeases(failed)
@@ -479,6 +514,7 @@ final class LeaseManager: Sendable {
                     return lease
                 }
                 try await leases.updateLeases(gone)
+                admission.release(database: name, connections: gone.reduce(0) { $0 + $1.connectionLimit })
                 closed += gone.count
                 let stalePending = mine.filter { afterRestart && $0.state == .pending && existing.contains($0.username) }
                 if !stalePending.isEmpty { dropped += stalePending.count - (await revokeBatch(stalePending)).count }

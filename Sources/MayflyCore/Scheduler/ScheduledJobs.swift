@@ -69,6 +69,7 @@ final class ScheduledJobs: Sendable {
                          lastRun: nil) { _ in
                 let (dropped, closed) = try await leases.reconcile(databaseNames: try await databases.configuredNames(),
                                                                    afterRestart: false)
+                try await leases.admission.resync()
                 return "dropped \(dropped) role(s) without a lease, closed \(closed) lease(s) without a role"
             },
             ScheduledJob(name: "keyring-rewrap", schedule: Self.every(1), jitter: 0, recordEveryRun: false, durable: false,

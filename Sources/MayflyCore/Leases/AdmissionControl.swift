@@ -1,0 +1,115 @@
+import Foundation
+import MayflyPostgres
+import MayflyStore
+import Synchronization
+
+/// Admission control on issuance, so that a storm of cold starts cannot make the broker the
+/// thing that exhausts PostgreSQL (DESIGN.md §6):
+/// - a per-database connection budget: the sum of `CONNECTION LIMIT` over live leases stays
+///   within a share (default 80%) of the server's `max_connections`, minus its reserved
+///   connections and the broker's own pool;
+/// - per identity, a limit on live leases and on issuances per minute.
+/// Over a limit the answer is 429 with `Retry-After` and a message naming the limit. The
+/// budget is kept in memory (loaded from the lease table, re-synced by reconcile) so an
+/// issuance costs no extra query.
+final class AdmissionControl: Sendable {
+    private let storage: any LeaseStorage
+    private let leasesPerIdentity: Int
+    private let issueRate: LoginRateLimiter
+    private let issuesPerMinute: Int
+    /// Connections live leases may open, per database (nil until loaded).
+    private let used = Mutex<[String: Int]?>(nil)
+    /// Budget per database and when it was read from the server.
+    private let budgets = Mutex<[String: (budget: Int, read: Date)]>([:])
+    /// Seconds a 429 asks the caller to wait.
+    static let retryAfter = 5
+
+    init(storage: any LeaseStorage, leasesPerIdentity: Int, issuesPerIdentityPerMinute: Int) {
+        self.storage = storage
+        self.leasesPerIdentity = leasesPerIdentity
+        issuesPerMinute = issuesPerIdentityPerMinute
+        issueRate = LoginRateLimiter(limit: issuesPerIdentityPerMinute)
+    }
+
+    /// The budget of `database`: share × max_connections − reserved − the broker's pool.
+    func budget(_ database: DatabaseConfig, pool: PGPool) async throws -> Int {
+        if let cached = budgets.withLock({ $0[database.name] }), Date().timeIntervalSince(cached.read) < 60 {
+            return cached.budget
+        }
+        let settings = try await pool.withSession { session in
+            try session.query("""
+                SELECT current_setting('max_connections'), current_setting('superuser_reserved_connections'),
+                       coalesce(current_setting('reserved_connections', true), '0')
+                """).first ?? []
+        }
+        let numbers = settings.map { Int($0 ?? "") ?? 0 }
+        guard numbers.count == 3 else { throw APIError.internalError("cannot read max_connections of \(database.name)") }
+        let share = database.connectionBudget ?? 0.8
+        let budget = max(0, Int((Double(numbers[0]) * share).rounded(.down)) - numbers[1] - numbers[2] - pool.maxConnections)
+        budgets.withLock { $0[database.name] = (budget, Date()) }
+        return budget
+    }
+
+    /// Forgets a database's budget (after its config changed).
+    func forget(_ database: String) {
+        _ = budgets.withLock { $0.removeValue(forKey: database) }
+    }
+
+    private func loaded() async throws {
+        guard used.withLock({ $0 == nil }) else { return }
+        let sums = try await storage.connectionLimitSums()
+        used.withLock { if $0 == nil { $0 = sums } }
+    }
+
+    /// Admits one credential of `connectionLimit` connections for `identity`, or throws 429.
+    /// The caller releases the reservation if the credential is not created.
+    func admit(_ database: DatabaseConfig, pool: PGPool, connectionLimit: Int, identity: String) async throws {
+        if issuesPerMinute > 0 {
+            do {
+                try issueRate.attempt(source: identity)
+            } catch let error as APIError {
+                throw APIError(status: 429, [
+                    "issuance rate limit reached: \(identity) may obtain \(issuesPerMinute) credentials per minute",
+                ], retryAfter: error.retryAfter)
+            }
+        }
+        if leasesPerIdentity > 0 {
+            let live = try await storage.liveLeaseCount(identity: identity)
+            guard live < leasesPerIdentity else {
+                throw APIError(status: 429, [
+                    "live credential limit reached: \(identity) holds \(live) of at most \(leasesPerIdentity); revoke some or wait for them to expire",
+                ], retryAfter: Self.retryAfter)
+            }
+        }
+        // A CONNECTION LIMIT of -1 (unlimited) cannot be budgeted; a share of 0 turns the budget off.
+        let cost = max(0, connectionLimit)
+        guard cost > 0, database.connectionBudget != 0 else { return }
+        let budget = try await budget(database, pool: pool)
+        try await loaded()
+        let inUse: Int? = used.withLock { used in
+            let current = used?[database.name] ?? 0
+            guard current + cost <= budget else { return current }
+            used?[database.name] = current + cost
+            return nil
+        }
+        if let inUse {
+            throw APIError(status: 429, [
+                "connection budget of database \(database.name) is used up: live credentials may already open \(inUse) of \(budget) connections (\(Int(((database.connectionBudget ?? 0.8) * 100).rounded()))% of max_connections, less reserved connections and the broker's pool)",
+            ], retryAfter: Self.retryAfter)
+        }
+    }
+
+    /// Gives back the connections of credentials that are gone.
+    func release(database: String, connections: Int) {
+        guard connections > 0 else { return }
+        used.withLock { used in
+            if let current = used?[database] { used?[database] = max(0, current - connections) }
+        }
+    }
+
+    /// Re-reads the sums from the lease table (reconcile), correcting any drift.
+    func resync() async throws {
+        let sums = try await storage.connectionLimitSums()
+        used.withLock { $0 = sums }
+    }
+}
