@@ -29,6 +29,18 @@ final class DedicatedCluster: Sendable {
         return DedicatedCluster(directory: directory, environment: environment)
     }
 
+    /// Runs `body` with a fresh cluster, destroyed afterwards whatever happens.
+    static func with(_ body: (DedicatedCluster) async throws -> Void) async throws {
+        let cluster = try await start()
+        do {
+            try await body(cluster)
+        } catch {
+            await cluster.destroy()
+            throw error
+        }
+        await cluster.destroy()
+    }
+
     func value(_ name: String) throws -> String {
         guard let value = environment[name] else { throw ServerProcessError(message: "\(name) missing from \(directory)/env") }
         return value

@@ -45,17 +45,12 @@ struct IncidentProcessTests {
     /// Point 3: with one database down, `mayfly revoke` reports it and exits 3; the other is
     /// fully revoked; once the database is back the incident completes by itself.
     @Test func aStoppedDatabaseIsReportedAndTheIncidentCompletesWhenItReturns() async throws {
-        let cluster = try await DedicatedCluster.start()
-        let keyFile = NSTemporaryDirectory() + "/mf-\(UUID().uuidString.prefix(6)).key"
-        let server = try ServerProcess(extraConfig: #"seal "keyfile" { path = "\#(keyFile)" }"#)
-        defer { server.kill(signal: SIGTERM) }
-        do {
+        try await DedicatedCluster.with { cluster in
+            let keyFile = NSTemporaryDirectory() + "/mf-\(UUID().uuidString.prefix(6)).key"
+            let server = try ServerProcess(extraConfig: #"seal "keyfile" { path = "\#(keyFile)" }"#)
+            defer { server.kill(signal: SIGTERM) }
             try await stoppedDatabase(cluster, server)
-        } catch {
-            await cluster.destroy()
-            throw error
         }
-        await cluster.destroy()
     }
 
     private func stoppedDatabase(_ cluster: DedicatedCluster, _ server: ServerProcess) async throws {

@@ -11,17 +11,11 @@ import Testing
                 "needs PostgreSQL (scripts/test)"), .serialized)
 struct RevocationFaultTests {
     @Test func postgresStoppedDuringRevocationIsRetriedUntilTheRoleIsGone() async throws {
-        let cluster = try await DedicatedCluster.start()
-        let server = try ServerProcess(extraConfig: #"seal "keyfile" { path = "\#(NSTemporaryDirectory())/mf-\#(UUID().uuidString.prefix(6)).key" }"#)
-        do {
+        try await DedicatedCluster.with { cluster in
+            let server = try ServerProcess(extraConfig: #"seal "keyfile" { path = "\#(NSTemporaryDirectory())/mf-\#(UUID().uuidString.prefix(6)).key" }"#)
+            defer { server.kill(signal: SIGTERM) }
             try await run(cluster, server)
-        } catch {
-            server.kill()
-            await cluster.destroy()
-            throw error
         }
-        server.kill(signal: SIGTERM)
-        await cluster.destroy()
     }
 
     private func run(_ cluster: DedicatedCluster, _ server: ServerProcess) async throws {

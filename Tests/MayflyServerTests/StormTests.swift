@@ -12,18 +12,12 @@ import Testing
                 "needs PostgreSQL (scripts/test)"), .serialized)
 struct StormTests {
     @Test func twoThousandConcurrentFirstFetchesStayWithinTheBudget() async throws {
-        let cluster = try await DedicatedCluster.start()
-        let keyFile = NSTemporaryDirectory() + "/mf-\(UUID().uuidString.prefix(6)).key"
-        let server = try ServerProcess(extraConfig: #"seal "keyfile" { path = "\#(keyFile)" }"#, logLevel: "warning")
-        do {
+        try await DedicatedCluster.with { cluster in
+            let keyFile = NSTemporaryDirectory() + "/mf-\(UUID().uuidString.prefix(6)).key"
+            let server = try ServerProcess(extraConfig: #"seal "keyfile" { path = "\#(keyFile)" }"#, logLevel: "warning")
+            defer { server.kill(signal: SIGTERM) }
             try await storm(cluster, server)
-        } catch {
-            server.kill()
-            await cluster.destroy()
-            throw error
         }
-        server.kill(signal: SIGTERM)
-        await cluster.destroy()
     }
 
     private func storm(_ cluster: DedicatedCluster, _ server: ServerProcess) async throws {

@@ -133,3 +133,12 @@ def server(request):
     yield instance
     instance.stop()
     instance.cleanup()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    """A root-token client of the module's server, initialised (one share) and unsealed."""
+    bootstrap = server.client()
+    result = bootstrap.sys.initialize(secret_shares=1, secret_threshold=1)
+    bootstrap.sys.submit_unseal_keys(result["keys"])
+    return server.client(token=result["root_token"])

@@ -6,14 +6,6 @@ import hvac.exceptions
 import pytest
 
 
-@pytest.fixture(scope="module")
-def client(server):
-    bootstrap = server.client()
-    result = bootstrap.sys.initialize(secret_shares=1, secret_threshold=1)
-    bootstrap.sys.submit_unseal_keys(result["keys"])
-    return server.client(token=result["root_token"])
-
-
 def test_approle_login(server, client):
     client.auth.approle.create_or_update_approle("orders", token_policies=["orders-app"], token_ttl="10m",
                                                  secret_id_num_uses=1)

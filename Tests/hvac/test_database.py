@@ -33,14 +33,6 @@ def login(username, password):
 
 
 @pytest.fixture(scope="module")
-def client(server):
-    bootstrap = server.client()
-    result = bootstrap.sys.initialize(secret_shares=1, secret_threshold=1)
-    bootstrap.sys.submit_unseal_keys(result["keys"])
-    return server.client(token=result["root_token"])
-
-
-@pytest.fixture(scope="module")
 def group():
     name = "hvac_readers_" + secrets.token_hex(4)
     admin_sql(f"CREATE ROLE {name} NOLOGIN")

@@ -31,14 +31,6 @@ def login(username, password):
 
 
 @pytest.fixture(scope="module")
-def client(server):
-    bootstrap = server.client()
-    result = bootstrap.sys.initialize(secret_shares=1, secret_threshold=1)
-    bootstrap.sys.submit_unseal_keys(result["keys"])
-    return server.client(token=result["root_token"])
-
-
-@pytest.fixture(scope="module")
 def admin(server):  # one per server: rotate-root changes its password
     name, password = "hvac_adm_" + secrets.token_hex(4), secrets.token_hex(16)
     superuser_sql(f"CREATE ROLE {name} LOGIN CREATEROLE PASSWORD '{password}'")
