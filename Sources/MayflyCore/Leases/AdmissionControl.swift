@@ -19,8 +19,8 @@ final class AdmissionControl: Sendable {
     private let issuesPerMinute: Int
     /// Connections live leases may open, per database (nil until loaded).
     private let used = Mutex<[String: Int]?>(nil)
-    /// Budget per database and when it was read from the server.
-    private let budgets = Mutex<[String: (budget: Int, read: Date)]>([:])
+    /// `max_connections` less reserved connections, per database, and when it was read.
+    private let servers = Mutex<[String: (usable: Int, maximum: Int, read: Date)]>([:])
     /// Seconds a 429 asks the caller to wait.
     static let retryAfter = 5
 
@@ -33,8 +33,12 @@ final class AdmissionControl: Sendable {
 
     /// The budget of `database`: share × max_connections − reserved − the broker's pool.
     func budget(_ database: DatabaseConfig, pool: PGPool) async throws -> Int {
-        if let cached = budgets.withLock({ $0[database.name] }), Date().timeIntervalSince(cached.read) < 60 {
-            return cached.budget
+        let share = database.connectionBudget ?? 0.8
+        func budget(maximum: Int, reserved: Int) -> Int {
+            max(0, Int((Double(maximum) * share).rounded(.down)) - reserved - pool.maxConnections)
+        }
+        if let cached = servers.withLock({ $0[database.name] }), Date().timeIntervalSince(cached.read) < 60 {
+            return budget(maximum: cached.maximum, reserved: cached.maximum - cached.usable)
         }
         let settings = try await pool.withSession { session in
             try session.query("""
@@ -44,15 +48,9 @@ final class AdmissionControl: Sendable {
         }
         let numbers = settings.map { Int($0 ?? "") ?? 0 }
         guard numbers.count == 3 else { throw APIError.internalError("cannot read max_connections of \(database.name)") }
-        let share = database.connectionBudget ?? 0.8
-        let budget = max(0, Int((Double(numbers[0]) * share).rounded(.down)) - numbers[1] - numbers[2] - pool.maxConnections)
-        budgets.withLock { $0[database.name] = (budget, Date()) }
-        return budget
-    }
-
-    /// Forgets a database's budget (after its config changed).
-    func forget(_ database: String) {
-        _ = budgets.withLock { $0.removeValue(forKey: database) }
+        let reserved = numbers[1] + numbers[2]
+        servers.withLock { $0[database.name] = (numbers[0] - reserved, numbers[0], Date()) }
+        return budget(maximum: numbers[0], reserved: reserved)
     }
 
     private func loaded() async throws {
