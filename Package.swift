@@ -54,7 +54,7 @@ let package = Package(
         // The built-in default policy, embedded from the top-level policies/ folder.
         .target(
             name: "MayflyPolicies", path: "policies",
-            exclude: ["examples"],
+            exclude: ["examples", "README.md"],
             resources: [.embedInCode("default.hcl")],
             swiftSettings: swiftSettings),
         // Storage protocol and the SQLite backend.

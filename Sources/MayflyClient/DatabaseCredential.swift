@@ -1,7 +1,7 @@
 public import Foundation
 
 /// A dynamic PostgreSQL credential (`database/creds/<role>`) and its lease.
-public struct DatabaseCredential: Sendable, Equatable {
+public struct DatabaseCredential: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
     public var leaseID: String
     /// Seconds the lease was granted for.
     public var leaseDuration: Int64
@@ -21,6 +21,13 @@ public struct DatabaseCredential: Sendable, Equatable {
         self.password = password
         self.connectionURL = connectionURL
     }
+
+    /// Everything but the password, so a credential printed or logged by mistake leaks nothing.
+    public var description: String {
+        "DatabaseCredential(username: \(username), lease: \(leaseID), duration: \(leaseDuration)s, password: <redacted>)"
+    }
+
+    public var debugDescription: String { description }
 
     /// The connection URL with the password filled in (what `DATABASE_URL` holds). Empty when
     /// the server gave no URL.

@@ -23,13 +23,4 @@ public struct LeaseFilter: Sendable, Equatable, Codable {
         self.issuedBefore = issuedBefore
         self.states = states
     }
-
-    /// Whether `lease` matches (the same rule the storage queries apply).
-    public func matches(_ lease: LeaseRecord) -> Bool {
-        (databases.isEmpty || databases.contains(lease.database)) && (roles.isEmpty || roles.contains(lease.role))
-            && (identities.isEmpty || identities.contains(lease.identity))
-            && (leaseIDs.isEmpty || leaseIDs.contains(lease.id))
-            && issuedAfter.map { lease.issuedAt >= $0 } ?? true && issuedBefore.map { lease.issuedAt < $0 } ?? true
-            && (states.isEmpty || states.contains(lease.state))
-    }
 }

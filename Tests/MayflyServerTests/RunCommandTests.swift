@@ -17,7 +17,7 @@ struct RunCommandTests {
 
         init(_ arguments: [String], env: [String: String], directory: String) throws {
             stderrPath = directory + "/run.stderr"
-            FileManager.default.createFile(atPath: stderrPath, contents: nil)
+            _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
             process.executableURL = URL(fileURLWithPath: ServerProcess.binary)
             process.arguments = ["run"] + arguments
             var environment = ProcessInfo.processInfo.environment

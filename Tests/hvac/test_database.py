@@ -7,12 +7,7 @@ import subprocess
 import hvac.exceptions
 import pytest
 
-
-def env(name):
-    value = os.environ.get(name)
-    if not value:
-        pytest.fail(f"{name} is not set: run the hvac suite through scripts/test")
-    return value
+from pgtools import env, login
 
 
 def admin_sql(sql):
@@ -23,13 +18,6 @@ def admin_sql(sql):
                             env={**os.environ, "PGPASSWORD": env("MAYFLY_TEST_PG_PASSWORD")})
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
-
-
-def login(username, password):
-    dsn = (f"host=127.0.0.1 port={env('MAYFLY_TEST_PG_PORT')} dbname={env('MAYFLY_TEST_PG_DB')} "
-           f"user={username} sslmode=verify-full sslrootcert={env('MAYFLY_TEST_PG_SSLROOTCERT')}")
-    return subprocess.run(["psql", "-Atq", dsn, "-c", "select current_user"], capture_output=True, text=True,
-                          env={**os.environ, "PGPASSWORD": password})
 
 
 @pytest.fixture(scope="module")

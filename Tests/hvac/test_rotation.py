@@ -1,18 +1,12 @@
 """hvac's static-role and root-rotation calls against a real Mayfly and the test PostgreSQL.
 The database is configured with an admin login of this module's own, because rotating the
 root credentials changes its password."""
-import os
 import secrets
 import subprocess
 
 import pytest
 
-
-def env(name):
-    value = os.environ.get(name)
-    if not value:
-        pytest.fail(f"{name} is not set: run the hvac suite through scripts/test")
-    return value
+from pgtools import can_login, env
 
 
 def superuser_sql(sql):
@@ -21,13 +15,6 @@ def superuser_sql(sql):
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
-
-
-def login(username, password):
-    dsn = (f"host=127.0.0.1 port={env('MAYFLY_TEST_PG_PORT')} dbname={env('MAYFLY_TEST_PG_DB')} "
-           f"user={username} sslmode=verify-full sslrootcert={env('MAYFLY_TEST_PG_SSLROOTCERT')}")
-    return subprocess.run(["psql", "-Atq", dsn, "-c", "select current_user"], capture_output=True, text=True,
-                          env={**os.environ, "PGPASSWORD": password}).returncode == 0
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +41,7 @@ def test_static_roles(client, database, admin):
     client.secrets.database.create_static_role(
         name="migrator", db_name=database, username=user,
         rotation_statements=["ALTER USER \"{{name}}\" WITH PASSWORD '{{password}}';"], rotation_period=3600)
-    assert not login(user, "before-mayfly"), "creating the static role rotated the password"
+    assert not can_login(user, "before-mayfly"), "creating the static role rotated the password"
     role = client.secrets.database.read_static_role("migrator")["data"]
     assert role["db_name"] == database and role["username"] == user and role["rotation_period"] == 3600
     assert client.secrets.database.list_static_roles()["data"]["keys"] == ["migrator"]
@@ -63,21 +50,21 @@ def test_static_roles(client, database, admin):
     assert creds["lease_id"] == "" and creds["data"]["username"] == user
     assert creds["data"]["rotation_period"] == 3600 and 3590 <= creds["data"]["ttl"] <= 3600
     assert creds["data"]["last_vault_rotation"].endswith("Z")
-    assert login(user, creds["data"]["password"])
+    assert can_login(user, creds["data"]["password"])
 
     client.secrets.database.rotate_static_role_credentials("migrator")
     rotated = client.secrets.database.get_static_credentials("migrator")["data"]["password"]
     assert rotated != creds["data"]["password"]
-    assert not login(user, creds["data"]["password"]) and login(user, rotated)
+    assert not can_login(user, creds["data"]["password"]) and can_login(user, rotated)
 
 
 def test_rotate_root_credentials(client, database, admin):
     name, password = admin
-    assert login(name, password)
+    assert can_login(name, password)
     client.secrets.database.rotate_root_credentials(database)
-    assert not login(name, password), "only the broker knows the admin password now"
+    assert not can_login(name, password), "only the broker knows the admin password now"
     # The broker still works with the new one.
     client.secrets.database.rotate_static_role_credentials("migrator")
     fresh = client.secrets.database.get_static_credentials("migrator")["data"]
-    assert login(fresh["username"], fresh["password"])
+    assert can_login(fresh["username"], fresh["password"])
     assert password not in str(client.secrets.database.read_connection(database))

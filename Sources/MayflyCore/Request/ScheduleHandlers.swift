@@ -5,7 +5,7 @@ import MayflyCron
 /// running a job now. Needs `sudo`, like every `sys/mayfly/` path.
 enum ScheduleHandlers {
     static func handle(_ broker: Broker, _ request: LogicalRequest) async throws -> LogicalResponse {
-        let rest = String(request.path.dropFirst("sys/mayfly/schedule".count)).trimmingPrefix("/")
+        let rest = request.path.dropFirst("sys/mayfly/schedule".count).trimmingPrefix("/")
         let parts = rest.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         let scheduler = broker.scheduler
         switch (parts.count, request.operation) {
@@ -46,8 +46,4 @@ enum ScheduleHandlers {
             "error": run.error.map { .string($0) } ?? .null, "detail": run.detail.map { .string($0) } ?? .null,
         ]
     }
-}
-
-extension String {
-    func trimmingPrefix(_ prefix: String) -> String { hasPrefix(prefix) ? String(dropFirst(prefix.count)) : self }
 }

@@ -46,11 +46,6 @@ final class ScheduledJobs: Sendable {
         return jobs
     }
 
-    /// Forgets the cached list (after a static role or database changed).
-    func invalidate() {
-        cache.withLock { $0 = nil }
-    }
-
     private func build() async -> [ScheduledJob] {
         let leases = leases, incidents = incidents, rewrapper = rewrapper, databases = databases
         let staticRoles = staticRoles, rate = config.keyringRewrapRate, jitter = config.schedulerJitter
