@@ -68,6 +68,43 @@ struct SchedulerTests {
         #expect(listed["keys"]?.arrayValue?.contains("lease-sweep") == true, "housekeeping is listed too")
     }
 
+    /// Deleting a static role: the users Mayfly created for an `alternating` role are dropped
+    /// (their sessions ended, their objects handed over); a `single` role's user, which the
+    /// operator created, stays, as in Vault.
+    @Test func deletingAStaticRoleDropsOnlyTheUsersMayflyCreated() async throws {
+        let f = try await IncidentFixture.make()
+        let single = PG.unique("st_del"), alternating = PG.unique("st_del_alt")
+        try await f.asAdmin("one", """
+            CREATE ROLE \(single) LOGIN; CREATE ROLE \(alternating) NOLOGIN; GRANT CREATE ON SCHEMA public TO \(alternating)
+            """)
+        _ = try await f.t.call(.update, "database/static-roles/single", [
+            "db_name": "one", "username": .string(single), "rotation_period": "1h",
+        ])
+        _ = try await f.t.call(.update, "database/static-roles/alt", [
+            "db_name": "one", "username": .string(alternating), "strategy": "alternating", "rotation_period": "1h",
+        ])
+        let active = try await Self.creds(f, "alt")
+        let session = try await PG.login(active.user, active.password, database: f.pgDatabases["one"]!)
+        try await session.execute("CREATE TABLE \(alternating)_made (x int)")
+
+        #expect(await f.t.status(.delete, "database/static-roles/alt") == nil)
+        #expect(await f.t.status(.delete, "database/static-roles/single") == nil)
+        let superuser = try await PG.superuser()
+        let left = try await superuser.query(
+            "SELECT rolname FROM pg_roles WHERE rolname IN ($1, $2, $3, $4) ORDER BY rolname",
+            [single, alternating, alternating + "_a", alternating + "_b"]
+        ).compactMap { $0[0] }
+        await superuser.close()
+        let admin = try await PG.login(f.admin, f.adminPassword, database: f.pgDatabases["one"]!)
+        let owner = try await admin.query("SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = $1", [alternating + "_made"])
+        await admin.close()
+        #expect(left == [single, alternating].sorted(), "the _a/_b users are gone; the operator's roles stay")
+        #expect(owner.first?[0] == f.admin, "the dropped user's table was handed to the admin")
+        #expect(await !f.canLogIn(active.user, active.password, "one"))
+        #expect(await f.t.status(.read, "database/static-creds/alt") == 400, "an unknown static role")
+        await session.close()
+    }
+
     /// Point 3: a server down across three scheduled runs rotates exactly once when it starts.
     @Test func missedRunsAreCaughtUpOnce() async throws {
         let clock = ManualClock(Self.start)

@@ -146,13 +146,46 @@ final class StaticRoleManager: Sendable {
         return .envelope(Envelope(data: .object(data)))
     }
 
+    /// Forgets the role. A `single` role's user was the operator's and stays (as in Vault); the
+    /// `<username>_a` and `_b` users Mayfly created for an `alternating` role are revoked like
+    /// dynamic credentials (sessions ended, objects handed over, dropped) before the definition
+    /// goes, so a failure leaves the role in place to delete again.
     private func delete(_ name: String) async throws -> LogicalResponse {
         try DatabaseEngine.validateName(name, kind: "static role")
         try await locks.withLock(name) {
+            if let role = try await self.definition(name), role.strategy == .alternating,
+               let database = try await self.databases.config(role.database)
+            {
+                try await self.dropCreatedUsers(role, database: database)
+            }
             try await self.barrier.commit([.delete(path: Self.definitions + name), .delete(path: Self.states + name)])
         }
         return .noContent
     }
+
+    /// Drops the users of `role` that carry the marker `prepareUsers` gave them (never a user
+    /// Mayfly did not create).
+    private func dropCreatedUsers(_ role: StaticRole, database: DatabaseConfig) async throws {
+        let marker = Self.marker(role.name, storeID: storeID)
+        do {
+            let created = try await databases.pool(database).withSession { session in
+                try role.usernames.filter { user in
+                    try !session.query(
+                        "SELECT 1 FROM pg_roles WHERE rolname = $1 AND shobj_description(oid, 'pg_authid') = $2",
+                        [user, marker]
+                    ).isEmpty
+                }
+            }
+            _ = try await databases.dropRoles(created, database: database)
+        } catch {
+            throw APIError.badRequest(
+                "cannot drop the users of static role \"\(role.name)\" in database \"\(role.database)\": \(DatabaseEngine.describe(error))"
+            )
+        }
+    }
+
+    /// The comment on the users Mayfly creates for an `alternating` role.
+    private static func marker(_ name: String, storeID: String) -> String { "mayfly static \(name) store \(storeID)" }
 
     // MARK: Create
 
@@ -235,7 +268,7 @@ final class StaticRoleManager: Sendable {
     /// `single`: the user must exist. `alternating`: `<username>_a` and `_b` are created if
     /// missing, members of `member_of` (or of `username`), with passwords nobody knows.
     private func prepareUsers(_ role: StaticRole, database: DatabaseConfig) async throws {
-        let marker = "mayfly static \(role.name) store \(storeID)"
+        let marker = Self.marker(role.name, storeID: storeID)
         let iterations = scramIterations
         do {
             try await databases.pool(database).withSession { session in
