@@ -65,6 +65,8 @@ struct SchedulerTests {
         let listed = try await f.t.data(.list, "sys/mayfly/schedule")
         #expect(listed["key_info"]?["static-role:single"]?["next_run"] == "2026-01-01T10:15:00.000000000Z")
         #expect(listed["key_info"]?["static-role:single"]?["last_outcome"] == "ok")
+        #expect(listed["key_info"]?["static-role:single"]?["last_run"] == "2026-01-01T10:10:00.000000000Z")
+        #expect(listed["key_info"]?["history-prune"]?["last_run"] == .null, "a job that never ran has no last run")
         #expect(listed["keys"]?.arrayValue?.contains("lease-sweep") == true, "housekeeping is listed too")
     }
 

@@ -18,7 +18,7 @@ enum ScheduleHandlers {
                 info[job.name] = [
                     "expression": .string(job.schedule.expression), "time_zone": .string(job.schedule.timeZoneIdentifier),
                     "next_run": status.next.map { .string(IncidentHandlers.time($0)) } ?? .null,
-                    "last_run": status.lastRun.map { .string(IncidentHandlers.time($0)) } ?? .null,
+                    "last_run": status.lastRan.map { .string(IncidentHandlers.time($0)) } ?? .null,
                     "last_outcome": status.state?.lastOutcome.map { .string($0) } ?? .null,
                     "last_error": status.state?.lastError.map { .string($0) } ?? .null,
                 ]

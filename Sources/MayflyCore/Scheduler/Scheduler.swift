@@ -90,6 +90,10 @@ final class Scheduler: Sendable {
         var lastRun: Int64?
         var next: Int64?
         var state: JobState?
+
+        /// When the job last ran, if it ever did (`lastRun` alone may only anchor the schedule
+        /// of a job seen for the first time).
+        var lastRan: Int64? { job.lastRun != nil || state?.lastOutcome != nil ? lastRun : nil }
     }
 
     /// Every job, the scheduler's own history pruning included.
