@@ -215,14 +215,9 @@ final class IncidentManager: Sendable {
             // A revocation already in flight (a request or the sweeper) owns its leases.
             let due = page.filter { $0.state != .revoking || ($0.nextAttemptAt ?? 0) <= now }
             guard !due.isEmpty else { continue }
-            let marked = due.map { lease in
-                var lease = lease
-                lease.state = .revoking
-                lease.nextAttemptAt = now + LeaseManager.inFlightGrace
-                return lease
-            }
+            let marked: [LeaseRecord]
             do {
-                try await leaseStorage.updateLeases(marked)
+                marked = try await leases.markInFlight(due, now: now)
             } catch {
                 result.failures.append(IncidentFailure(what: "credentials", database: name, reason: "storage error", retrying: true))
                 break

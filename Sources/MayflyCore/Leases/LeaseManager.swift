@@ -268,14 +268,7 @@ final class LeaseManager: Sendable {
             let page = try await leases.liveLeases(prefix: prefix, after: after, limit: Self.batchSize)
             guard let last = page.last else { break }
             after = last.id
-            let now = Self.now()
-            let marked = page.map { lease in
-                var lease = lease
-                lease.state = .revoking
-                lease.nextAttemptAt = now + Self.inFlightGrace
-                return lease
-            }
-            try await leases.updateLeases(marked)
+            let marked = try await markInFlight(page, now: Self.now())
             failures += await revokeBatch(marked, force: force)
         }
         if !failures.isEmpty && !force {
@@ -379,6 +372,19 @@ final class LeaseManager: Sendable {
         return outcome
     }
 
+    /// Marks `leases` as `revoking` and owned by the caller for `inFlightGrace` (so the sweeper
+    /// and other revocations leave them alone meanwhile), and stores that.
+    func markInFlight(_ leases: [LeaseRecord], now: Int64) async throws -> [LeaseRecord] {
+        let marked = leases.map { lease in
+            var lease = lease
+            lease.state = .revoking
+            lease.nextAttemptAt = now + Self.inFlightGrace
+            return lease
+        }
+        try await self.leases.updateLeases(marked)
+        return marked
+    }
+
     /// Seconds before the next revocation attempt: 2, 4, 8, … capped at 5 minutes.
     static func backoff(attempts: Int) -> Int64 {
         min(300, Int64(1) << min(max(attempts, 1), 9))
@@ -474,13 +480,7 @@ final class LeaseManager: Sendable {
             let due = try await leases.dueLeases(now: now, pendingBefore: now - 60, limit: Self.batchSize)
             let fresh = due.filter { $0.state != .revoking || ($0.nextAttemptAt ?? 0) <= now }
             guard !fresh.isEmpty else { break }
-            let marked = fresh.map { lease in
-                var lease = lease
-                lease.state = .revoking
-                lease.nextAttemptAt = now + Self.inFlightGrace
-                return lease
-            }
-            try await leases.updateLeases(marked)
+            let marked = try await markInFlight(fresh, now: now)
             let failures = await revokeBatch(marked)
             handled += marked.count
             if failures.count == marked.count { break }  // nothing progressed; wait for the next tick
