@@ -7,6 +7,8 @@ public enum AEAD {
     public static let keyLength = Int(crypto_aead_xchacha20poly1305_ietf_KEYBYTES)
     static let nonceLength = Int(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES)
     static let tagLength = Int(crypto_aead_xchacha20poly1305_ietf_ABYTES)
+    /// Bytes a sealed message has beyond its plaintext (nonce and tag).
+    public static let overhead = nonceLength + tagLength
 
     /// Encrypts `plaintext`, authenticating `associatedData` too.
     public static func seal(_ plaintext: some Collection<UInt8>, key: SecureBytes,

@@ -69,6 +69,26 @@ import Testing
         #expect(try await t.broker.seal.keyStatus().term == 2)
     }
 
+    /// The re-wrap moves every entry to the new term, empty ones (index entries such as
+    /// `token/parent/…`) included, and a moved entry still reads back the same.
+    @Test func rewrapMovesEveryEntryEmptyOnesIncluded() async throws {
+        let t = try await TestBroker.make()
+        try await t.broker.barrier.put("w/full", Array("value".utf8))
+        try await t.broker.barrier.put("w/empty", [])
+        _ = try await t.call(.update, "auth/token/create", ["policies": ["default"]])  // writes token/parent/…
+        _ = try await t.broker.seal.rotate()
+        var cursor: String?
+        repeat {
+            cursor = try await t.broker.barrier.rewrap(after: cursor, limit: 2).last
+        } while cursor != nil
+        for path in try await t.storage.paths(withPrefix: "", after: nil, limit: 1000) {
+            let entry = try #require(try await t.storage.get(path))
+            #expect(Barrier.term(of: entry) == 2, "\(path) is still on term \(Barrier.term(of: entry) ?? 0)")
+        }
+        #expect(try await t.broker.barrier.get("w/full") == Array("value".utf8))
+        #expect(try await t.broker.barrier.get("w/empty") == [])
+    }
+
     @Test func sealWipesEveryKeyAndDataRoutesAnswer503() async throws {
         let t = try await TestBroker.make()
         _ = try await t.call(.update, "secret/data/app", ["data": ["k": "v"]])

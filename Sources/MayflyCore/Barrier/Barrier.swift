@@ -182,21 +182,28 @@ public final class Barrier: Sendable {
         for path in paths {
             guard let entry = try await storage.get(path), let term = Self.term(of: entry), term < ring.activeTerm else { continue }
             let (key, aad, body) = try openParameters(entry)
-            let plain: SecureBytes
-            do {
-                plain = try AEAD.openSecure(body, key: key, associatedData: aad)
-            } catch {
-                throw BarrierError(.tampered, "entry \(entry.path) v\(entry.version) failed authentication")
-            }
-            var header: [UInt8] = [Self.format]
-            withUnsafeBytes(of: ring.active.number.bigEndian) { header.append(contentsOf: $0) }
-            let sealed = try AEAD.seal(
-                secure: plain, key: ring.active.key,
-                associatedData: Self.associatedData(path: path, version: entry.version + 1, header: header))
-            do {
-                try await storage.commit([.put(StoredEntry(path: path, version: entry.version + 1, value: header + sealed),
-                                               expectedVersion: entry.version)])
+            let value: [UInt8]
+            if body.count == AEAD.overhead {
+                // No plaintext at all (an index entry such as token/parent/…): guarded memory
+                // cannot hold zero bytes, and there is nothing in them to guard.
+                value = try encrypt(try decrypt(entry), path: path, version: entry.version + 1)
+            } else {
+                let plain: SecureBytes
+                do {
+                    plain = try AEAD.openSecure(body, key: key, associatedData: aad)
+                } catch {
+                    throw BarrierError(.tampered, "entry \(entry.path) v\(entry.version) failed authentication")
+                }
+                var header: [UInt8] = [Self.format]
+                withUnsafeBytes(of: ring.active.number.bigEndian) { header.append(contentsOf: $0) }
+                value = header + (try AEAD.seal(
+                    secure: plain, key: ring.active.key,
+                    associatedData: Self.associatedData(path: path, version: entry.version + 1, header: header)))
                 encryptions.withLock { $0[ring.activeTerm, default: 0] += 1 }
+            }
+            do {
+                try await storage.commit([.put(StoredEntry(path: path, version: entry.version + 1, value: value),
+                                               expectedVersion: entry.version)])
                 rewrapped += 1
             } catch let error as StorageError where error.code == .conflict {
                 continue
