@@ -340,6 +340,20 @@ public final class Broker: Sendable {
         return .envelope(Envelope(auth: TokenHandlers.auth(entry, token: token)))
     }
 
+    /// A token from `auth/cert/login` is renewed only over a connection that presents the same
+    /// certificate identity, while its bindings still give the same policies (as Vault's cert
+    /// method re-checks the certificate on renewal): a stolen token does not outlive its TTL.
+    func checkRenewal(of entry: TokenEntry, _ request: LogicalRequest) throws {
+        guard entry.path == "auth/cert/login" else { return }
+        guard case .certificate? = request.identity, request.identity?.summary == entry.identity else {
+            throw APIError(status: 403, ["permission denied: renewing this token needs the client certificate it was issued to"])
+        }
+        let bound = bindings.withLock { $0.policies(for: request.identity!) } ?? []
+        guard Set(bound + ["default"]) == Set(entry.policies) else {
+            throw APIError.badRequest("policies have changed, not renewing")
+        }
+    }
+
     /// Whether the sealed state and the number of leases in each state, for metrics.
     public func metricsSnapshot() async -> (sealed: Bool, leases: [String: Int]) {
         let sealed = await seal.isSealed

@@ -7,7 +7,8 @@ import Testing
 /// bound gets its policies with no token, and `auth/cert/login` turns it into a token; no
 /// certificate gets 403; an expired certificate or one from another CA fails the handshake.
 @Suite(.serialized) struct CertificateIdentityTests {
-    /// Client certificates: `billing` (URI SAN spiffe://prod/billing), `expired` (same SAN,
+    /// Client certificates: `billing` (URI SAN spiffe://prod/billing), `other` (spiffe://prod/other,
+    /// same CA, bound to nothing), `expired` (same SAN as billing,
     /// valid only in 2020, made with `openssl ca` to set the dates) and `foreign` (another CA).
     static func makeClientCertificates(in directory: String) throws {
         let script = """
@@ -16,6 +17,9 @@ import Testing
             printf 'subjectAltName=URI:spiffe://prod/billing\\n' > client.ext
             openssl req -newkey rsa:2048 -nodes -keyout billing.key -out billing.csr -subj /CN=billing 2>/dev/null
             openssl x509 -req -in billing.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out billing.pem -days 2 -extfile client.ext 2>/dev/null
+            printf 'subjectAltName=URI:spiffe://prod/other\\n' > other.ext
+            openssl req -newkey rsa:2048 -nodes -keyout other.key -out other.csr -subj /CN=other 2>/dev/null
+            openssl x509 -req -in other.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out other.pem -days 2 -extfile other.ext 2>/dev/null
             openssl req -newkey rsa:2048 -nodes -keyout foreign.key -out foreign.csr -subj /CN=billing 2>/dev/null
             openssl x509 -req -in foreign.csr -CA other-ca.pem -CAkey other-ca.key -CAcreateserial -out foreign.pem -days 2 -extfile client.ext 2>/dev/null
             mkdir -p ca-db && : > ca-db/index.txt && echo 1000 > ca-db/serial
@@ -85,6 +89,21 @@ import Testing
         #expect(auth?["policies"] == ["billing-app", "default"])
         #expect(auth?["metadata"]?["uri_san"] == "spiffe://prod/billing")
         try await billing.shutdown()
+
+        // The token renews only over a connection with the certificate it was issued to.
+        let certToken = try #require(auth?["client_token"]?.stringValue)
+        func renewal(_ name: String?) async throws -> Int {
+            let client = try MayflyClient(address: address, token: certToken, caFile: directory + "/ca.pem",
+                                          certFile: name.map { "\(directory)/\($0).pem" }, keyFile: name.map { "\(directory)/\($0).key" })
+            let status = try await client.request("POST", "auth/token/renew-self", body: Data("{}".utf8)).status
+            try await client.shutdown()
+            return status
+        }
+        #expect(try await renewal("billing") == 200)
+        #expect(try await renewal(nil) == 403, "no client certificate")
+        #expect(try await renewal("other") == 403, "another certificate of the same CA")
+        #expect(try await server.request("POST", "auth/token/renew", token: token,
+                                         json: #"{"token":"\#(certToken)"}"#).status == 403, "root over the socket, no certificate")
 
         let anonymous = try client(nil)
         #expect(try await anonymous.request("GET", "secret/data/billing/db").status == 403, "no certificate")

@@ -27,12 +27,14 @@ enum TokenHandlers {
             return try await create(broker, request, caller, orphan: route == "create-orphan")
         case ("renew-self", .update):
             let (token, entry) = try caller.requireToken()
+            try broker.checkRenewal(of: entry, request)
             let renewed = try await tokens.renew(entry, increment: try increment(request))
             return .envelope(Envelope(auth: auth(renewed, token: token)))
         case ("renew", .update):
             guard let token = request.data["token"]?.stringValue, let entry = try await tokens.lookup(token: token) else {
                 throw APIError.badRequest("invalid token")
             }
+            try broker.checkRenewal(of: entry, request)
             let renewed = try await tokens.renew(entry, increment: try increment(request))
             return .envelope(Envelope(auth: auth(renewed, token: token)))
         case ("revoke-self", .update):
