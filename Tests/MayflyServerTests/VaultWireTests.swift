@@ -158,6 +158,42 @@ import Testing
         }
     }
 
+    /// `sys/mounts`, `sys/auth`, `sys/audit` and the UI preflight describe one fixed table;
+    /// enabling or disabling anything is refused with a message naming what exists.
+    @Test func mountsAuthMethodsAndAuditDevicesAreListedAndFixed() async throws {
+        let server = try await Self.server()
+        try await server.app.test(.router) { client in
+            let token = try await Self.initialise(client)
+            func call(_ method: HTTPRequest.Method, _ path: String, _ body: String = "{}") async throws -> (Int, JSONValue) {
+                try await client.execute(uri: "/v1/" + path, method: method, headers: Self.auth(token), body: Self.body(body)) {
+                    (Int($0.status.code), $0.body.readableBytes == 0 ? .null : try Self.json($0.body))
+                }
+            }
+            let (status, mounts) = try await call(.get, "sys/mounts")
+            #expect(status == 200)
+            #expect(mounts["data"]?["secret/"]?["type"] == "kv" && mounts["data"]?["secret/"]?["options"]?["version"] == "2")
+            #expect(mounts["data"]?["database/"]?["type"] == "database")
+            #expect(mounts["secret/"]?["type"] == "kv", "sys/mounts repeats data at the top level")
+            #expect(try await call(.get, "sys/mounts/database").1["data"]?["type"] == "database")
+            let (refused, why) = try await call(.post, "sys/mounts/kv-other", #"{"type":"kv"}"#)
+            #expect(refused == 400 && why["errors"]?.arrayValue?.first?.stringValue?.contains("fixed: secret/ (kv), database/ (database)") == true)
+            #expect(try await call(.post, "sys/mounts/secret", #"{"type":"kv"}"#).1["errors"] == ["path is already in use at secret/"])
+            #expect(try await call(.delete, "sys/mounts/secret").0 == 400, "a mount cannot be disabled")
+            let auth = try await call(.get, "sys/auth").1
+            #expect(auth["data"]?["approle/"]?["type"] == "approle" && auth["data"]?["token/"]?["type"] == "token")
+            #expect(try await call(.post, "sys/auth/userpass", #"{"type":"userpass"}"#).0 == 400)
+            let audit = try await call(.get, "sys/audit")
+            #expect(audit.0 == 200 && audit.1["data"] == [:], "no audit device in this config")
+            #expect(try await call(.put, "sys/audit/file", #"{"type":"file"}"#).0 == 400)
+            let preflight = try await call(.get, "sys/internal/ui/mounts/nomount/x")
+            #expect(preflight.0 == 403, "a path under no mount looks like a denied one")
+            #expect(preflight.1["errors"]?.arrayValue?.first?.stringValue?.hasPrefix("preflight capability check returned 403") == true)
+            let all = try await call(.get, "sys/internal/ui/mounts").1
+            #expect(all["data"]?["secret"]?["secret/"]?["type"] == "kv")
+            #expect(all["data"]?["auth"]?["approle/"]?["type"] == "approle")
+        }
+    }
+
     @Test(arguments: [
         (#"{"data": {"a": "b"}"#, 400, "failed to parse JSON input"),
         (#"["data"]"#, 400, "request body must be a JSON object"),

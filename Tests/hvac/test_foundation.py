@@ -51,6 +51,17 @@ def test_is_authenticated(server):
     assert server.client().is_authenticated() is False
 
 
+def test_mounts_auth_methods_and_audit_devices(server):
+    client = root_client(server)
+    mounts = client.sys.list_mounted_secrets_engines()
+    assert mounts["data"]["secret/"]["type"] == "kv" and mounts["data"]["secret/"]["options"]["version"] == "2"
+    assert mounts["data"]["database/"]["type"] == "database"
+    assert client.sys.list_auth_methods()["data"]["approle/"]["type"] == "approle"
+    assert client.sys.list_enabled_audit_devices()["data"] == {}
+    with pytest.raises(hvac.exceptions.InvalidRequest, match="fixed"):
+        client.sys.enable_secrets_engine("kv", path="other-kv")
+
+
 def test_kv_write_with_and_without_cas(server):
     kv = root_client(server).secrets.kv.v2
     first = kv.create_or_update_secret("app/db", secret={"user": "orders", "password": SECRET})

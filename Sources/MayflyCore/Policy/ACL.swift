@@ -45,7 +45,7 @@ public struct ACL: Sendable {
         return path == "sys/rotate" || path == "sys/seal" || path.hasPrefix("sys/leases/revoke-prefix/")
             || path.hasPrefix("sys/leases/revoke-force/") || path.hasPrefix("sys/revoke-prefix/")
             || path.hasPrefix("sys/revoke-force/") || path.hasPrefix("sys/leases/lookup/")
-            || path.hasPrefix("sys/audit") || path.hasPrefix("sys/mayfly/")
+            || path.hasPrefix("sys/audit") || path.hasPrefix("sys/auth/") || path.hasPrefix("sys/mayfly/")
     }
 
     /// The capabilities of the highest-priority rule matching `path` (`[.deny]` when it denies).

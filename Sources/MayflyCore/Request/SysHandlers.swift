@@ -135,26 +135,45 @@ enum SysHandlers {
     static func mountInfo(_ broker: Broker, _ request: LogicalRequest, _ caller: Caller) throws -> LogicalResponse {
         try requireOperation(request, .read)
         let target = request.path.dropFirst("sys/internal/ui/mounts".count).drop { $0 == "/" }
-        let mounts: [(String, String, JSONValue)] = [
-            ("secret/", "kv", ["version": "2"]),
-            ("database/", "database", .null),
-            ("cubbyhole/", "cubbyhole", .null),
-        ]
-        guard let mount = mounts.first(where: { target.hasPrefix($0.0) || target + "/" == $0.0 }) else {
-            throw APIError.badRequest("no mount found for path \"\(Broker.clip(String(target)))\"")
+        if target.isEmpty {
+            // Every mount the caller can reach something under.
+            var secrets: [String: JSONValue] = [:], auth: [String: JSONValue] = [:]
+            for mount in MountTable.secrets where caller.acl.hasAnyAccess(under: mount.path) {
+                secrets[mount.path] = MountTable.info(mount, clusterID: broker.clusterID)
+            }
+            for mount in MountTable.auth where caller.acl.hasAnyAccess(under: "auth/" + mount.path) {
+                auth[mount.path] = MountTable.info(mount, clusterID: broker.clusterID)
+            }
+            return .envelope(Envelope(data: ["secret": .object(secrets), "auth": .object(auth)]))
         }
-        guard caller.acl.hasAnyAccess(under: mount.0) else {
+        // As Vault: a path under no mount gets the same 403 as a mount the caller cannot use, so
+        // this route cannot be used to probe for mounts.
+        guard let mount = MountTable.secretsMount(for: target), mount.type != "system", caller.acl.hasAnyAccess(under: mount.path) else {
+            let shown = MountTable.secretsMount(for: target)?.path ?? String(target)
             throw APIError(status: 403, [
-                "preflight capability check returned 403, please ensure client's policies grant access to path \"\(mount.0)\""
+                "preflight capability check returned 403, please ensure client's policies grant access to path \"\(Broker.clip(shown))\""
             ])
         }
-        return .envelope(Envelope(data: [
-            "path": .string(mount.0), "type": .string(mount.1), "options": mount.2, "description": "",
-            "accessor": .string("\(mount.1)_\(broker.clusterID.prefix(8))"),
-            "config": ["default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": false],
-            "local": false, "seal_wrap": false, "external_entropy_access": false, "uuid": "",
-            "plugin_version": "", "running_plugin_version": "", "running_sha256": "",
-        ]))
+        return .envelope(Envelope(data: MountTable.info(mount, clusterID: broker.clusterID, withPath: true)))
+    }
+
+    /// `sys/audit[/:path]`: the audit device of the config file; enabling or disabling one
+    /// through the API is refused (it is part of the config, so it cannot be turned off quietly).
+    static func audit(_ broker: Broker, _ request: LogicalRequest) throws -> LogicalResponse {
+        let name = request.path.dropFirst("sys/audit".count).drop { $0 == "/" }
+        guard name.isEmpty else {
+            guard request.operation == .update || request.operation == .delete else { throw APIError.unsupportedOperation }
+            throw APIError.badRequest("audit devices are set in the config file: audit \"file\" { path = \"…\" }")
+        }
+        try requireOperation(request, .read)
+        var data: [String: JSONValue] = [:]
+        if let path = broker.config.auditPath {
+            data["file/"] = [
+                "type": "file", "description": "hash-chained JSON lines", "options": ["file_path": .string(path)],
+                "local": false, "path": "file/",
+            ]
+        }
+        return .envelope(Envelope(data: .object(data), injectData: true))
     }
 
     /// Authenticated `sys/` routes.
@@ -172,6 +191,12 @@ enum SysHandlers {
         case "sys/key-status":
             try requireOperation(request, .read)
             return try await keyStatusResponse(try await broker.seal.keyStatus(), broker)
+        case let path where path == "sys/mounts" || path.hasPrefix("sys/mounts/"):
+            return try MountTable.handle(request, mounts: MountTable.secrets, kind: "secrets", clusterID: broker.clusterID)
+        case let path where path == "sys/auth" || path.hasPrefix("sys/auth/"):
+            return try MountTable.handle(request, mounts: MountTable.auth, kind: "auth", clusterID: broker.clusterID)
+        case let path where path == "sys/audit" || path.hasPrefix("sys/audit/"):
+            return try audit(broker, request)
         case let path where path.hasPrefix("sys/audit-hash/"):
             try requireOperation(request, .update)
             guard path == "sys/audit-hash/file" else { throw APIError.badRequest("unknown audit device; the device is \"file\"") }
