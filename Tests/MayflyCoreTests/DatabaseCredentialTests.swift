@@ -133,12 +133,13 @@ struct DatabaseCredentialTests {
         ]) else { Issue.record("envelope expected"); return }
         #expect(capped.leaseDuration <= 90 && capped.leaseDuration >= 85)
         #expect(!capped.warnings.isEmpty)
+        #expect(capped.renewable, "renewable stays true at the cap, as in Vault")
         let admin = try await PG.admin()
         let until = Int64(try await admin.query(
             "SELECT extract(epoch FROM rolvaliduntil)::bigint::text FROM pg_roles WHERE rolname = $1", [credential.user])
             .first?[0] ?? "") ?? 0
         let lookup = try await t.data(.update, "sys/leases/lookup", ["lease_id": .string(credential.lease)])
-        #expect(lookup["renewable"] == false)
+        #expect(lookup["renewable"] == true)
         #expect(lookup["state"] == "active")
         #expect(abs(until - (Int64(Date().timeIntervalSince1970) + capped.leaseDuration)) <= 2 + LeaseManager.validUntilSkew)
         await admin.close()
@@ -167,6 +168,8 @@ struct DatabaseCredentialTests {
         await otherSession.close()
 
         #expect(await t.status(.update, "sys/leases/revoke", ["lease_id": .string(credential.lease)]) == nil)
+        #expect(await t.status(.update, "sys/leases/revoke", ["lease_id": .string(credential.lease)]) == nil, "again: already gone")
+        #expect(await t.status(.update, "sys/leases/revoke", ["lease_id": "database/creds/none/x"]) == nil, "unknown: nothing to revoke")
         await #expect(throws: PGError.self) { _ = try await session.query("SELECT 1") }
         await #expect(throws: PGError.self) { _ = try await PG.login(credential.user, credential.password) }
         let check = try await PG.superuser()

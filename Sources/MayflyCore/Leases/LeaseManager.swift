@@ -189,7 +189,7 @@ final class LeaseManager: Sendable {
             "expire_time": .string(Timestamp.rfc3339(Date(timeIntervalSince1970: TimeInterval(lease.expiresAt)))),
             "last_renewal": lease.lastRenewal.map { .string(Timestamp.rfc3339(Date(timeIntervalSince1970: TimeInterval($0)))) } ?? .null,
             "ttl": .int(max(0, lease.expiresAt - now)),
-            "renewable": .bool(lease.state == .active && lease.expiresAt < lease.maxExpiresAt),
+            "renewable": .bool(lease.state == .active),
             "state": .string(lease.state.rawValue), "username": .string(lease.username),
             "revocation_attempts": .int(Int64(lease.attempts)),
         ]
@@ -236,7 +236,8 @@ final class LeaseManager: Sendable {
         try await leases.updateLease(lease)
         var envelope = Envelope(warnings: warnings)
         envelope.leaseID = id
-        envelope.renewable = newExpiry < lease.maxExpiresAt
+        // Stays true at the cap, as in Vault: clients see the shorter lease_duration and the warning.
+        envelope.renewable = true
         envelope.leaseDuration = newExpiry - now
         return .envelope(envelope)
     }
@@ -245,8 +246,8 @@ final class LeaseManager: Sendable {
 
     /// Revokes one lease; with `sync` waits for the role to be gone.
     func revoke(_ id: String, sync: Bool) async throws -> LogicalResponse {
-        guard let lease = try await leases.lease(id: id) else { throw APIError.badRequest("invalid lease") }
-        guard lease.state != .revoked else { return sync ? .noContent : .accepted }
+        // As Vault: a lease that does not exist (any more) is already revoked.
+        guard let lease = try await leases.lease(id: id), lease.state != .revoked else { return sync ? .noContent : .accepted }
         var marked = lease
         marked.state = .revoking
         marked.nextAttemptAt = Self.now() + (sync ? Self.inFlightGrace : 0)  // async: the sweeper does it now
