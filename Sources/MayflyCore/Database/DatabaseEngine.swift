@@ -47,8 +47,17 @@ final class DatabaseEngine: Sendable {
     /// Statements: a list, or one string holding several `;`-separated statements.
     static func statements(_ value: JSONValue?, field: String) throws -> [String]? {
         guard let value, !value.isNull else { return nil }
-        if let text = value.stringValue, !text.hasPrefix("[") { return [text] }
-        return try strings(value, field: field)
+        if let text = value.stringValue, !text.hasPrefix("[") { return [decodingBase64(text)] }
+        return try strings(value, field: field)?.map(decodingBase64)
+    }
+
+    /// Vault accepts statements base64-encoded: a string with no whitespace that decodes to
+    /// UTF-8 is taken as that (SQL always has a space, so no statement is mistaken for one).
+    private static func decodingBase64(_ text: String) -> String {
+        guard !text.isEmpty, !text.contains(where: \.isWhitespace), let data = Data(base64Encoded: text),
+            let decoded = String(data: data, encoding: .utf8), !decoded.isEmpty
+        else { return text }
+        return decoded
     }
 
     /// A share between 0 and 1 (`connection_budget`; 0 turns the budget off).
