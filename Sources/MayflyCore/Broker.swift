@@ -416,7 +416,7 @@ struct Caller: Sendable {
 
     /// The caller's token, for the paths that act on it (lookup-self, renew-self, …).
     func requireToken() throws -> (token: String, entry: TokenEntry) {
-        guard let token, let entry else { throw APIError.badRequest("this request needs a token (X-Vault-Token)") }
+        guard let token, let entry else { throw APIError(status: 403, ["permission denied: this request needs a token (X-Vault-Token)"]) }
         return (token, entry)
     }
 }

@@ -83,6 +83,7 @@ import Testing
         let billing = try client("billing")
         #expect(try await billing.request("GET", "secret/data/billing/db").status == 200, "bound certificate, no token")
         #expect(try await billing.request("GET", "secret/data/orders/db").status == 403)
+        #expect(try await billing.request("GET", "auth/token/lookup-self").status == 403, "bound, but there is no token to look up")
         let login = try await billing.request("POST", "auth/cert/login", body: Data("{}".utf8))
         #expect(login.status == 200)
         let auth = try JSONValue.parse(login.body)["auth"]
