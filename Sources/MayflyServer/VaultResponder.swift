@@ -135,6 +135,22 @@ public struct VaultResponder: HTTPResponder {
             remoteAddress: remote)
     }
 
+    /// `a=1&b=x+y`: each field a string; a repeated field joined with commas (Vault's rule).
+    static func form(_ text: String) throws -> [String: JSONValue] {
+        var fields: [String: [String]] = [:]
+        for pair in text.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ part: Substring) throws -> String {
+                guard let value = part.replacingOccurrences(of: "+", with: " ").removingPercentEncoding else {
+                    throw APIError.badRequest("failed to parse form input: bad percent-encoding")
+                }
+                return value
+            }
+            fields[try decode(parts[0]), default: []].append(parts.count > 1 ? try decode(parts[1]) : "")
+        }
+        return fields.mapValues { .string($0.joined(separator: ",")) }
+    }
+
     private func body(_ request: inout Request) async throws -> [String: JSONValue] {
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBodySize {
             throw APIError(status: 413, ["http: request body too large"])
@@ -146,7 +162,14 @@ public struct VaultResponder: HTTPResponder {
             throw APIError(status: 413, ["http: request body too large"])
         }
         let bytes = buffer.readableBytesView
-        guard bytes.contains(where: { !($0 == 32 || $0 == 10 || $0 == 13 || $0 == 9) }) else { return [:] }
+        guard let first = bytes.first(where: { !($0 == 32 || $0 == 10 || $0 == 13 || $0 == 9) }) else { return [:] }
+        // As Vault: a form body is parsed as one unless it looks like JSON (curl -d sends
+        // JSON with the form content type).
+        if request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true,
+            first != UInt8(ascii: "{"), first != UInt8(ascii: "[")
+        {
+            return try Self.form(String(decoding: bytes, as: UTF8.self))
+        }
         let value = try JSONValue.parse(bytes)
         guard case .object(let object) = value else {
             throw APIError.badRequest("request body must be a JSON object, got \(value.typeName)")

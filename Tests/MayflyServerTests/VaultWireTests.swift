@@ -158,6 +158,27 @@ import Testing
         }
     }
 
+    /// A form body is parsed as a form, unless it looks like JSON (what `curl -d` sends).
+    @Test func formBodiesAreParsedLikeVault() async throws {
+        let server = try await Self.server()
+        try await server.app.test(.router) { client in
+            let token = try await Self.initialise(client)
+            var headers = Self.auth(token)
+            headers[.contentType] = "application/x-www-form-urlencoded"
+            let form = try await client.execute(uri: "/v1/auth/token/create", method: .post, headers: headers,
+                                                body: Self.body("policies=default&ttl=10m&display_name=form+app")) {
+                try Self.json($0.body)["auth"]
+            }
+            #expect(form?["lease_duration"] == 600 && form?["policies"] == ["default"])
+            let json = try await client.execute(uri: "/v1/auth/token/create", method: .post, headers: headers,
+                                                body: Self.body(#" {"ttl":"20m"}"#)) { try Self.json($0.body)["auth"] }
+            #expect(json?["lease_duration"] == 1200)
+            try await client.execute(uri: "/v1/auth/token/create", method: .post, headers: headers, body: Self.body("ttl=%zz")) {
+                #expect($0.status.code == 400)
+            }
+        }
+    }
+
     /// `sys/mounts`, `sys/auth`, `sys/audit` and the UI preflight describe one fixed table;
     /// enabling or disabling anything is refused with a message naming what exists.
     @Test func mountsAuthMethodsAndAuditDevicesAreListedAndFixed() async throws {
