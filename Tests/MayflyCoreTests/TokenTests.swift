@@ -76,6 +76,47 @@ import Testing
         #expect(await t.status(.update, "auth/token/lookup", ["token": "hvs.nope"]) == 400)
     }
 
+    /// Token roles: the role's allowed policies bound what its tokens carry (even policies the
+    /// creator does not hold), disallowed ones and root are refused, orphan, renewable and the
+    /// explicit max TTL come from the role, and writing a role needs sudo.
+    @Test func tokenRolesBoundWhatTheirTokensCarry() async throws {
+        let t = try await TestBroker.make()
+        _ = try await t.call(.update, "sys/policies/acl/app", ["policy": #"path "secret/data/app/*" { capabilities = ["read"] }"#])
+        _ = try await t.call(.update, "sys/policies/acl/minter", ["policy": """
+            path "auth/token/create/app-role" { capabilities = ["update"] }
+            path "auth/token/roles/*" { capabilities = ["create", "update", "read"] }
+            """])
+        _ = try await t.call(.update, "auth/token/roles/app-role", [
+            "allowed_policies": "app", "disallowed_policies": ["admin"], "orphan": true, "renewable": false,
+            "token_explicit_max_ttl": "2h",
+        ])
+        let read = try await t.data(.read, "auth/token/roles/app-role")
+        #expect(read["allowed_policies"] == ["app"] && read["orphan"] == true && read["token_explicit_max_ttl"] == 7200)
+        #expect(try await t.data(.list, "auth/token/roles/")["keys"] == ["app-role"])
+
+        let minter = try await createToken(t, ["policies": ["minter"]], token: nil)
+        guard case .envelope(let created, _) = try await t.call(.update, "auth/token/create/app-role", ["ttl": "5h"], token: minter)
+        else { Issue.record("envelope expected"); return }
+        #expect(created.auth["policies"] == ["app", "default"], "the role's policies, which the minter does not hold")
+        #expect(created.auth["orphan"] == true && created.auth["renewable"] == false)
+        #expect(created.auth["lease_duration"] == 7200, "capped by the role's explicit max TTL")
+        let app = try #require(created.auth["client_token"]?.stringValue)
+        let lookup = try await t.data(.read, "auth/token/lookup-self", token: app)
+        #expect(lookup["role"] == "app-role" && lookup["path"] == "auth/token/create/app-role")
+        #expect(await t.status(.read, "secret/data/app/x", token: app) == 404, "allowed by the app policy: only absent")
+
+        #expect(await t.status(.update, "auth/token/create", ["policies": ["app"]], token: minter) == 403, "no role, no app")
+        #expect(await t.status(.update, "auth/token/create/app-role", ["policies": ["admin"]], token: minter) == 400)
+        #expect(await t.status(.update, "auth/token/create/app-role", ["policies": ["root"]], token: minter) == 400)
+        #expect(await t.status(.update, "auth/token/create/missing") == 400, "unknown role")
+        #expect(await t.status(.update, "auth/token/roles/evil", ["allowed_policies": "root"], token: minter) == 403,
+                "writing a role needs sudo")
+        #expect(await t.status(.update, "auth/token/roles/periodic", ["token_period": "1h"]) == 400)
+        #expect(await t.status(.update, "auth/token/roles/both", ["allowed_policies": "a", "disallowed_policies": "a"]) == 400)
+        _ = try await t.call(.delete, "auth/token/roles/app-role")
+        #expect(await t.status(.read, "auth/token/roles/app-role") == 404)
+    }
+
     private func createToken(_ t: TestBroker, _ body: [String: JSONValue], token: String?) async throws -> String {
         guard case .envelope(let created, _) = try await t.call(.update, "auth/token/create", body, token: token) else {
             throw APIError.internalError("no envelope")

@@ -143,6 +143,19 @@ def test_tokens(server):
     assert child.is_authenticated() is False
 
 
+def test_token_roles(server):
+    client = root_client(server)
+    client.auth.token.create_or_update_role("hvac-role", allowed_policies=["default"], orphan=True,
+                                             token_explicit_max_ttl="1h")
+    assert client.auth.token.read_role("hvac-role")["data"]["orphan"] is True
+    assert "hvac-role" in client.auth.token.list_roles()["data"]["keys"]
+    created = client.auth.token.create(role_name="hvac-role", ttl="2h")["auth"]
+    assert created["orphan"] is True and created["policies"] == ["default"] and created["lease_duration"] == 3600
+    client.auth.token.delete_role("hvac-role")
+    with pytest.raises(hvac.exceptions.InvalidRequest):
+        client.auth.token.create(role_name="hvac-role")
+
+
 def test_wire_rules(server):
     token = STATE[server.transport]["root"]
     ok = server.request("GET", "/v1/secret/data/app/nested/deep", headers={"X-Vault-Token": token})

@@ -37,9 +37,10 @@ public struct ACL: Sendable {
     /// Everything.
     public static let root = ACL(policies: [.root])
 
-    /// Paths that also need `sudo` (Vault's root-protected paths, plus policy writes).
+    /// Paths that also need `sudo` (Vault's root-protected paths, plus policy and token-role
+    /// writes: either can grant any policy).
     public static func isRootProtected(_ path: String, _ capability: Capability = .read) -> Bool {
-        if path.hasPrefix("sys/policies/acl/") || path.hasPrefix("sys/policy/") {
+        if path.hasPrefix("sys/policies/acl/") || path.hasPrefix("sys/policy/") || path.hasPrefix("auth/token/roles/") {
             return [.create, .update, .patch, .delete].contains(capability)
         }
         return path == "sys/rotate" || path == "sys/seal" || path.hasPrefix("sys/leases/revoke-prefix/")

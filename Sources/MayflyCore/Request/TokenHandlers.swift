@@ -1,13 +1,24 @@
 import Logging
 import Foundation
 
-/// `auth/token/`: lookup-self, lookup, lookup-accessor, create, renew-self, renew,
-/// revoke-self, revoke, revoke-accessor (vault-api.md §2.11).
+/// `auth/token/`: lookup-self, lookup, lookup-accessor, create, create/:role, roles/:name,
+/// renew-self, renew, revoke-self, revoke, revoke-accessor (vault-api.md §2.11).
 enum TokenHandlers {
     static func handle(_ broker: Broker, _ request: LogicalRequest, _ caller: Caller, _ route: String)
         async throws -> LogicalResponse
     {
         let tokens = broker.tokens
+        if route == "roles/" || route.hasPrefix("roles/") {
+            return try await roles(broker, request, name: String(route.dropFirst("roles/".count)))
+        }
+        if route.hasPrefix("create/") {
+            guard request.operation == .update else { throw APIError.unsupportedOperation }
+            let name = String(route.dropFirst("create/".count))
+            guard let role = try await role(broker, name) else {
+                throw APIError.badRequest("unknown role \"\(Broker.clip(name))\"")
+            }
+            return try await create(broker, request, caller, orphan: false, role: role)
+        }
         switch (route, request.operation) {
         case ("lookup-self", .read), ("lookup-self", .update):
             let (token, entry) = try caller.requireToken()
@@ -74,8 +85,41 @@ enum TokenHandlers {
         }
     }
 
-    private static func create(_ broker: Broker, _ request: LogicalRequest, _ caller: Caller, orphan: Bool)
-        async throws -> LogicalResponse
+    // MARK: Roles
+
+    private static func role(_ broker: Broker, _ name: String) async throws -> TokenRole? {
+        guard !name.isEmpty, let bytes = try await broker.barrier.get(TokenRole.prefix + name) else { return nil }
+        return try JSONDecoder().decode(TokenRole.self, from: Data(bytes))
+    }
+
+    /// `auth/token/roles` (list) and `auth/token/roles/:name` (read, write, delete).
+    private static func roles(_ broker: Broker, _ request: LogicalRequest, name: String) async throws -> LogicalResponse {
+        switch (name.isEmpty, request.operation) {
+        case (true, .list), (true, .read):
+            let names = try await broker.barrier.list(TokenRole.prefix).filter { !$0.hasSuffix("/") }
+            guard !names.isEmpty else { throw APIError.notFound }
+            return .envelope(Envelope(data: ["keys": .strings(names.sorted())]))
+        case (false, .read):
+            guard let role = try await role(broker, name) else { throw APIError.notFound }
+            return .envelope(Envelope(data: role.json))
+        case (false, .update):
+            let role = try TokenRole.parse(name, request.data, existing: try await role(broker, name))
+            try await broker.barrier.put(TokenRole.prefix + name, try JSONEncoder().encode(role).bytes)
+            broker.logger.info("token role written", metadata: ["role": "\(name)"])
+            return .noContent
+        case (false, .delete):
+            try DatabaseEngine.validateName(name, kind: "token role")
+            try await broker.barrier.delete(TokenRole.prefix + name)
+            return .noContent
+        default:
+            throw APIError.unsupportedOperation
+        }
+    }
+
+    // MARK: Create
+
+    private static func create(_ broker: Broker, _ request: LogicalRequest, _ caller: Caller, orphan: Bool,
+                               role: TokenRole? = nil) async throws -> LogicalResponse
     {
         let data = request.data
         if let type = data["type"]?.stringValue, !type.isEmpty, type != "service", type != "default" {
@@ -87,16 +131,12 @@ enum TokenHandlers {
         if let id = data["id"]?.stringValue, !id.isEmpty {
             throw APIError.badRequest("custom token ids are not supported")
         }
-        // A token carries the policies of whoever created it, never more.
-        let parentPolicies = caller.policies
-        var policies = try stringList(data["policies"], field: "policies") ?? parentPolicies.filter { $0 != "root" || caller.acl.isRoot }
-        if !caller.acl.isRoot {
-            let allowed = Set(parentPolicies)
-            if let outside = policies.first(where: { !allowed.contains($0) && $0 != "default" }) {
-                throw APIError.badRequest("child policies must be subset of parent's policies; \"\(outside)\" is not")
-            }
-        }
-        let noDefault = data["no_default_policy"]?.boolValue ?? false
+        // A token carries the policies of whoever created it, never more, unless a role (which
+        // only sudo can write) allows others.
+        var policies = try (role ?? TokenRole(name: "")).policies(
+            requested: try stringList(data["policies"], field: "policies"), creator: caller.policies,
+            creatorIsRoot: caller.acl.isRoot)
+        let noDefault = (data["no_default_policy"]?.boolValue ?? false) || role?.noDefaultPolicy == true
         if !noDefault && !policies.contains("default") && !policies.contains("root") { policies.append("default") }
         policies = Array(Set(policies)).sorted()
         var meta: [String: String]?
@@ -107,23 +147,33 @@ enum TokenHandlers {
                 return s
             }
         }
-        let noParent = orphan || (data["no_parent"]?.boolValue ?? false)
-        if noParent && !caller.acl.isRoot && !orphan {
+        let requestedOrphan = data["no_parent"]?.boolValue ?? false
+        if requestedOrphan && !caller.acl.isRoot && !orphan {
             throw APIError.badRequest("root or sudo privileges required to create orphan token")
         }
+        let noParent = orphan || requestedOrphan || role?.orphan == true
         var numUses: Int64 = 0
         if let raw = data["num_uses"], !raw.isNull {
             guard let n = raw.intValue, n >= 0 else { throw APIError.badRequest("num_uses must be a non-negative integer") }
             numUses = n
         }
         let ttl = try DurationParser.seconds(data["ttl"] ?? data["lease"], field: "ttl")
-        let explicitMax = try DurationParser.seconds(data["explicit_max_ttl"], field: "explicit_max_ttl") ?? 0
+        var explicitMax = try DurationParser.seconds(data["explicit_max_ttl"], field: "explicit_max_ttl") ?? 0
+        var renewable = data["renewable"]?.boolValue ?? true
+        var path = request.path
+        if let role {
+            // The role's limits bound whatever the request asks for.
+            if role.explicitMaxTTL > 0 { explicitMax = explicitMax == 0 ? role.explicitMaxTTL : min(explicitMax, role.explicitMaxTTL) }
+            if role.numUses > 0 { numUses = numUses == 0 ? role.numUses : min(numUses, role.numUses) }
+            renewable = renewable && role.renewable
+            path = "auth/token/create/\(role.name)" + (role.pathSuffix.isEmpty ? "" : "/" + role.pathSuffix)
+        }
         var displayName = data["display_name"]?.stringValue ?? ""
         displayName = "token" + (displayName.isEmpty ? "" : "-" + String(displayName.prefix(64)))
         let warnings = policies.filter { !broker.policies.exists($0) }.map { "Policy \"\($0)\" does not exist" }
         let (token, entry) = try await broker.tokens.create(TokenRequest(
             policies: policies, meta: meta, displayName: displayName, ttl: ttl, explicitMaxTTL: explicitMax,
-            renewable: data["renewable"]?.boolValue ?? true, numUses: numUses, path: request.path,
+            renewable: renewable, numUses: numUses, path: path,
             parentHash: noParent ? nil : caller.entry?.idHash, identity: caller.identityName))
         broker.logger.info("token created", metadata: ["accessor": "\(entry.accessor)", "policies": "\(policies)"])
         return .envelope(Envelope(warnings: warnings, auth: auth(entry, token: token)))
@@ -151,6 +201,8 @@ enum TokenHandlers {
             "orphan": .bool(entry.isOrphan), "path": .string(entry.path), "policies": .strings(entry.policies),
             "renewable": .bool(entry.renewable), "ttl": .int(entry.ttl()), "type": "service",
             "last_renewal_time": entry.lastRenewal.map { .int($0) } ?? .null,
+            "role": .string(entry.path.hasPrefix("auth/token/create/")
+                ? String(entry.path.dropFirst("auth/token/create/".count).prefix { $0 != "/" }) : ""),
         ]
     }
 }
