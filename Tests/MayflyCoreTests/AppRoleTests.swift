@@ -69,6 +69,10 @@ import Testing
         #expect(await Self.login(t, roleID: roleID, secretID: secret, from: "unix").status == 400)
         #expect(await Self.login(t, roleID: roleID, secretID: secret, from: "10.1.2.77:1234").status == 200)
         #expect(await t.status(.update, "auth/approle/role/app", ["secret_id_bound_cidrs": "10.1.0.0/33"]) == 400)
+        // Restrictions Mayfly does not enforce are refused, never stored and silently ignored.
+        for body: [String: JSONValue] in [["token_bound_cidrs": "10.0.0.0/8"], ["token_period": "1h"], ["token_type": "batch"]] {
+            #expect(await t.status(.update, "auth/approle/role/app", body) == 400, "\(body)")
+        }
     }
 
     @Test func bruteForceHits429AfterTheLimit() async throws {

@@ -111,6 +111,19 @@ final class AppRoleEngine: Sendable {
     private func writeRole(_ name: String, _ data: [String: JSONValue]) async throws -> LogicalResponse {
         let path = Self.prefix + "role/" + name
         let existing: AppRole? = try await barrier.get(path) != nil ? try await role(name) : nil
+        // A restriction Mayfly would not enforce is refused, never stored and ignored.
+        for field in ["token_bound_cidrs", "bound_cidr_list"] {
+            if let list = try TokenHandlers.stringList(data[field], field: field), !list.isEmpty {
+                throw APIError.badRequest("\(field) is not supported (use secret_id_bound_cidrs)")
+            }
+        }
+        for field in ["token_period", "period", "token_explicit_max_ttl"]
+        where (try DurationParser.seconds(data[field], field: field) ?? 0) != 0 {
+            throw APIError.badRequest("\(field) is not supported (use token_max_ttl)")
+        }
+        if let type = data["token_type"]?.stringValue, !["", "service", "default", "default-service"].contains(type) {
+            throw APIError.badRequest("only service tokens are supported")
+        }
         let policies = try TokenHandlers.stringList(data["token_policies"] ?? data["policies"], field: "token_policies")
         var role = existing ?? AppRole(
             name: name, roleID: UUID().uuidString.lowercased(), policies: [], tokenTTL: 0, tokenMaxTTL: 0,
