@@ -78,18 +78,28 @@ public struct CronSchedule: Sendable, Equatable, CustomStringConvertible {
             let hint = words.count == 6 ? " (a seconds field is not supported)" : ""
             throw CronError("expected 5 fields (minute hour day-of-month month day-of-week), got \(words.count)\(hint)")
         }
+        let day = try CronField(words[2], .dayOfMonth), month = try CronField(words[3], .month)
+        let weekday = try CronField(words[4], .dayOfWeek)
+        // Unless the weekday alone can match (both day fields restricted), some month must have
+        // one of the days (February counts 29): `0 0 30 2 *` would never fire.
+        if day.isStar || weekday.isStar {
+            let longest = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+            guard month.values.contains(where: { m in day.values.contains { $0 <= longest[m - 1] } }) else {
+                throw CronError("day-of-month field \"\(words[2])\": no month of the month field has that day, so the schedule would never fire")
+            }
+        }
         rule = .fields(
             minute: try CronField(words[0], .minute), hour: try CronField(words[1], .hour),
-            day: try CronField(words[2], .dayOfMonth), month: try CronField(words[3], .month),
-            weekday: try CronField(words[4], .dayOfWeek))
+            day: day, month: month, weekday: weekday)
     }
 
     public static func == (lhs: CronSchedule, rhs: CronSchedule) -> Bool {
         lhs.expression == rhs.expression && lhs.timeZoneIdentifier == rhs.timeZoneIdentifier
     }
 
-    /// The first fire time strictly after `date`; nil when none falls within eight years
-    /// (`0 0 30 2 *`). Fire times of field schedules are whole minutes.
+    /// The first fire time strictly after `date`; nil when none falls within eight years (only
+    /// near the end of representable time: impossible dates are refused by `init`). Fire times
+    /// of field schedules are whole minutes.
     public func nextFire(after date: Date) -> Date? {
         let seconds = date.timeIntervalSince1970
         guard seconds.isFinite, abs(seconds) < 1e13 else { return nil }

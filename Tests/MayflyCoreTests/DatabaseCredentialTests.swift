@@ -134,6 +134,8 @@ struct DatabaseCredentialTests {
         #expect(capped.leaseDuration <= 90 && capped.leaseDuration >= 85)
         #expect(!capped.warnings.isEmpty)
         #expect(capped.renewable, "renewable stays true at the cap, as in Vault")
+        #expect(await t.status(.update, "sys/leases/renew", ["lease_id": .string(credential.lease), "increment": .int(Int64.max)]) == 400,
+                "an increment near Int64.max is refused, not added to now")
         let admin = try await PG.admin()
         let until = Int64(try await admin.query(
             "SELECT extract(epoch FROM rolvaliduntil)::bigint::text FROM pg_roles WHERE rolname = $1", [credential.user])

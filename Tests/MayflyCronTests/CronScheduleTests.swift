@@ -225,10 +225,17 @@ import Testing
         #expect(count(from: "2026-11-01T04:00:00Z", to: "2026-11-02T05:00:00Z") == 25)
     }
 
-    @Test func impossibleDatesHaveNoNextFire() throws {
-        #expect(try CronSchedule("0 0 30 2 *").nextFire(after: Self.date("2026-01-01T00:00:00Z")) == nil)
-        #expect(try CronSchedule("0 0 31 4,6,9,11 *").nextFire(after: Self.date("2026-01-01T00:00:00Z")) == nil)
-        #expect(try CronSchedule("0 0 30 FEB *", timeZone: "Europe/Berlin").nextFire(after: .distantFuture) == nil)
+    /// A schedule that could never fire is refused, naming the field; one that fires rarely,
+    /// or only through its weekday, is not.
+    @Test func impossibleDatesAreRefused() throws {
+        for expression in ["0 0 30 2 *", "0 0 31 4,6,9,11 *", "0 0 30-31 FEB */2"] {
+            #expect(throws: CronError.self, "\(expression)") { _ = try CronSchedule(expression, timeZone: "Europe/Berlin") }
+        }
+        let error = #expect(throws: CronError.self) { _ = try CronSchedule("0 0 31 2 *") }
+        #expect(error?.description.contains("day-of-month field \"31\"") == true && error?.description.contains("never fire") == true)
+        #expect(try CronSchedule("0 0 29 2 *").nextFire(after: Self.date("2026-01-01T00:00:00Z")) == Self.date("2028-02-29T00:00:00Z"))
+        #expect(try CronSchedule("0 0 30 2 MON").nextFire(after: Self.date("2026-01-01T00:00:00Z")) == Self.date("2026-02-02T00:00:00Z"),
+                "both day fields restricted: a Monday in February matches")
     }
 
     @Test func propertiesDescriptionAndEquality() throws {

@@ -78,9 +78,9 @@ public enum ConfigLoader {
         }
 
         func duration(_ member: HCLMember) throws(ConfigError) -> Int64 {
-            if let int = member.value.intValue, int >= 0 { return int }
+            if let int = member.value.intValue, (0...DurationParser.maximum).contains(int) { return int }
             if let text = member.value.stringValue, let seconds = DurationParser.seconds(text) { return seconds }
-            throw fail(member.line, "\(member.key) must be a duration such as \"15m\" or \"24h\"")
+            throw fail(member.line, "\(member.key) must be a duration such as \"15m\" or \"24h\" (at most 100 years)")
         }
 
         mutating func read(_ members: [HCLMember]) throws(ConfigError) -> MayflyConfig {

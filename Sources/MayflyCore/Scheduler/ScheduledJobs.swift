@@ -36,7 +36,7 @@ final class ScheduledJobs: Sendable {
     /// `@every <n>s`.
     private static func every(_ seconds: Int64) -> CronSchedule {
         // An @every duration of at least 1s always parses.
-        (try? CronSchedule("@every \(max(1, seconds))s")) ?? (try! CronSchedule("* * * * *"))
+        (try? CronSchedule("@every \(min(max(1, seconds), DurationParser.maximum))s")) ?? (try! CronSchedule("@yearly"))
     }
 
     func all() async -> [ScheduledJob] {

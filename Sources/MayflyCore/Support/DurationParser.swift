@@ -1,11 +1,15 @@
 /// Parses durations the way Vault does (`parseutil.ParseDurationSecond`): an integer is
 /// seconds; a string may be an integer, `Nd`, or a Go duration such as `1h30m` or `90s`.
 public enum DurationParser {
-    /// Seconds, or nil when the text is not a duration. Negative values are rejected.
+    /// The longest duration accepted anywhere (100 years): every `now + duration` stays far
+    /// from overflow and within PostgreSQL's timestamps.
+    public static let maximum: Int64 = 100 * 365 * 86_400
+
+    /// Seconds, or nil when the text is not a duration (negative, or over `maximum`).
     public static func seconds(_ text: String) -> Int64? {
         let text = text.trimmingWhitespace()
         if text.isEmpty { return 0 }
-        if let value = Int64(text) { return value >= 0 ? value : nil }
+        if let value = Int64(text) { return (0...maximum).contains(value) ? value : nil }
         let units: [(String, Double)] = [
             ("ns", 1e-9), ("us", 1e-6), ("µs", 1e-6), ("ms", 1e-3), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400),
         ]
@@ -21,7 +25,7 @@ public enum DurationParser {
             rest = rest.dropFirst(match.0.count)
             total += value * match.1
         }
-        guard total < 1e15 else { return nil }
+        guard total <= Double(maximum) else { return nil }
         return Int64(total.rounded(.down))
     }
 
@@ -30,10 +34,12 @@ public enum DurationParser {
         guard let value, !value.isNull else { return nil }
         if let int = value.intValue {
             guard int >= 0 else { throw APIError.badRequest("\(field) must not be negative") }
+            guard int <= maximum else { throw APIError.badRequest("\(field) must be at most 100 years (\(maximum) seconds)") }
             return int
         }
         if let string = value.stringValue, let seconds = seconds(string) { return seconds }
-        throw APIError.badRequest("\(field) must be a duration (e.g. 3600, \"1h\" or \"30m\"), got \(value.typeName)")
+        throw APIError.badRequest(
+            "\(field) must be a duration of at most 100 years (e.g. 3600, \"1h\" or \"30m\"), got \(value.typeName)")
     }
 }
 

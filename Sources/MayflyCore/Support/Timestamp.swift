@@ -2,9 +2,13 @@ public import Foundation
 
 /// RFC 3339 timestamps with nanoseconds, as Vault prints them (`2024-03-04T13:48:47.123456789Z`).
 public enum Timestamp {
+    /// 9999-12-31T23:59:59Z, the last second an RFC 3339 time can name.
+    static let latest: Double = 253_402_300_799
+
     /// `date` formatted in UTC with nine fractional digits.
     public static func rfc3339(_ date: Date) -> String {
-        let seconds = date.timeIntervalSince1970
+        // Years 1970 to 9999: nothing Mayfly stores lies outside, and time_t stays in range.
+        let seconds = min(max(date.timeIntervalSince1970, 0), latest)
         let whole = floor(seconds)
         let nanos = Int(((seconds - whole) * 1e9).rounded())
         var time = time_t(whole)
@@ -31,7 +35,7 @@ public enum Timestamp {
     /// allowed) or whole Unix seconds; nil when it is neither.
     public static func parse(_ text: String) -> Double? {
         let text = text.trimmingCharacters(in: .whitespaces)
-        if let seconds = Int64(text) { return Double(seconds) }
+        if let seconds = Int64(text) { return (0...Int64(latest)).contains(seconds) ? Double(seconds) : nil }
         let bytes = Array(text.utf8)
         func number(_ range: Range<Int>) -> Int? {
             guard range.upperBound <= bytes.count else { return nil }
