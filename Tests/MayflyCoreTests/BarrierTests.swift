@@ -89,6 +89,46 @@ import Testing
         #expect(try await t.broker.barrier.get("w/empty") == [])
     }
 
+    /// Rotations racing each other and KV writes: every rotation adds exactly one term, none
+    /// fails, and every write reads back, also after seal and unseal.
+    @Test func concurrentRotationsLoseNothing() async throws {
+        let t = try await TestBroker.make()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<90 {
+                group.addTask {
+                    if i % 3 == 0 {
+                        _ = try await t.call(.update, "sys/rotate")
+                    } else {
+                        _ = try await t.call(.update, "secret/data/r\(i)", ["data": ["v": .string("\(i)")]])
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await t.broker.seal.keyStatus().term == 31)
+        await t.broker.seal.seal()
+        for share in t.shares.prefix(2) { _ = try await t.broker.seal.submit(share: share) }
+        for i in 0..<90 where i % 3 != 0 {
+            #expect(try await t.data(.read, "secret/data/r\(i)")["data"]?["v"] == .string("\(i)"))
+        }
+    }
+
+    /// Fifty writers of one path all succeed (last writer wins), none gets a 500.
+    @Test func writersOfOnePathAllSucceed() async throws {
+        let t = try await TestBroker.make()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<50 {
+                group.addTask {
+                    _ = try await t.call(.update, "sys/policies/acl/crowd", ["policy": .string(#"path "secret/data/\#(i)" { capabilities = ["read"] }"#)])
+                    _ = try await t.call(.update, "auth/approle/role/crowd", ["token_policies": .string("p\(i)")])
+                    _ = try await t.call(.update, "auth/token/roles/crowd", ["allowed_policies": .string("p\(i)")])
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await t.data(.read, "auth/token/roles/crowd")["allowed_policies"]?.arrayValue?.count == 1)
+    }
+
     @Test func sealWipesEveryKeyAndDataRoutesAnswer503() async throws {
         let t = try await TestBroker.make()
         _ = try await t.call(.update, "secret/data/app", ["data": ["k": "v"]])

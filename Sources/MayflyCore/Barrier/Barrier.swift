@@ -142,7 +142,13 @@ public final class Barrier: Sendable {
     /// Applies the operations atomically. Each put gets the next write version of its path; a
     /// concurrent writer to the same path makes the whole commit retry.
     public func commit(_ operations: [BarrierOperation]) async throws {
-        for attempt in 0..<5 {
+        // A put is sealed for the entry's next version, so a concurrent write of the same path
+        // makes the commit conflict; it is simply sealed again for the newer version (last
+        // writer wins, as in Vault). Backing off a little more each time lets a crowd of
+        // writers to one path through instead of failing the unlucky ones.
+        let attempts = 64
+        for attempt in 0..<attempts {
+            if attempt > 0 { try await Task.sleep(for: .microseconds(Int.random(in: 0...(200 * min(attempt, 20))))) }
             var physical: [StorageOperation] = []
             for operation in operations {
                 switch operation {
@@ -159,7 +165,7 @@ public final class Barrier: Sendable {
             }
             do {
                 return try await storage.commit(physical)
-            } catch let error as StorageError where error.code == .conflict && attempt < 4 {
+            } catch let error as StorageError where error.code == .conflict && attempt < attempts - 1 {
                 continue
             }
         }

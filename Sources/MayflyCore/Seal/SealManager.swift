@@ -17,6 +17,7 @@ public actor SealManager {
     private var pendingShares: [[UInt8]] = []
     private var nonce = ""
     private let afterUnseal: @Sendable () async throws -> Void
+    private let rotations = KeyedLock()
 
     init(storage: any Storage, barrier: Barrier, tokens: TokenStore, mode: SealMode, logger: Logger,
          afterUnseal: @escaping @Sendable () async throws -> Void)
@@ -205,9 +206,28 @@ public actor SealManager {
 
     /// Adds a keyring term; new writes use it, old terms still decrypt.
     public func rotate() async throws -> KeyStatus {
+        // One rotation at a time: the actor is re-entered at the storage write, and two
+        // rotations from the same keyring would each make a term N+1 of their own, so values
+        // sealed under the one whose keyring write lost would never open again.
+        try await rotations.withLock("keyring") { try await self.rotateOnce() }
+    }
+
+    private func rotateOnce() async throws -> KeyStatus {
         guard let rootKey else { throw APIError.sealed }
-        let ring = try barrier.currentKeyring().rotated()
-        try await storage.setSystemValue("keyring", try ring.sealed(rootKey: rootKey))
+        let current = try barrier.currentKeyring()
+        let ring = current.rotated()
+        do {
+            try await storage.setSystemValue("keyring", try ring.sealed(rootKey: rootKey))
+        } catch {
+            ring.active.key.wipe()
+            throw error
+        }
+        // Sealed meanwhile: the stored keyring (every old term plus the new one) is loaded at
+        // the next unseal; installing it now would unseal the barrier behind the seal's back.
+        guard self.rootKey != nil, (try? barrier.currentKeyring()) === current else {
+            ring.active.key.wipe()
+            throw APIError.sealed
+        }
         barrier.install(ring)
         logger.notice("keyring rotated", metadata: ["term": "\(ring.activeTerm)"])
         return try keyStatus()
