@@ -216,6 +216,7 @@ import Testing
     }
 
     @Test(arguments: [
+        (String(repeating: "[", count: 2000) + String(repeating: "]", count: 2000), 400, "nested more than 64 levels"),
         (#"{"data": {"a": "b"}"#, 400, "failed to parse JSON input"),
         (#"["data"]"#, 400, "request body must be a JSON object"),
         (#"{"data": "text"}"#, 400, "data must be a JSON object"),
