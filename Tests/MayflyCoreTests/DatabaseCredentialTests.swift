@@ -206,12 +206,18 @@ struct DatabaseCredentialTests {
     }
 
     @Test func revokePrefixAndListLeases() async throws {
-        let (t, _) = try await Self.setUp()
+        let (t, group) = try await Self.setUp()
+        // A role whose name starts like `ro`: the prefix is a whole path, so it is not touched.
+        _ = try await t.call(.update, "database/roles/ro-other", ["db_name": "db", "member_of": .strings([group])])
+        let other = try await Self.issue(t, role: "ro-other")
         var users: [String] = []
         for _ in 0..<3 { users.append(try await Self.issue(t).user) }
         let listed = try await t.data(.list, "sys/leases/lookup/database/creds/ro/")
         #expect(listed["keys"]?.arrayValue?.count == 3)
+        #expect(await t.status(.update, "sys/leases/revoke-prefix/") == 400, "an empty prefix is not everything")
         _ = try await t.call(.update, "sys/leases/revoke-prefix/database/creds/ro")
+        #expect(try await t.storage.lease(id: other.lease)?.state == .active)
+        _ = try await t.call(.update, "sys/leases/revoke", ["lease_id": .string(other.lease)])
         let admin = try await PG.admin()
         for user in users {
             #expect(try await admin.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [user]).isEmpty)

@@ -263,6 +263,13 @@ final class LeaseManager: Sendable {
     /// Revokes every lease under `prefix`, in batches per database. With `force`, leases that
     /// cannot be revoked are forgotten (and logged) instead of reported.
     func revokePrefix(_ prefix: String, force: Bool) async throws -> LogicalResponse {
+        // As Vault, the prefix is a whole path: `database/creds/dev` is `database/creds/dev/`,
+        // never `database/creds/dev-readonly/…`. An empty prefix is refused rather than taken
+        // to mean everything (that is `sys/mayfly/revoke`, which records an incident).
+        guard !prefix.isEmpty else {
+            throw APIError.badRequest("a prefix is required, e.g. database/creds/<role>; to revoke everything use sys/mayfly/revoke")
+        }
+        let prefix = prefix.hasSuffix("/") ? prefix : prefix + "/"
         var after: String?
         var failures: [String] = []
         while true {
