@@ -287,6 +287,7 @@ public final class Broker: Sendable {
                 return try await leases.issue(roleName: String(relative.dropFirst("creds/".count)),
                                               identity: caller.identityName)
             }
+            if section == "config", request.operation == .delete { try await checkUnused(database: name) }
             return try await databases.handle(request, relativePath: relative)
         }
         if let route = LeaseHandlers.route(path) {
@@ -338,6 +339,22 @@ public final class Broker: Sendable {
             path: "auth/cert/login", identity: request.identity!.summary))
         logger.info("certificate login", metadata: ["identity": "\(request.identity!.summary)", "accessor": "\(entry.accessor)"])
         return .envelope(Envelope(auth: TokenHandlers.auth(entry, token: token)))
+    }
+
+    /// A database config is deleted only when nothing depends on it: without its connection,
+    /// live credentials could no longer be renewed or revoked (their logins would stay usable
+    /// until VALID UNTIL) and static roles could not rotate.
+    private func checkUnused(database name: String) async throws {
+        let counts = try await storage.leaseCounts(matching: LeaseFilter(databases: [name], states: [.pending, .active, .revoking]))
+        let live = counts.values.reduce(0) { $0 + $1.values.reduce(0, +) }
+        if live > 0 {
+            throw APIError.badRequest(
+                "database \"\(Broker.clip(name))\" still has \(live) live credential(s): revoke them first (mayfly revoke --database \(Broker.clip(name)) --reason …)")
+        }
+        let users = try await staticRoles.roles(inDatabase: name).map(\.name)
+        if !users.isEmpty {
+            throw APIError.badRequest("database \"\(Broker.clip(name))\" is used by static role(s) \(users.sorted().joined(separator: ", ")): delete them first")
+        }
     }
 
     /// A token from `auth/cert/login` is renewed only over a connection that presents the same

@@ -215,6 +215,7 @@ struct DatabaseCredentialTests {
         let listed = try await t.data(.list, "sys/leases/lookup/database/creds/ro/")
         #expect(listed["keys"]?.arrayValue?.count == 3)
         #expect(await t.status(.update, "sys/leases/revoke-prefix/") == 400, "an empty prefix is not everything")
+        #expect(await t.status(.delete, "database/config/db") == 400, "live credentials depend on the database")
         _ = try await t.call(.update, "sys/leases/revoke-prefix/database/creds/ro")
         #expect(try await t.storage.lease(id: other.lease)?.state == .active)
         _ = try await t.call(.update, "sys/leases/revoke", ["lease_id": .string(other.lease)])
@@ -224,6 +225,7 @@ struct DatabaseCredentialTests {
         }
         await admin.close()
         #expect(await t.status(.list, "sys/leases/lookup/database/creds/ro/") == 404)
+        #expect(await t.status(.delete, "database/config/db") == nil, "nothing depends on it any more")
     }
 
     @Test func badDatabaseAndRoleInputsAreRefused() async throws {

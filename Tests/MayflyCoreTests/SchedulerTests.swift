@@ -89,6 +89,7 @@ struct SchedulerTests {
         let session = try await PG.login(active.user, active.password, database: f.pgDatabases["one"]!)
         try await session.execute("CREATE TABLE \(alternating)_made (x int)")
 
+        #expect(await f.t.status(.delete, "database/config/one") == 400, "static roles use the database")
         #expect(await f.t.status(.delete, "database/static-roles/alt") == nil)
         #expect(await f.t.status(.delete, "database/static-roles/single") == nil)
         let superuser = try await PG.superuser()
