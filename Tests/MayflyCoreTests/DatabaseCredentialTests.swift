@@ -205,6 +205,28 @@ struct DatabaseCredentialTests {
         #expect(try await t.storage.lease(id: credential.lease)?.state == .revoked)
     }
 
+    /// A role whose revocation fails (here its own revocation statement) is retried on its own;
+    /// the credentials revoked in the same batch are not held back by it.
+    @Test func oneUnrevocableRoleDoesNotHoldBackTheOthers() async throws {
+        let (t, group) = try await Self.setUp()
+        _ = try await t.call(.update, "database/roles/broken", [
+            "db_name": "db", "member_of": .strings([group]), "revocation_statements": "SELECT 1/0",
+        ])
+        let broken = try await Self.issue(t, role: "broken")
+        var good: [(lease: String, user: String, password: String, ttl: Int64)] = []
+        for _ in 0..<4 { good.append(try await Self.issue(t)) }
+        #expect(await t.status(.update, "sys/leases/revoke-prefix/database/creds") == 500, "the broken one is reported")
+        for credential in good {
+            #expect(try await t.storage.lease(id: credential.lease)?.state == .revoked)
+            await #expect(throws: PGError.self) { _ = try await PG.login(credential.user, credential.password) }
+        }
+        let stuck = try #require(try await t.storage.lease(id: broken.lease))
+        #expect(stuck.state == .revoking && stuck.lastError?.contains("22012") == true)
+        _ = try await t.call(.update, "database/roles/broken", ["revocation_statements": .strings([])])
+        _ = try await t.call(.update, "sys/leases/revoke-prefix/database/creds/broken")
+        #expect(try await t.storage.lease(id: broken.lease)?.state == .revoked)
+    }
+
     @Test func revokePrefixAndListLeases() async throws {
         let (t, group) = try await Self.setUp()
         // A role whose name starts like `ro`: the prefix is a whole path, so it is not touched.

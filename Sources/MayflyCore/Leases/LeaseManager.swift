@@ -347,6 +347,16 @@ final class LeaseManager: Sendable {
                 Counter(label: "mayfly_leases_revoked_total", dimensions: [("database", databaseName)]).increment(by: group.count)
                 Timer(label: "mayfly_revocation_batch_duration_seconds", preferredDisplayUnit: .seconds)
                     .recordInterval(since: started)
+            } catch let error as PGError where group.count > 1 && Self.isStatementFailure(error) {
+                // One role that cannot be dropped (a failing revocation statement, a circular
+                // grant) must not hold back the rest: retry the halves, down to that role alone.
+                let half = group.count / 2
+                for part in [Array(group[..<half]), Array(group[half...])] {
+                    let partial = await revokeLeases(part, force: force)
+                    outcome.revoked += partial.revoked
+                    outcome.sessionsTerminated += partial.sessionsTerminated
+                    outcome.failures += partial.failures
+                }
             } catch {
                 let message = DatabaseEngine.describe(error)
                 Counter(label: "mayfly_revocation_failures_total", dimensions: [("database", databaseName)]).increment(by: group.count)
@@ -378,6 +388,13 @@ final class LeaseManager: Sendable {
             }
         }
         return outcome
+    }
+
+    /// An error of one statement (SQLSTATE outside connection exceptions, class 08, and
+    /// operator intervention, class 57), as opposed to a server that cannot be reached.
+    static func isStatementFailure(_ error: PGError) -> Bool {
+        guard let state = error.sqlState else { return false }
+        return !state.hasPrefix("08") && !state.hasPrefix("57")
     }
 
     /// Marks `leases` as `revoking` and owned by the caller for `inFlightGrace` (so the sweeper
