@@ -64,9 +64,27 @@ public struct PGSession {
         let status = PQresultStatus(result)
         guard status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK || status == PGRES_EMPTY_QUERY else {
             let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
-            let message = String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
-            throw PGError(.query, sqlState: state, message: "statement failed", detail: message)
+            // The primary message only: libpq's full message quotes the statement around the
+            // error position ("LINE 1: …"), and role statements carry password verifiers.
+            let primary = PQresultErrorField(result, Int32(UInt8(ascii: "M"))).map { String(cString: $0) }
+                ?? String(cString: PQerrorMessage(handle))
+            throw PGError(.query, sqlState: state, message: "statement failed",
+                          detail: Self.redactingVerifiers(primary.trimmingCharacters(in: .whitespacesAndNewlines)))
         }
+    }
+}
+
+extension PGSession {
+    /// `text` with every SCRAM verifier (`SCRAM-SHA-256$…`, as PostgreSQL may quote the token
+    /// near a syntax error) cut to its prefix.
+    static func redactingVerifiers(_ text: String) -> String {
+        var result = ""
+        var rest = Substring(text)
+        while let range = rest.range(of: "SCRAM-SHA-256$") {
+            result += rest[..<range.upperBound] + "<redacted>"
+            rest = rest[range.upperBound...].drop { !($0.isWhitespace || $0 == "'" || $0 == "\"") }
+        }
+        return result + rest
     }
 }
 

@@ -272,6 +272,26 @@ struct DatabaseCredentialTests {
         #expect(await t.status(.update, "database/roles/r", ["db_name": "nope"]) == 400)
         #expect(await t.status(.update, "database/roles/r", ["db_name": "db", "default_ttl": "2h", "max_ttl": "1h"]) == 400)
         #expect(await t.status(.read, "database/creds/missing") == 400)
+        // Groups a credential could take over the database or the broker's login with.
+        let adminLogin = try PG.value("MAYFLY_TEST_PG_USER"), superuser = try PG.value("MAYFLY_TEST_PG_SUPERUSER")
+        for group in [adminLogin, superuser, "pg_read_all_data\u{0}x"] {
+            #expect(await t.status(.update, "database/roles/escalate", ["db_name": "db", "member_of": .strings([group])]) == 400,
+                    "member_of \(group)")
+        }
+        #expect(await t.status(.read, "database/roles/escalate") == 404)
+        // Static roles: not the admin login (rotate-root is for that), not a superuser, no NUL.
+        for user in [adminLogin, superuser, "someone\u{0}else"] {
+            #expect(await t.status(.update, "database/static-roles/st", [
+                "db_name": "db", "username": .string(user), "rotation_period": "1h",
+            ]) == 400, "static role user \(user)")
+        }
+        // An owner_on_revoke that does not exist would fail every revocation.
+        var owned = try PG.configBody()
+        owned["owner_on_revoke"] = "no_such_owner_role"
+        #expect(await t.status(.update, "database/config/owned", owned) == 400)
+        owned["owner_on_revoke"] = "owner\u{0}x"
+        #expect(await t.status(.update, "database/config/owned", owned) == 400)
+        #expect(await t.status(.read, "database/config/owned") == 404)
         let admin = try await PG.admin()
         #expect(try await admin.query("SELECT 1 FROM pg_roles WHERE rolname = 'mayfly_admin'") == [["1"]])
         await admin.close()

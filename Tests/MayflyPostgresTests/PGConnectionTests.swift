@@ -106,4 +106,17 @@ struct PGConnectionTests {
         #expect(named == [[name]])
         await connection.close()
     }
+
+    /// A failing statement's error quotes neither the statement (libpq's "LINE 1: …") nor a
+    /// password verifier near the error.
+    @Test func statementErrorsCarryNoVerifier() async throws {
+        let connection = try await PGConnection.connect(try TestCluster.config())
+        let verifier = "SCRAM-SHA-256$16:c2FsdHNhbHQ=$c3RvcmVka2V5:c2VydmVya2V5"
+        for sql in ["SELECT 1 BOGUS '\(verifier)'", "SELECT '\(verifier)' FROM WHERE", "ALTER ROLE nobody_here_x PASSWORD '\(verifier)'"] {
+            let error = await #expect(throws: PGError.self) { try await connection.execute(sql) }
+            let text = String(reflecting: try #require(error))
+            #expect(!text.contains("c3RvcmVka2V5") && !text.contains("LINE 1"), "\(text)")
+        }
+        await connection.close()
+    }
 }

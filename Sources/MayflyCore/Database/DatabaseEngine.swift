@@ -20,6 +20,47 @@ final class DatabaseEngine: Sendable {
 
     // MARK: Names and fields
 
+    /// A PostgreSQL role name from a request: 1-63 bytes, no control characters (libpq cuts a
+    /// string at NUL, so `u\0x` would name role `u`). Quoting happens where it is used.
+    static func validateIdentifier(_ name: String, field: String) throws {
+        guard !name.isEmpty, name.utf8.count <= 63, !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+        else { throw APIError.badRequest("\(field) \"\(Broker.clip(name))\" is not a valid role name (1-63 bytes, no control characters)") }
+    }
+
+    /// Checks on the database that `groups` exist and that none of them is, or can become, a
+    /// superuser, a role with CREATEROLE, REPLICATION or BYPASSRLS, or the broker's own admin
+    /// login: a credential is a member of its groups, so any of those would let it take over
+    /// the database or the broker's login.
+    func checkGroups(_ groups: [String], database: DatabaseConfig, field: String = "member_of") async throws {
+        for group in groups { try Self.validateIdentifier(group, field: field) }
+        guard !groups.isEmpty else { return }
+        let found: (missing: [String], privileged: [String])
+        do {
+            found = try await pool(database).withSession { session in
+                var missing: [String] = [], privileged: [String] = []
+                for group in groups {
+                    let row = try session.query("""
+                        SELECT pg_has_role(g.oid, (SELECT oid FROM pg_roles WHERE rolname = current_user), 'MEMBER')
+                            OR EXISTS (SELECT 1 FROM pg_roles r WHERE (r.rolsuper OR r.rolcreaterole OR r.rolreplication
+                                OR r.rolbypassrls) AND pg_has_role(g.oid, r.oid, 'MEMBER'))
+                        FROM pg_roles g WHERE g.rolname = $1
+                        """, [group]).first
+                    if row == nil { missing.append(group) } else if row?[0] == "t" { privileged.append(group) }
+                }
+                return (missing, privileged)
+            }
+        } catch {
+            throw APIError.badRequest("cannot check \(field) in database \"\(database.name)\": \(Self.describe(error))")
+        }
+        guard found.missing.isEmpty else {
+            throw APIError.badRequest("group role(s) \(found.missing.map { "\"\($0)\"" }.joined(separator: ", ")) do not exist in database \"\(database.name)\"")
+        }
+        guard found.privileged.isEmpty else {
+            throw APIError.badRequest(
+                "\(field) \(found.privileged.map { "\"\($0)\"" }.joined(separator: ", ")) is, or can become, a superuser, a role with CREATEROLE, REPLICATION or BYPASSRLS, or the broker's admin login: grant privileges to a plain group role instead")
+        }
+    }
+
     static func validateName(_ name: String, kind: String) throws {
         let allowed = name.unicodeScalars.allSatisfy { $0.properties.isASCIIHexDigit || ("a"..."z").contains($0)
             || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" || $0 == "." }
@@ -47,8 +88,11 @@ final class DatabaseEngine: Sendable {
     /// Statements: a list, or one string holding several `;`-separated statements.
     static func statements(_ value: JSONValue?, field: String) throws -> [String]? {
         guard let value, !value.isNull else { return nil }
-        if let text = value.stringValue, !text.hasPrefix("[") { return [decodingBase64(text)] }
-        return try strings(value, field: field)?.map(decodingBase64)
+        // Blank statements are dropped: `""` would be a statement PostgreSQL refuses at issuance.
+        if let text = value.stringValue, !text.hasPrefix("[") {
+            return [decodingBase64(text)].filter { !$0.trimmingWhitespace().isEmpty }
+        }
+        return try strings(value, field: field)?.map(decodingBase64).filter { !$0.trimmingWhitespace().isEmpty }
     }
 
     /// Vault accepts statements base64-encoded: a string with no whitespace that decodes to
@@ -262,6 +306,10 @@ final class DatabaseEngine: Sendable {
             pendingPassword: data["password"] == nil ? existing?.pendingPassword : nil,
             connectionBudget: try Self.share(data["connection_budget"]) ?? existing?.connectionBudget)
         if let schedule = config.rootRotationSchedule { try StaticRoleManager.checkSchedule(schedule, timeZone: nil) }
+        if let owner = data["owner_on_revoke"], !owner.isNull, owner.stringValue == nil {
+            throw APIError.badRequest("owner_on_revoke must be a role name")
+        }
+        if !config.ownerOnRevoke.isEmpty { try Self.validateIdentifier(config.ownerOnRevoke, field: "owner_on_revoke") }
         let connection: PGConnectionConfig
         do {
             connection = try Self.connectionConfig(config)
@@ -272,8 +320,16 @@ final class DatabaseEngine: Sendable {
         if config.verifyConnection {
             do {
                 let test = try await PGConnection.connect(connection)
-                _ = try await test.query("SELECT 1")
+                let owner = config.ownerOnRevoke
+                var ownerExists = true
+                if !owner.isEmpty { ownerExists = try await !test.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [owner]).isEmpty }
                 await test.close()
+                // Every revocation hands objects to this role: a missing one would fail them all.
+                guard ownerExists else {
+                    throw APIError.badRequest("owner_on_revoke \"\(Broker.clip(owner))\" does not exist in the database")
+                }
+            } catch let error as APIError {
+                throw error
             } catch {
                 throw APIError.badRequest("error verifying connection: \(Self.describe(error))")
             }
@@ -332,23 +388,7 @@ final class DatabaseEngine: Sendable {
             rollbackStatements: try Self.statements(data["rollback_statements"], field: "rollback_statements")
                 ?? existing?.rollbackStatements ?? [],
             coalesce: data["coalesce"]?.boolValue ?? existing?.coalesce)
-        for group in role.memberOf where group.isEmpty || group.utf8.count > 63 {
-            throw APIError.badRequest("invalid group role name \"\(Broker.clip(group))\"")
-        }
-        // Groups must exist; checked on the database itself.
-        do {
-            let groups = role.memberOf
-            let missing = try await pool(database).withSession { session in
-                try groups.filter { try session.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [$0]).isEmpty }
-            }
-            guard missing.isEmpty else {
-                throw APIError.badRequest("group role(s) \(missing.map { "\"\($0)\"" }.joined(separator: ", ")) do not exist in database \"\(databaseName)\"")
-            }
-        } catch let error as APIError {
-            throw error
-        } catch {
-            throw APIError.badRequest("cannot check the role's groups in database \"\(databaseName)\": \(Self.describe(error))")
-        }
+        try await checkGroups(role.memberOf, database: database)
         var warnings: [String] = []
         if role.creationStatements.contains(where: Self.grantsObjectsToUser) {
             let warning = "a creation statement grants object privileges to {{name}}: grant them to a group role and use member_of instead (per-user grants grow the ACL until GRANT fails)"

@@ -260,9 +260,8 @@ final class StaticRoleManager: Sendable {
             guard period >= minimumPeriod else { throw APIError.badRequest("rotation_period must be at least 5 seconds") }
         case (nil, let schedule?): try checkSchedule(schedule, timeZone: role.timeZone)
         }
-        for group in role.memberOf where group.isEmpty || group.utf8.count > 63 {
-            throw APIError.badRequest("invalid group role name \"\(Broker.clip(group))\"")
-        }
+        try DatabaseEngine.validateIdentifier(role.username, field: "username")
+        for group in role.memberOf { try DatabaseEngine.validateIdentifier(group, field: "member_of") }
     }
 
     /// `single`: the user must exist. `alternating`: `<username>_a` and `_b` are created if
@@ -270,6 +269,8 @@ final class StaticRoleManager: Sendable {
     private func prepareUsers(_ role: StaticRole, database: DatabaseConfig) async throws {
         let marker = Self.marker(role.name, storeID: storeID)
         let iterations = scramIterations
+        let groups = role.memberOf.isEmpty ? [role.username] : role.memberOf
+        if role.strategy == .alternating { try await databases.checkGroups(groups, database: database) }
         do {
             try await databases.pool(database).withSession { session in
                 func exists(_ name: String) throws -> Bool {
@@ -277,14 +278,19 @@ final class StaticRoleManager: Sendable {
                 }
                 switch role.strategy {
                 case .single:
-                    guard try exists(role.username) else {
+                    // The admin login has its own rotation (rotate-root); a superuser's password
+                    // is beyond a CREATEROLE admin.
+                    let found = try session.query(
+                        "SELECT rolname = current_user, rolsuper FROM pg_roles WHERE rolname = $1", [role.username]).first
+                    guard let found else {
                         throw APIError.badRequest("user \"\(role.username)\" does not exist in database \"\(role.database)\"")
                     }
-                case .alternating:
-                    let groups = role.memberOf.isEmpty ? [role.username] : role.memberOf
-                    for group in groups where try !exists(group) {
-                        throw APIError.badRequest("group role \"\(group)\" does not exist in database \"\(role.database)\"")
+                    guard found[0] == "f", found[1] == "f" else {
+                        throw APIError.badRequest(found[0] == "t"
+                            ? "user \"\(role.username)\" is the broker's own admin login: rotate it with database/rotate-root"
+                            : "user \"\(role.username)\" is a superuser: the broker's admin cannot change its password")
                     }
+                case .alternating:
                     for user in role.usernames where try !exists(user) {
                         let verifier = SCRAMVerifier.make(
                             password: Base64.encodeURLSafeNoPadding(Random.bytes(32)), iterations: iterations)
