@@ -74,6 +74,12 @@ import Testing
         #expect(await t.status(.update, "auth/token/create", ["type": "batch"]) == 400)
         #expect(await t.status(.update, "auth/token/create", ["meta": ["a": 1]]) == 400)
         #expect(await t.status(.update, "auth/token/lookup", ["token": "hvs.nope"]) == 400)
+        // Booleans as Vault reads them: "false" is false, a non-boolean is refused (never the default).
+        guard case .envelope(let created, _) = try await t.call(.update, "auth/token/create", ["renewable": "false"])
+        else { Issue.record("envelope expected"); return }
+        #expect(created.auth["renewable"] == false)
+        #expect(await t.status(.update, "auth/token/create", ["renewable": "maybe"]) == 400)
+        #expect(await t.status(.update, "auth/token/create", ["no_parent": 7]) == 400)
     }
 
     /// Token roles: the role's allowed policies bound what its tokens carry (even policies the

@@ -134,10 +134,7 @@ final class AppRoleEngine: Sendable {
         if let uses = try Self.integer(data["token_num_uses"], field: "token_num_uses") { role.tokenNumUses = uses }
         if let ttl = try DurationParser.seconds(data["secret_id_ttl"], field: "secret_id_ttl") { role.secretIDTTL = ttl }
         if let uses = try Self.integer(data["secret_id_num_uses"], field: "secret_id_num_uses") { role.secretIDNumUses = uses }
-        if let bind = data["bind_secret_id"], !bind.isNull {
-            guard let value = bind.boolValue else { throw APIError.badRequest("bind_secret_id must be a boolean") }
-            role.bindSecretID = value
-        }
+        if let bind = try JSONValue.flag(data["bind_secret_id"], field: "bind_secret_id") { role.bindSecretID = bind }
         if let cidrs = try Self.cidrs(data["secret_id_bound_cidrs"], field: "secret_id_bound_cidrs") {
             role.secretIDBoundCIDRs = cidrs
         }

@@ -298,8 +298,8 @@ final class DatabaseEngine: Sendable {
             maxConnections: Int(try Self.integer(data["max_open_connections"] ?? data["max_connections"],
                                                  field: "max_open_connections", range: 1...64) ?? Int64(existing?.maxConnections ?? 4)),
             ownerOnRevoke: data["owner_on_revoke"]?.stringValue ?? existing?.ownerOnRevoke ?? "",
-            tlsInsecureAllow: data["tls_insecure_allow"]?.boolValue ?? existing?.tlsInsecureAllow ?? false,
-            verifyConnection: data["verify_connection"]?.boolValue ?? true,
+            tlsInsecureAllow: try JSONValue.flag(data["tls_insecure_allow"], field: "tls_insecure_allow") ?? existing?.tlsInsecureAllow ?? false,
+            verifyConnection: try JSONValue.flag(data["verify_connection"], field: "verify_connection") ?? true,
             rootRotationSchedule: data["root_rotation_schedule"].flatMap { $0.isNull ? nil : $0.stringValue }
                 .flatMap { $0.isEmpty ? nil : $0 } ?? existing?.rootRotationSchedule,
             lastRootRotation: data["password"] == nil ? existing?.lastRootRotation : nil,
@@ -387,7 +387,7 @@ final class DatabaseEngine: Sendable {
                 ?? existing?.renewStatements ?? [],
             rollbackStatements: try Self.statements(data["rollback_statements"], field: "rollback_statements")
                 ?? existing?.rollbackStatements ?? [],
-            coalesce: data["coalesce"]?.boolValue ?? existing?.coalesce)
+            coalesce: try JSONValue.flag(data["coalesce"], field: "coalesce") ?? existing?.coalesce)
         try await checkGroups(role.memberOf, database: database)
         var warnings: [String] = []
         if role.creationStatements.contains(where: Self.grantsObjectsToUser) {

@@ -342,13 +342,7 @@ public final class KVEngine: Sendable {
             }
             maxVersions = value
         }
-        var casRequired: Bool?
-        if let raw = body["cas_required"], !raw.isNull {
-            guard let value = raw.boolValue ?? raw.stringValue.flatMap({ Bool($0) }) else {
-                throw APIError.badRequest("cas_required must be a boolean")
-            }
-            casRequired = value
-        }
+        let casRequired = try JSONValue.flag(body["cas_required"], field: "cas_required")
         let deleteAfter = try DurationParser.seconds(body["delete_version_after"], field: "delete_version_after")
         return (maxVersions, casRequired, deleteAfter)
     }

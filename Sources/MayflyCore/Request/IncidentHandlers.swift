@@ -48,12 +48,7 @@ enum IncidentHandlers {
         if let unknown = data.keys.sorted().first(where: { !revokeFields.contains($0) }) {
             throw APIError.badRequest("unknown field \"\(Broker.clip(unknown))\"")
         }
-        func flag(_ name: String) throws -> Bool {
-            guard let value = data[name], !value.isNull else { return false }
-            if let bool = value.boolValue { return bool }
-            if let text = value.stringValue, let bool = Bool(text.lowercased()) { return bool }
-            throw APIError.badRequest("\(name) must be true or false")
-        }
+        func flag(_ name: String) throws -> Bool { try JSONValue.flag(data[name], field: name) ?? false }
         func list(_ names: String...) throws -> [String] {
             var values: [String] = []
             for name in names { values += try DatabaseEngine.strings(data[name], field: name) ?? [] }

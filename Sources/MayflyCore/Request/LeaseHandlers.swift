@@ -38,10 +38,7 @@ enum LeaseHandlers {
             if let fromPath, !fromPath.isEmpty { return fromPath }
             throw APIError.badRequest("lease_id must be specified")
         }
-        func sync() -> Bool {
-            guard let value = request.data["sync"] else { return true }
-            return value.boolValue ?? (value.stringValue.map { ["1", "t", "true", "True", "TRUE"].contains($0) } ?? true)
-        }
+        func sync() throws -> Bool { try JSONValue.flag(request.data["sync"], field: "sync") ?? true }
         switch (route, request.operation) {
         case (.lookup(let prefix), .list):
             return try await leases.list(prefix ?? "")
@@ -52,7 +49,7 @@ enum LeaseHandlers {
             if lease.hasPrefix("auth/") { throw APIError.badRequest("tokens cannot be renewed through this endpoint") }
             return try await leases.renew(lease, increment: try DurationParser.seconds(request.data["increment"], field: "increment"))
         case (.revoke(let id), .update):
-            return try await leases.revoke(try leaseID(id), sync: sync())
+            return try await leases.revoke(try leaseID(id), sync: try sync())
         case (.revokePrefix(let prefix), .update):
             return try await leases.revokePrefix(prefix, force: false)
         case (.revokeForce(let prefix), .update):

@@ -112,7 +112,7 @@ enum SysHandlers {
         try requireOperation(request, .update)
         // Field names are matched case-insensitively, like Vault's untagged Go struct.
         let fields = Dictionary(request.data.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { a, _ in a })
-        if let reset = fields["reset"], reset.boolValue == true {
+        if try JSONValue.flag(fields["reset"], field: "reset") == true {
             guard await broker.seal.isSealed else { throw APIError.badRequest("vault is unsealed") }
             await broker.seal.resetProgress()
             return .bare(await sealStatusBody(broker))

@@ -136,7 +136,7 @@ enum TokenHandlers {
         var policies = try (role ?? TokenRole(name: "")).policies(
             requested: try stringList(data["policies"], field: "policies"), creator: caller.policies,
             creatorIsRoot: caller.acl.isRoot)
-        let noDefault = (data["no_default_policy"]?.boolValue ?? false) || role?.noDefaultPolicy == true
+        let noDefault = (try JSONValue.flag(data["no_default_policy"], field: "no_default_policy") ?? false) || role?.noDefaultPolicy == true
         if !noDefault && !policies.contains("default") && !policies.contains("root") { policies.append("default") }
         policies = Array(Set(policies)).sorted()
         var meta: [String: String]?
@@ -147,7 +147,7 @@ enum TokenHandlers {
                 return s
             }
         }
-        let requestedOrphan = data["no_parent"]?.boolValue ?? false
+        let requestedOrphan = try JSONValue.flag(data["no_parent"], field: "no_parent") ?? false
         if requestedOrphan && !caller.acl.isRoot && !orphan {
             throw APIError.badRequest("root or sudo privileges required to create orphan token")
         }
@@ -159,7 +159,7 @@ enum TokenHandlers {
         }
         let ttl = try DurationParser.seconds(data["ttl"] ?? data["lease"], field: "ttl")
         var explicitMax = try DurationParser.seconds(data["explicit_max_ttl"], field: "explicit_max_ttl") ?? 0
-        var renewable = data["renewable"]?.boolValue ?? true
+        var renewable = try JSONValue.flag(data["renewable"], field: "renewable") ?? true
         var path = request.path
         if let role {
             // The role's limits bound whatever the request asks for.

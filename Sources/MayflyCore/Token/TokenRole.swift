@@ -43,16 +43,9 @@ struct TokenRole: Codable, Sendable, Equatable {
         if let list = try TokenHandlers.stringList(data["disallowed_policies"], field: "disallowed_policies") {
             role.disallowedPolicies = Array(Set(list)).sorted()
         }
-        if let value = data["orphan"], !value.isNull {
-            guard let flag = value.boolValue else { throw APIError.badRequest("orphan must be a boolean") }
-            role.orphan = flag
-        }
-        if let value = data["renewable"], !value.isNull {
-            guard let flag = value.boolValue else { throw APIError.badRequest("renewable must be a boolean") }
-            role.renewable = flag
-        }
-        if let value = data["token_no_default_policy"], !value.isNull {
-            guard let flag = value.boolValue else { throw APIError.badRequest("token_no_default_policy must be a boolean") }
+        if let flag = try JSONValue.flag(data["orphan"], field: "orphan") { role.orphan = flag }
+        if let flag = try JSONValue.flag(data["renewable"], field: "renewable") { role.renewable = flag }
+        if let flag = try JSONValue.flag(data["token_no_default_policy"], field: "token_no_default_policy") {
             role.noDefaultPolicy = flag
         }
         if let seconds = try DurationParser.seconds(data["token_explicit_max_ttl"] ?? data["explicit_max_ttl"],
