@@ -285,6 +285,15 @@ struct DatabaseCredentialTests {
                 "db_name": "db", "username": .string(user), "rotation_period": "1h",
             ]) == 400, "static role user \(user)")
         }
+        // A rotation statement PostgreSQL refuses is the role's fault: 400, and nothing stored.
+        let plain = PG.unique("st_plain")
+        let adminSession = try await PG.admin()
+        try await adminSession.execute("CREATE ROLE \(plain) LOGIN")
+        await adminSession.close()
+        #expect(await t.status(.update, "database/static-roles/broken", [
+            "db_name": "db", "username": .string(plain), "rotation_period": "1h", "rotation_statements": "SELECT 1/0",
+        ]) == 400)
+        #expect(await t.status(.read, "database/static-roles/broken") == 404)
         // An owner_on_revoke that does not exist would fail every revocation.
         var owned = try PG.configBody()
         owned["owner_on_revoke"] = "no_such_owner_role"

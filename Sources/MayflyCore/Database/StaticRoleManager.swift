@@ -399,7 +399,10 @@ final class StaticRoleManager: Sendable {
             logger.warning("static role rotation failed", metadata: [
                 "static_role": "\(role.name)", "error": "\(String(reflecting: error))",
             ])
-            throw APIError(status: 500, ["cannot rotate static role \"\(role.name)\": \(DatabaseEngine.describe(error))"])
+            // A statement PostgreSQL refused (a bad rotation statement, no privilege) is the
+            // role's fault; a database that cannot be reached is the server's.
+            let refused = (error as? PGError).map(LeaseManager.isStatementFailure) ?? false
+            throw APIError(status: refused ? 400 : 500, ["cannot rotate static role \"\(role.name)\": \(DatabaseEngine.describe(error))"])
         }
         FaultInjection.point("after-rotation-alter")
         var done = state
