@@ -82,6 +82,16 @@ struct AdmissionTests {
         #expect(await Self.issue(t, as: Self.quiet).status == 200, "a revoked credential gives its connections back")
         #expect(try await t.storage.connectionLimitSums()["db"] == 3)
         _ = try await t.broker.leases.revokePrefix("database/creds/app/", force: false)
+        // An unlimited role could take every connection: refused under a budget, allowed without.
+        #expect(await t.status(.update, "database/roles/app", ["connection_limit": -1]) == 400)
+        _ = try await t.call(.update, "database/config/db", ["connection_budget": 0, "verify_connection": false])
+        _ = try await t.call(.update, "database/roles/app", ["connection_limit": -1])
+        #expect(await Self.issue(t, as: Self.quiet).status == 200)
+        _ = try await t.call(.update, "database/config/db", ["connection_budget": .double(0.5), "verify_connection": false])
+        let unlimited = await Self.issue(t, as: Self.quiet)
+        #expect(unlimited.status == 400 && unlimited.error?.messages.first?.contains("connection_limit -1") == true,
+                "a budget set later refuses the unlimited role at issuance")
+        _ = try await t.broker.leases.revokePrefix("database/creds/app/", force: false)
     }
 
     @Test func coalescedRolesShareOneIssuanceOthersDoNot() async throws {

@@ -388,6 +388,7 @@ final class DatabaseEngine: Sendable {
             rollbackStatements: try Self.statements(data["rollback_statements"], field: "rollback_statements")
                 ?? existing?.rollbackStatements ?? [],
             coalesce: try JSONValue.flag(data["coalesce"], field: "coalesce") ?? existing?.coalesce)
+        if role.connectionLimit < 0 && database.connectionBudget != 0 { throw AdmissionControl.unlimited(database.name) }
         try await checkGroups(role.memberOf, database: database)
         var warnings: [String] = []
         if role.creationStatements.contains(where: Self.grantsObjectsToUser) {

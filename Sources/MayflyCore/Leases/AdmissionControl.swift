@@ -79,9 +79,11 @@ final class AdmissionControl: Sendable {
                 ], retryAfter: Self.retryAfter)
             }
         }
-        // A CONNECTION LIMIT of -1 (unlimited) cannot be budgeted; a share of 0 turns the budget off.
-        let cost = max(0, connectionLimit)
-        guard cost > 0, database.connectionBudget != 0 else { return }
+        // A share of 0 turns the budget off; under a budget every credential needs a limit.
+        guard database.connectionBudget != 0 else { return }
+        if connectionLimit < 0 { throw Self.unlimited(database.name) }
+        let cost = connectionLimit
+        guard cost > 0 else { return }
         let budget = try await budget(database, pool: pool)
         try await loaded()
         let inUse: Int? = used.withLock { used in
@@ -95,6 +97,13 @@ final class AdmissionControl: Sendable {
                 "connection budget of database \(database.name) is used up: live credentials may already open \(inUse) of \(budget) connections (\(Int(((database.connectionBudget ?? 0.8) * 100).rounded()))% of max_connections, less reserved connections and the broker's pool)",
             ], retryAfter: Self.retryAfter)
         }
+    }
+
+    /// A role with `connection_limit = -1` (unlimited) under a connection budget: it could
+    /// take every connection, so it is refused rather than left out of the sum.
+    static func unlimited(_ database: String) -> APIError {
+        APIError.badRequest(
+            "connection_limit -1 (unlimited) cannot be admitted under the connection budget of database \(database): give the role a limit, or set connection_budget = 0 on the database")
     }
 
     /// Gives back the connections of credentials that are gone.
