@@ -85,6 +85,7 @@ import Testing
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\ndatabase \"d\" { connection_url = \"postgresql://a@localhost/d\"  password_file = \"/nonexistent/pw\" }", 3, "cannot read password_file"),
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\n\nrole \"r\" { database = \"nope\" }", 4, "which no database stanza declares"),
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\nrole \"bad name\" { database = \"d\" }", 3, "invalid role name"),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\ndatabase \"d\" { connection_url = \"postgresql://a@localhost/d\" }\nrole \"r\" {\n  database = \"d\"\n  connection_limit = -1\n}", 4, "needs connection_budget = 0"),
         ("storage \"sqlite\" { path = \"/x }", 1, ""),
     ])
     func badConfigsNameFileAndLine(text: String, line: Int, fragment: String) {

@@ -190,8 +190,13 @@ public enum ConfigLoader {
             guard config.defaultLeaseTTL <= config.maxLeaseTTL else {
                 throw fail(0, "default_lease_ttl is longer than max_lease_ttl")
             }
-            for (role, line) in zip(config.roles, roleLines) where !config.databases.contains(where: { $0.name == role.database }) {
-                throw fail(line, "role \"\(role.name)\" names database \"\(role.database)\", which no database stanza declares")
+            for (role, line) in zip(config.roles, roleLines) {
+                guard let database = config.databases.first(where: { $0.name == role.database }) else {
+                    throw fail(line, "role \"\(role.name)\" names database \"\(role.database)\", which no database stanza declares")
+                }
+                if role.connectionLimit < 0 && database.connectionBudget != 0 {
+                    throw fail(line, "role \"\(role.name)\": connection_limit -1 (unlimited) needs connection_budget = 0 on database \"\(database.name)\"")
+                }
             }
             return config
         }
