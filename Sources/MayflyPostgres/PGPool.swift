@@ -6,13 +6,16 @@ import NIOPosix
 /// The pool owns one thread per connection for libpq's blocking calls, so that a slow
 /// statement never holds up Swift's cooperative pool or another connection.
 public actor PGPool {
-    public let config: PGConnectionConfig
+    /// What new connections are opened with.
+    public private(set) var config: PGConnectionConfig
     public nonisolated let maxConnections: Int
     private let threadPool: NIOThreadPool
     private var idle: [PGConnection] = []
     private var open = 0
     private var waiters: [CheckedContinuation<Void, Never>] = []
     private var closed = false
+    /// While the login's password is being changed: the one to try when `config`'s fails.
+    private var nextPassword: String?
 
     public init(config: PGConnectionConfig, maxConnections: Int) {
         self.config = config
@@ -56,7 +59,7 @@ public actor PGPool {
         other.database = database
         let connection: PGConnection
         do {
-            connection = try await PGConnection.connect(other, threadPool: threadPool)
+            connection = try await connect(other)
         } catch {
             release()
             throw error
@@ -73,6 +76,36 @@ public actor PGPool {
         }
     }
 
+    /// Opens later connections with `password` (after the login's password changed); the
+    /// connections already open stay authenticated and in use.
+    public func setPassword(_ password: String) {
+        config.password = password
+        nextPassword = nil
+    }
+
+    /// The login's password is about to become `password`: until `setPassword`, a connection
+    /// the current password cannot open is tried with it, so no request fails in between.
+    public func expectPassword(_ password: String) {
+        nextPassword = password
+    }
+
+    /// Connects with `config`; when that fails, with the passwords the pool has learnt since
+    /// (a change that finished while this attempt ran, or one under way).
+    private func connect(_ config: PGConnectionConfig) async throws -> PGConnection {
+        var tried = [config.password]
+        var attempt = config
+        while true {
+            do {
+                return try await PGConnection.connect(attempt, threadPool: threadPool)
+            } catch {
+                guard let untried = [self.config.password, nextPassword].compactMap({ $0 }).first(where: { !tried.contains($0) })
+                else { throw error }
+                tried.append(untried)
+                attempt.password = untried
+            }
+        }
+    }
+
     /// Number of connections currently open (idle or in use).
     public var openConnections: Int { open }
 
@@ -83,7 +116,7 @@ public actor PGPool {
             if open < maxConnections {
                 open += 1
                 do {
-                    return try await PGConnection.connect(config, threadPool: threadPool)
+                    return try await connect(config)
                 } catch {
                     release()
                     throw error

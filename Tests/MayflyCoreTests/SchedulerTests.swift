@@ -143,6 +143,41 @@ struct SchedulerTests {
 
     /// Point 4: after rotate-root the broker still issues and revokes, and the previous admin
     /// password no longer logs in.
+    /// Root rotations racing issuance and revocation: every request succeeds (open admin
+    /// connections stay valid, new ones use the new password) and the broker is never left
+    /// with a pool holding a stale password.
+    @Test func rootRotationUnderLoadNeverLocksTheBrokerOut() async throws {
+        let f = try await IncidentFixture.make()
+        try await f.dynamicRole("r", in: "one")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    for _ in 0..<10 {
+                        let credential = try await DatabaseCredentialTests.issue(f.t, role: "r")
+                        _ = try await f.t.call(.update, "sys/leases/revoke", ["lease_id": .string(credential.lease)])
+                    }
+                }
+            }
+            group.addTask {
+                for _ in 0..<8 {
+                    _ = try await f.t.call(.update, "database/rotate-root/one")
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+            }
+            do {
+                try await group.waitForAll()
+            } catch let error as APIError {
+                Issue.record("a request failed during root rotations: \(error.status) \(error.messages)")
+            }
+        }
+        // New connections only: the pools are dropped, as after a seal.
+        await f.t.broker.databases.closeAll()
+        let credential = try await DatabaseCredentialTests.issue(f.t, role: "r")
+        #expect(await f.canLogIn(credential.user, credential.password, "one"))
+        _ = try await f.t.call(.update, "sys/leases/revoke", ["lease_id": .string(credential.lease)])
+        #expect(await !f.canLogIn(f.admin, f.adminPassword, "one"))
+    }
+
     @Test func rootRotationKeepsTheBrokerWorking() async throws {
         let f = try await IncidentFixture.make()
         try await f.dynamicRole("r", in: "two")

@@ -10,7 +10,7 @@ extension DatabaseEngine {
         async throws -> Int
     {
         guard !usernames.isEmpty else { return 0 }
-        let pool = try self.pool(database)
+        let pool = try await self.pool(database)
         let (existing, databaseNames, terminated) = try await pool.withSession { session -> ([String], [String], Int) in
             let wanted = try usernames.map { try session.escapeLiteral($0) }.joined(separator: ", ")
             let existing = try session.query("SELECT rolname FROM pg_roles WHERE rolname IN (\(wanted))").compactMap { $0[0] }

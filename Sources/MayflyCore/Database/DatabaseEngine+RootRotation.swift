@@ -47,6 +47,12 @@ extension DatabaseEngine {
         guard let pending = config.pendingPassword else { return }
         var connection = try Self.connectionConfig(config)
         let verifier = SCRAMVerifier.make(password: pending, iterations: SCRAMVerifier.defaultIterations)
+        let key = Self.loginKey(config)
+        var sharing = [config.name]
+        for other in try await configuredNames() where other != config.name {
+            if let sibling = try await self.config(other), Self.loginKey(sibling) == key { sharing.append(other) }
+        }
+        for name in sharing { await passwordChanging(name, to: pending) }
         do {
             // With the current password; if that fails the change may already have happened,
             // so the pending password is tried (and set again, which is harmless).
@@ -70,18 +76,14 @@ extension DatabaseEngine {
             logger.warning("root rotation failed", metadata: ["database": "\(config.name)", "error": "\(String(reflecting: error))"])
             throw APIError(status: 500, ["cannot rotate the root credentials of \"\(config.name)\": \(Self.describe(error))"])
         }
-        let key = Self.loginKey(config)
-        var sharing = [config.name]
-        for other in try await configuredNames() where other != config.name {
-            if let sibling = try await self.config(other), Self.loginKey(sibling) == key { sharing.append(other) }
-        }
         for name in sharing {
             guard var done = name == config.name ? config : try await self.config(name) else { continue }
             done.password = pending
             done.pendingPassword = nil
             done.lastRootRotation = now
             try await store(done)
-            await dropPool(name)
+            // Not dropped: its open connections stay valid, and requests in flight keep them.
+            await passwordChanged(name, to: pending)
         }
         logger.info("root credentials rotated", metadata: ["databases": "\(sharing.joined(separator: ","))"])
     }

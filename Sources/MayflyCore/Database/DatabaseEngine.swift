@@ -8,7 +8,9 @@ import Synchronization
 final class DatabaseEngine: Sendable {
     private let barrier: Barrier
     let logger: Logger
-    private let pools = Mutex<[String: PGPool]>([:])
+    /// The admin pools by database, and how often each was dropped or re-keyed: a pool built
+    /// from a config read before that is not kept.
+    private let pools = Mutex<(pools: [String: PGPool], generation: [String: Int])>(([:], [:]))
     /// Serialises root rotations per database.
     let rootLocks = KeyedLock()
     static let pluginName = "postgresql-database-plugin"
@@ -150,14 +152,42 @@ final class DatabaseEngine: Sendable {
         return connection
     }
 
-    /// The pool of admin connections to `config`'s database.
-    func pool(_ config: DatabaseConfig) throws -> PGPool {
-        try pools.withLock { pools in
-            if let pool = pools[config.name] { return pool }
-            let pool = PGPool(config: try Self.connectionConfig(config), maxConnections: config.maxConnections)
-            pools[config.name] = pool
-            return pool
+    /// The pool of admin connections to `config`'s database. A new pool is built from the
+    /// config as stored now, not from the caller's copy: that copy may predate a root rotation
+    /// or a config write, and a pool with a stale password would lock the broker out.
+    func pool(_ config: DatabaseConfig) async throws -> PGPool {
+        while true {
+            let (cached, generation) = pools.withLock { ($0.pools[config.name], $0.generation[config.name, default: 0]) }
+            if let cached { return cached }
+            guard let current = try await self.config(config.name) else {
+                throw APIError.badRequest("database \"\(Broker.clip(config.name))\" is not configured")
+            }
+            let candidate = PGPool(config: try Self.connectionConfig(current), maxConnections: current.maxConnections)
+            let kept: PGPool? = pools.withLock { state in
+                guard state.generation[config.name, default: 0] == generation else { return nil }  // changed meanwhile
+                if let existing = state.pools[config.name] { return existing }
+                state.pools[config.name] = candidate
+                return candidate
+            }
+            if kept !== candidate { await candidate.close() }
+            if let kept { return kept }
         }
+    }
+
+    /// Before the login's password changes: the pool of `name` falls back to `password` when
+    /// the current one no longer opens a connection.
+    func passwordChanging(_ name: String, to password: String) async {
+        await pools.withLock { $0.pools[name] }?.expectPassword(password)
+    }
+
+    /// After the login's password changed: the pool of `name` (if any) opens later
+    /// connections with `password`, and a pool being built from an older config is discarded.
+    func passwordChanged(_ name: String, to password: String) async {
+        let pool = pools.withLock { state in
+            state.generation[name, default: 0] += 1
+            return state.pools[name]
+        }
+        await pool?.setPassword(password)
     }
 
     /// Stores `config` (encrypted).
@@ -166,14 +196,21 @@ final class DatabaseEngine: Sendable {
     }
 
     func dropPool(_ name: String) async {
-        if let pool = pools.withLock({ $0.removeValue(forKey: name) }) { await pool.close() }
+        let pool = pools.withLock { state in
+            state.generation[name, default: 0] += 1
+            return state.pools.removeValue(forKey: name)
+        }
+        await pool?.close()
     }
 
     /// Closes every pool (on seal and shutdown).
     func closeAll() async {
-        let all = pools.withLock { pools -> [PGPool] in
-            defer { pools = [:] }
-            return Array(pools.values)
+        let all = pools.withLock { state -> [PGPool] in
+            defer {
+                for name in state.pools.keys { state.generation[name, default: 0] += 1 }
+                state.pools = [:]
+            }
+            return Array(state.pools.values)
         }
         for pool in all { await pool.close() }
     }

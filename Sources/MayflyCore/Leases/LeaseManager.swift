@@ -85,7 +85,7 @@ final class LeaseManager: Sendable {
             id: leaseID, database: database.name, role: roleName, username: username, state: .pending,
             issuedAt: now, expiresAt: now + ttl, maxExpiresAt: now + role.maxTTL, identity: identity,
             connectionLimit: max(0, role.connectionLimit))
-        try await admission.admit(database, pool: try databases.pool(database), connectionLimit: role.connectionLimit,
+        try await admission.admit(database, pool: try await databases.pool(database), connectionLimit: role.connectionLimit,
                                   identity: identity)
         // Intent before action: the lease is durable before the role exists.
         do {
@@ -433,7 +433,7 @@ final class LeaseManager: Sendable {
         var dropped = 0, closed = 0
         for name in databaseNames {
             guard let database = try await databases.config(name) else { continue }
-            let pool = try databases.pool(database)
+            let pool = try await databases.pool(database)
             // 1. Marked roles without a live lease.
             let storeID = storeID
             let marked = try await pool.withSession { session in
