@@ -205,6 +205,35 @@ struct DatabaseCredentialTests {
         #expect(try await t.storage.lease(id: credential.lease)?.state == .revoked)
     }
 
+    /// The reconcile that follows an unseal treats pending leases as left behind by a dead
+    /// process; credentials this process issues meanwhile are not (they were revoked once
+    /// right after their 200).
+    @Test func reconcileAfterUnsealSparesCredentialsBeingIssued() async throws {
+        let (t, _) = try await Self.setUp()
+        _ = try await t.call(.update, "database/config/db", ["connection_budget": 0, "verify_connection": false])
+        let issued = try await withThrowingTaskGroup(of: [(lease: String, user: String, password: String, ttl: Int64)].self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    var mine: [(lease: String, user: String, password: String, ttl: Int64)] = []
+                    for _ in 0..<10 { mine.append(try await Self.issue(t)) }
+                    return mine
+                }
+            }
+            group.addTask {
+                for _ in 0..<15 { _ = try await t.broker.leases.reconcile(databaseNames: ["db"], afterRestart: true) }
+                return []
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(issued.count == 40)
+        for credential in issued {
+            #expect(try await t.storage.lease(id: credential.lease)?.state == .active, "\(credential.lease)")
+        }
+        let session = try await PG.login(issued[0].user, issued[0].password)
+        await session.close()
+        _ = try await t.call(.update, "sys/leases/revoke-prefix/database/creds/ro")
+    }
+
     /// A role whose revocation fails (here its own revocation statement) is retried on its own;
     /// the credentials revoked in the same batch are not held back by it.
     @Test func oneUnrevocableRoleDoesNotHoldBackTheOthers() async throws {

@@ -16,6 +16,10 @@ final class LeaseManager: Sendable {
     let admission: AdmissionControl
     /// Issuances in flight of roles with `coalesce`, by identity and role.
     private let inFlight = Mutex<[String: Task<LogicalResponse, any Error>]>([:])
+    /// Leases this process is issuing right now: pending, their role perhaps not created yet.
+    /// Reconcile leaves them alone (after an unseal, only the pending leases of a process that
+    /// is gone are stale).
+    private let issuing = Mutex<Set<String>>([])
     let scramIterations: Int
     /// This store's id, written into every role's marker so that reconcile only ever touches
     /// roles this store created (several brokers may share one PostgreSQL cluster).
@@ -88,6 +92,8 @@ final class LeaseManager: Sendable {
         try await admission.admit(database, pool: try await databases.pool(database), connectionLimit: role.connectionLimit,
                                   identity: identity)
         // Intent before action: the lease is durable before the role exists.
+        issuing.withLock { _ = $0.insert(leaseID) }
+        defer { issuing.withLock { _ = $0.remove(leaseID) } }
         do {
             try await leases.insertLease(lease)
         } catch {
@@ -445,8 +451,13 @@ final class LeaseManager: Sendable {
             var orphans: [LeaseRecord] = []
             for row in marked {
                 guard let username = row[0], let leaseID = row[1] else { continue }
+                // Asked before the lease is read: a lease not being issued now that reads
+                // `pending` was left so by a process that is gone.
+                let beingIssued = issuing.withLock { $0.contains(leaseID) }
                 let lease = try await leases.lease(id: leaseID)
-                let live = lease.map { $0.username == username && ($0.state == .active || (!afterRestart && $0.state == .pending)) } ?? false
+                let live = beingIssued || lease.map {
+                    $0.username == username && ($0.state == .active || (!afterRestart && $0.state == .pending))
+                } ?? false
                 if live || lease?.state == .revoking { continue }
                 var orphan = lease ?? LeaseRecord(
                     id: leaseID, database: name, role: "", username: username, state: .revoking,
@@ -469,7 +480,8 @@ final class LeaseManager: Sendable {
                 let page = try await leases.liveLeases(prefix: "database/creds/", after: after, limit: Self.batchSize)
                 guard let last = page.last else { break }
                 after = last.id
-                let mine = page.filter { $0.database == name && $0.state != .revoking }
+                let beingIssued = issuing.withLock { $0 }
+                let mine = page.filter { $0.database == name && $0.state != .revoking && !beingIssued.contains($0.id) }
                 guard !mine.isEmpty else { continue }
                 let usernames = mine.map(\.username)
                 let existing = Set(try await pool.withSession { session in
@@ -486,7 +498,11 @@ final class LeaseManager: Sendable {
                 try await leases.updateLeases(gone)
                 admission.release(database: name, connections: gone.reduce(0) { $0 + $1.connectionLimit })
                 closed += gone.count
-                let stalePending = mine.filter { afterRestart && $0.state == .pending && existing.contains($0.username) }
+                var stalePending: [LeaseRecord] = []
+                for lease in mine where afterRestart && lease.state == .pending && existing.contains(lease.username) {
+                    // Read again (this page may predate its issuance finishing).
+                    if try await leases.lease(id: lease.id)?.state == .pending { stalePending.append(lease) }
+                }
                 if !stalePending.isEmpty { dropped += stalePending.count - (await revokeBatch(stalePending)).count }
             }
         }
