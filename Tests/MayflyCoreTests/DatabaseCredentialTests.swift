@@ -205,6 +205,30 @@ struct DatabaseCredentialTests {
         #expect(try await t.storage.lease(id: credential.lease)?.state == .revoked)
     }
 
+    /// Renewals and revocations of one lease racing each other: revocations all succeed,
+    /// renewals succeed or say the lease is gone; none is a 500.
+    @Test func racingRenewalsAndRevocationsOfOneLeaseNeverFail() async throws {
+        let (t, _) = try await Self.setUp()
+        for _ in 0..<3 {
+            let credential = try await Self.issue(t)
+            let statuses = await withTaskGroup(of: (String, Int?).self) { group in
+                for i in 0..<16 {
+                    group.addTask {
+                        let revoke = i % 2 == 0
+                        let status = await t.status(.update, revoke ? "sys/leases/revoke" : "sys/leases/renew",
+                                                    ["lease_id": .string(credential.lease)])
+                        return (revoke ? "revoke" : "renew", status)
+                    }
+                }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(statuses.filter { $0.0 == "revoke" }.allSatisfy { $0.1 == nil }, "\(statuses)")
+            #expect(statuses.filter { $0.0 == "renew" }.allSatisfy { $0.1 == nil || $0.1 == 400 }, "\(statuses)")
+            #expect(try await t.storage.lease(id: credential.lease)?.state == .revoked)
+            await #expect(throws: PGError.self) { _ = try await PG.login(credential.user, credential.password) }
+        }
+    }
+
     /// The reconcile that follows an unseal treats pending leases as left behind by a dead
     /// process; credentials this process issues meanwhile are not (they were revoked once
     /// right after their 200).

@@ -20,6 +20,9 @@ final class LeaseManager: Sendable {
     /// Reconcile leaves them alone (after an unseal, only the pending leases of a process that
     /// is gone are stale).
     private let issuing = Mutex<Set<String>>([])
+    /// One renewal or revocation of a lease at a time: concurrent ones raced each other in
+    /// PostgreSQL ("tuple concurrently updated") and answered 500.
+    private let leaseLocks = KeyedLock()
     let scramIterations: Int
     /// This store's id, written into every role's marker so that reconcile only ever touches
     /// roles this store created (several brokers may share one PostgreSQL cluster).
@@ -204,6 +207,10 @@ final class LeaseManager: Sendable {
     }
 
     func renew(_ id: String, increment: Int64?) async throws -> LogicalResponse {
+        try await leaseLocks.withLock(id) { try await self.renewLocked(id, increment: increment) }
+    }
+
+    private func renewLocked(_ id: String, increment: Int64?) async throws -> LogicalResponse {
         guard var lease = try await leases.lease(id: id), lease.state != .revoked else {
             throw APIError.badRequest("lease not found")
         }
@@ -234,6 +241,9 @@ final class LeaseManager: Sendable {
                         "ALTER ROLE \(try session.escapeIdentifier(username)) VALID UNTIL \(try session.escapeLiteral(until))")
                 }
             }
+        } catch let error as PGError where error.sqlState == "42704" {
+            // Dropped meanwhile by a revocation (the sweeper, a prefix, an incident).
+            throw APIError.badRequest("lease is being revoked")
         } catch {
             throw APIError(status: 500, ["cannot renew the database credential: \(DatabaseEngine.describe(error))"])
         }
@@ -252,6 +262,10 @@ final class LeaseManager: Sendable {
 
     /// Revokes one lease; with `sync` waits for the role to be gone.
     func revoke(_ id: String, sync: Bool) async throws -> LogicalResponse {
+        try await leaseLocks.withLock(id) { try await self.revokeLocked(id, sync: sync) }
+    }
+
+    private func revokeLocked(_ id: String, sync: Bool) async throws -> LogicalResponse {
         // As Vault: a lease that does not exist (any more) is already revoked.
         guard let lease = try await leases.lease(id: id), lease.state != .revoked else { return sync ? .noContent : .accepted }
         var marked = lease
