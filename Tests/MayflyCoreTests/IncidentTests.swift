@@ -209,6 +209,39 @@ struct IncidentTests {
     }
 
     /// Issue 5, point 5: a dry run changes nothing in PostgreSQL or in the store.
+    /// Credentials issued while a revoke-all starts: every one issued up to its start is
+    /// revoked and counted (the report's numbers add up to the lease table's).
+    @Test func reportCountsWhatWasIssuedAsItStarted() async throws {
+        let f = try await IncidentFixture.make()
+        try await f.dynamicRole("r1", in: "one")
+        _ = try await f.t.call(.update, "database/config/one", ["connection_budget": 0, "verify_connection": false])
+        let report = try await withThrowingTaskGroup(of: JSONValue?.self) { group in
+            for _ in 0..<4 {
+                group.addTask {
+                    for _ in 0..<15 { _ = try await DatabaseCredentialTests.issue(f.t, role: "r1") }
+                    return nil
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: .milliseconds(150))
+                return try await f.revoke(["all": true, "reason": "storm"])
+            }
+            var report: JSONValue?
+            for try await result in group { report = result ?? report }
+            return try #require(report)
+        }
+        let id = try #require(report["id"]?.stringValue)
+        let final = try await f.t.data(.read, "sys/mayfly/incidents/\(id)")
+        let incident = try #require(try await f.t.broker.incidents.incident(id))
+        let inScope = try await f.t.storage.leases(
+            matching: LeaseFilter(databases: ["one"], issuedBefore: incident.createdAt + 1), after: nil, limit: 1000)
+        #expect(!inScope.isEmpty && inScope.allSatisfy { $0.state == .revoked })
+        let numbers = try #require(final["databases"]?["one"])
+        #expect(numbers["credentials_in_scope"]?.intValue == Int64(inScope.count), "\(numbers)")
+        #expect(numbers["credentials_revoked"]?.intValue == Int64(inScope.count), "\(numbers)")
+        _ = try await f.t.call(.update, "sys/leases/revoke-prefix/database/creds/r1")
+    }
+
     @Test func dryRunChangesNothing() async throws {
         let f = try await IncidentFixture.make()
         try await f.dynamicRole("r1", in: "one")

@@ -142,6 +142,7 @@ final class IncidentManager: Sendable {
         for result in results {
             var report = incident.databases[result.database] ?? IncidentDatabaseReport()
             report.sessionsTerminated += result.sessionsTerminated
+            report.credentialsRevoked += result.revoked
             report.passwordsRotated += result.passwordsRotated
             report.rotationsPending = result.rotationsPending
             incident.databases[result.database] = report
@@ -166,7 +167,11 @@ final class IncidentManager: Sendable {
         for name in names {
             var report = incident.databases[name] ?? IncidentDatabaseReport()
             report.credentialsPending = counts[name]?.values.reduce(0, +) ?? 0
-            report.credentialsRevoked = max(0, report.credentialsInScope - report.credentialsPending)
+            // Revoked: what this incident revoked, or, if more, what is no longer live (others,
+            // such as the sweeper, may have revoked some). In scope: never fewer than those two
+            // together (credentials issued in the second the incident started count too).
+            report.credentialsRevoked = max(report.credentialsRevoked, report.credentialsInScope - report.credentialsPending)
+            report.credentialsInScope = max(report.credentialsInScope, report.credentialsRevoked + report.credentialsPending)
             if report.credentialsPending > 0 && !incident.failures.contains(where: { $0.database == name && $0.what == "credentials" }) {
                 incident.failures.append(IncidentFailure(
                     what: "credentials", database: name,
@@ -187,6 +192,7 @@ final class IncidentManager: Sendable {
     /// What one database's part of a pass did.
     private struct DatabasePass: Sendable {
         var database: String
+        var revoked = 0
         var sessionsTerminated = 0
         var passwordsRotated = 0
         var rotationsPending = 0
@@ -225,6 +231,7 @@ final class IncidentManager: Sendable {
             let outcome = await leases.revokeLeases(marked)
             result.sessionsTerminated += outcome.sessionsTerminated
             done += outcome.revoked
+            result.revoked += outcome.revoked
             FaultInjection.point("after-incident-batch")
             if let failure = outcome.failures.first {
                 let reason = failure.split(separator: ":", maxSplits: 1).dropFirst().first
