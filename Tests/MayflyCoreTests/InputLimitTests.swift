@@ -47,4 +47,23 @@ import Testing
         _ = try await t.call(.update, "secret/data/far", ["data": ["k": "v"]])
         #expect(try await t.data(.read, "secret/data/far")["metadata"]?["deletion_time"]?.stringValue?.hasPrefix("21") == true)
     }
+
+    /// Listing leases: a role with more than 10,000 live leases does not hide the roles after
+    /// it, and a list cut off at 10,000 keys says so.
+    @Test func leaseListingSkipsOverFoldersAndSaysWhenCutOff() async throws {
+        let t = try await TestBroker.make()
+        func lease(_ role: String, _ n: Int) -> LeaseRecord {
+            LeaseRecord(id: "database/creds/\(role)/" + String(format: "%08d", n), database: "db", role: role,
+                        username: "v-\(role)-\(n)", state: .active, issuedAt: 1, expiresAt: 4_000_000_000, maxExpiresAt: 4_000_000_000)
+        }
+        try await t.storage.updateLeases((0..<10_050).map { lease("a", $0) } + [lease("b", 0), lease("c", 1)])
+        let roles = try await t.call(.list, "sys/leases/lookup/database/creds/")
+        guard case .envelope(let envelope, _) = roles else { Issue.record("envelope expected"); return }
+        #expect(envelope.data["keys"] == ["a/", "b/", "c/"] && envelope.warnings.isEmpty)
+        guard case .envelope(let cut, _) = try await t.call(.list, "sys/leases/lookup/database/creds/a/") else {
+            Issue.record("envelope expected"); return
+        }
+        #expect(cut.data["keys"]?.arrayValue?.count == 10_000)
+        #expect(cut.warnings.first?.contains("cut off") == true)
+    }
 }

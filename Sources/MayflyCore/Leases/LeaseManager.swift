@@ -306,16 +306,39 @@ final class LeaseManager: Sendable {
     }
 
     /// Lease ids under `prefix` (for `LIST sys/leases/lookup/:prefix`).
+    /// `LIST sys/leases/lookup/<prefix>`: the lease ids and folders right under `prefix`. A
+    /// folder is listed once and skipped over (one role's many leases never hide the next
+    /// role); at most `listLimit` keys, with a warning when there are more.
     func list(_ prefix: String) async throws -> LogicalResponse {
-        let page = try await leases.liveLeases(prefix: prefix, after: nil, limit: 10_000)
-        var keys = Set<String>()
-        for lease in page {
-            let rest = lease.id.dropFirst(prefix.count)
-            if let slash = rest.firstIndex(of: "/") { keys.insert(String(rest[..<slash]) + "/") } else { keys.insert(String(rest)) }
+        var keys: [String] = []
+        var after: String?
+        var more = false
+        paging: while true {
+            let page = try await leases.liveLeases(prefix: prefix, after: after, limit: 1000)
+            for lease in page {
+                guard keys.count < Self.listLimit else {
+                    more = true
+                    break paging
+                }
+                let rest = lease.id.dropFirst(prefix.count)
+                if let slash = rest.firstIndex(of: "/") {
+                    let folder = String(rest[..<slash]) + "/"
+                    keys.append(folder)
+                    // Lease ids are ASCII, so every id in the folder sorts before this.
+                    after = prefix + folder + "\u{7F}"
+                    continue paging
+                }
+                keys.append(String(rest))
+                after = lease.id
+            }
+            if page.count < 1000 { break }
         }
         guard !keys.isEmpty else { throw APIError.notFound }
-        return .envelope(Envelope(data: ["keys": .strings(keys.sorted())]))
+        let warnings = more ? ["more than \(Self.listLimit) keys: the list is cut off; list a longer prefix"] : []
+        return .envelope(Envelope(data: ["keys": .strings(keys)], warnings: warnings))
     }
+
+    static let listLimit = 10_000
 
     /// What one revocation pass did.
     struct RevocationOutcome: Sendable {
