@@ -204,46 +204,54 @@ final class IncidentManager: Sendable {
         var result = DatabasePass(database: name)
         var filter = filter
         filter.databases = [name]
-        // 1. Dynamic credentials, in batches.
-        var after: String?
+        // 1. Dynamic credentials, in batches. Credentials issued in the second the incident
+        // started are in scope too, and may arrive behind the cursor: while that second may
+        // still have been running when a sweep began, sweep again.
         var done = 0
-        paging: while true {
-            let page: [LeaseRecord]
-            do {
-                page = try await leaseStorage.leases(matching: filter, after: after, limit: LeaseManager.batchSize)
-            } catch {
-                result.failures.append(IncidentFailure(what: "credentials", database: name, reason: "storage error", retrying: true))
-                break
+        var sweepStarted: Int64
+        repeat {
+            sweepStarted = Self.now()
+            let before = done
+            var after: String?
+            paging: while true {
+                let page: [LeaseRecord]
+                do {
+                    page = try await leaseStorage.leases(matching: filter, after: after, limit: LeaseManager.batchSize)
+                } catch {
+                    result.failures.append(IncidentFailure(what: "credentials", database: name, reason: "storage error", retrying: true))
+                    break
+                }
+                guard let last = page.last else { break }
+                after = last.id
+                let now = Self.now()
+                // A revocation already in flight (a request or the sweeper) owns its leases.
+                let due = page.filter { $0.state != .revoking || ($0.nextAttemptAt ?? 0) <= now }
+                guard !due.isEmpty else { continue }
+                let marked: [LeaseRecord]
+                do {
+                    marked = try await leases.markInFlight(due, now: now)
+                } catch {
+                    result.failures.append(IncidentFailure(what: "credentials", database: name, reason: "storage error", retrying: true))
+                    break
+                }
+                let outcome = await leases.revokeLeases(marked)
+                result.sessionsTerminated += outcome.sessionsTerminated
+                done += outcome.revoked
+                result.revoked += outcome.revoked
+                FaultInjection.point("after-incident-batch")
+                if let failure = outcome.failures.first {
+                    let reason = failure.split(separator: ":", maxSplits: 1).dropFirst().first
+                        .map { String($0).trimmingWhitespace() } ?? failure
+                    result.failures.append(IncidentFailure(what: "credentials", database: name, reason: reason, retrying: true))
+                    // The database is failing: the rest waits for the next pass.
+                    if outcome.revoked == 0 { break paging }
+                }
+                if done > 0 && done % 1000 < LeaseManager.batchSize {
+                    logger.info("incident progress", metadata: ["incident": "\(incident.id)", "database": "\(name)", "revoked": "\(done)"])
+                }
             }
-            guard let last = page.last else { break }
-            after = last.id
-            let now = Self.now()
-            // A revocation already in flight (a request or the sweeper) owns its leases.
-            let due = page.filter { $0.state != .revoking || ($0.nextAttemptAt ?? 0) <= now }
-            guard !due.isEmpty else { continue }
-            let marked: [LeaseRecord]
-            do {
-                marked = try await leases.markInFlight(due, now: now)
-            } catch {
-                result.failures.append(IncidentFailure(what: "credentials", database: name, reason: "storage error", retrying: true))
-                break
-            }
-            let outcome = await leases.revokeLeases(marked)
-            result.sessionsTerminated += outcome.sessionsTerminated
-            done += outcome.revoked
-            result.revoked += outcome.revoked
-            FaultInjection.point("after-incident-batch")
-            if let failure = outcome.failures.first {
-                let reason = failure.split(separator: ":", maxSplits: 1).dropFirst().first
-                    .map { String($0).trimmingWhitespace() } ?? failure
-                result.failures.append(IncidentFailure(what: "credentials", database: name, reason: reason, retrying: true))
-                // The database is failing: the rest waits for the next pass.
-                if outcome.revoked == 0 { break paging }
-            }
-            if done > 0 && done % 1000 < LeaseManager.batchSize {
-                logger.info("incident progress", metadata: ["incident": "\(incident.id)", "database": "\(name)", "revoked": "\(done)"])
-            }
-        }
+            if done == before && sweepStarted <= incident.createdAt { try? await Task.sleep(for: .milliseconds(50)) }
+        } while sweepStarted <= incident.createdAt && result.failures.isEmpty
         // 2. Long-lived passwords.
         guard incident.actions.rotate else { return result }
         let statics: [StaticRole]
