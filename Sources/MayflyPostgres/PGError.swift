@@ -33,6 +33,13 @@ public struct PGError: Error, Sendable, CustomStringConvertible, CustomDebugStri
         self.detail = detail
     }
 
+    /// The server refused one statement (a SQLSTATE outside connection exceptions, class 08,
+    /// and operator intervention, class 57), as opposed to a server that cannot be reached.
+    public var isStatementFailure: Bool {
+        guard let sqlState else { return false }
+        return !sqlState.hasPrefix("08") && !sqlState.hasPrefix("57")
+    }
+
     public var description: String { "PostgreSQL error: \(code)" }
     public var debugDescription: String {
         "PostgreSQL error \(code)\(sqlState.map { " [\($0)]" } ?? ""): \(message)\(detail.isEmpty ? "" : " — \(detail)")"

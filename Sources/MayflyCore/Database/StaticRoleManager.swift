@@ -401,7 +401,7 @@ final class StaticRoleManager: Sendable {
             ])
             // A statement PostgreSQL refused (a bad rotation statement, no privilege) is the
             // role's fault; a database that cannot be reached is the server's.
-            let refused = (error as? PGError).map(LeaseManager.isStatementFailure) ?? false
+            let refused = (error as? PGError)?.isStatementFailure ?? false
             throw APIError(status: refused ? 400 : 500, ["cannot rotate static role \"\(role.name)\": \(DatabaseEngine.describe(error))"])
         }
         FaultInjection.point("after-rotation-alter")

@@ -390,7 +390,7 @@ final class LeaseManager: Sendable {
                 Counter(label: "mayfly_leases_revoked_total", dimensions: [("database", databaseName)]).increment(by: group.count)
                 Timer(label: "mayfly_revocation_batch_duration_seconds", preferredDisplayUnit: .seconds)
                     .recordInterval(since: started)
-            } catch let error as PGError where group.count > 1 && Self.isStatementFailure(error) {
+            } catch let error as PGError where group.count > 1 && error.isStatementFailure {
                 // One role that cannot be dropped (a failing revocation statement, a circular
                 // grant) must not hold back the rest: retry the halves, down to that role alone.
                 let half = group.count / 2
@@ -431,13 +431,6 @@ final class LeaseManager: Sendable {
             }
         }
         return outcome
-    }
-
-    /// An error of one statement (SQLSTATE outside connection exceptions, class 08, and
-    /// operator intervention, class 57), as opposed to a server that cannot be reached.
-    static func isStatementFailure(_ error: PGError) -> Bool {
-        guard let state = error.sqlState else { return false }
-        return !state.hasPrefix("08") && !state.hasPrefix("57")
     }
 
     /// Marks `leases` as `revoking` and owned by the caller for `inFlightGrace` (so the sweeper
