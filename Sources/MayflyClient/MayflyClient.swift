@@ -3,15 +3,19 @@ public import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import Synchronization
 
 /// A client of Mayfly's HTTP API over a Unix socket (`unix:///run/mayfly/mayfly.sock`) or
 /// HTTPS (`https://host:8200`, optionally with a client certificate for mTLS).
 ///
 /// ```swift
 /// let client = try MayflyClient(address: "unix:///run/mayfly/mayfly.sock", token: nil)
-/// defer { try? await client.shutdown() }
 /// let response = try await client.request("GET", "secret/data/app")
+/// try await client.shutdown()
 /// ```
+///
+/// A client released without `shutdown()` (say, on an error path) closes its connections
+/// by itself in the background.
 public final class MayflyClient: Sendable {
     /// One HTTP response: status and raw body.
     public struct Response: Sendable {
@@ -45,6 +49,8 @@ public final class MayflyClient: Sendable {
     }
 
     private let http: HTTPClient
+    private let isShutDown = Atomic<Bool>(false)
+    private let timeout: Int64
     private let socketPath: String?
     private let baseURL: String
     /// The token sent as `X-Vault-Token`, if any.
@@ -56,15 +62,20 @@ public final class MayflyClient: Sendable {
     ///   - caFile: PEM CA to verify the server (HTTPS); the system roots otherwise.
     ///   - certFile: Client certificate (PEM) for mTLS.
     ///   - keyFile: Its private key (PEM).
+    ///   - timeoutSeconds: How long one request may take in all.
     ///   - maximumConnections: Connections kept to the server at once (requests beyond wait).
     public init(address: String, token: String?, caFile: String? = nil, certFile: String? = nil,
                 keyFile: String? = nil, timeoutSeconds: Int64 = 60, maximumConnections: Int = 8) throws
     {
         self.token = token
+        let timeout = max(1, timeoutSeconds)
+        self.timeout = timeout
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(idleTimeout: .seconds(60),
                                              concurrentHTTP1ConnectionsPerHostSoftLimit: maximumConnections)
-        configuration.timeout = .init(connect: .seconds(5), read: .seconds(timeoutSeconds))
+        // Connecting (TCP and TLS handshake) may take up to half the request's time, at most
+        // 30 s: a loaded server still gets its chance, a dead address fails within that.
+        configuration.timeout = .init(connect: .seconds(min(30, max(1, timeout / 2))), read: .seconds(timeout))
         if address.hasPrefix("unix://") || address.hasPrefix("/") {
             let path = address.hasPrefix("unix://") ? String(address.dropFirst("unix://".count)) : address
             socketPath = path
@@ -119,7 +130,7 @@ public final class MayflyClient: Sendable {
         }
         let response: HTTPClientResponse
         do {
-            response = try await http.execute(request, timeout: .seconds(60))
+            response = try await http.execute(request, timeout: .seconds(timeout))
         } catch {
             throw ConnectionError(description: "cannot reach Mayfly at \(socketPath.map { "unix://\($0)" } ?? baseURL): \(error)")
         }
@@ -131,6 +142,16 @@ public final class MayflyClient: Sendable {
 
     /// Closes connections; call once when done.
     public func shutdown() async throws {
+        guard !isShutDown.exchange(true, ordering: .acquiringAndReleasing) else { return }
         try await http.shutdown()
+    }
+
+    deinit {
+        // AsyncHTTPClient traps (in debug builds) when a running client is released; a caller
+        // that left on an error path must not crash its process for it. The shutdown keeps
+        // the HTTP client alive until its connections are closed.
+        if !isShutDown.load(ordering: .acquiring) {
+            http.shutdown { _ in }
+        }
     }
 }
