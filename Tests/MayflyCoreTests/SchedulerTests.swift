@@ -123,7 +123,7 @@ struct SchedulerTests {
 
         // Down from 10:02 to 10:17: the runs of 10:05, 10:10 and 10:15 were missed.
         clock.set(CronTestTime.date("2026-01-01T10:17:30Z"))
-        let restarted = try await Broker.open(config: f.t.broker.config, storage: f.t.storage, logger: Logger(label: "test"),
+        let restarted = try await Broker.open(config: f.t.broker.config, storage: f.t.storage, logger: Logger.test(),
                                               clock: clock)
         #expect(await !restarted.seal.isSealed, "the key file unsealed it")
         let runs = Self.rotations(await restarted.scheduler.runDueJobs(), "catch")

@@ -57,7 +57,7 @@ import Testing
         var config = MayflyConfig(storagePath: directory + "/m.db")
         config.unixListeners = [UnixListenerConfig(path: directory + "/s")]
         let storage = try SQLiteStorage(path: config.storagePath)
-        let fresh = try await Broker.open(config: config, storage: storage, logger: Logger(label: "t"))
+        let fresh = try await Broker.open(config: config, storage: storage, logger: Logger.test())
         for (shares, threshold) in [(0, 0), (3, 4), (3, 1), (256, 2), (5, 0)] {
             await #expect(throws: APIError.self) { _ = try await fresh.seal.initialize(shares: shares, threshold: threshold) }
         }
@@ -76,7 +76,7 @@ import Testing
         _ = try await t.call(.update, "secret/data/app", ["data": ["k": "v"]])
         // "Restart": a new broker over the same database.
         let restarted = try await Broker.open(config: t.broker.config, storage: try SQLiteStorage(path: t.broker.config.storagePath),
-                                              logger: Logger(label: "t"))
+                                              logger: Logger.test())
         #expect(await !restarted.seal.isSealed)
         let response = try await restarted.handle(LogicalRequest(id: "1", operation: .read, path: "secret/data/app", token: t.rootToken))
         guard case .envelope(let envelope, 200) = response else { Issue.record("expected 200"); return }
@@ -90,7 +90,7 @@ import Testing
         try (Hex.encode(Random.bytes(32)) + "\n").write(toFile: keyPath, atomically: true, encoding: .utf8)
         do {
             _ = try await Broker.open(config: t.broker.config, storage: try SQLiteStorage(path: t.broker.config.storagePath),
-                                      logger: Logger(label: "t"))
+                                      logger: Logger.test())
             Issue.record("a wrong key file must not unseal")
         } catch let error as APIError {
             #expect(error.messages.first?.contains("does not unseal this store") == true)
@@ -98,7 +98,7 @@ import Testing
         try "not hex at all\n".write(toFile: keyPath, atomically: true, encoding: .utf8)
         do {
             _ = try await Broker.open(config: t.broker.config, storage: try SQLiteStorage(path: t.broker.config.storagePath),
-                                      logger: Logger(label: "t"))
+                                      logger: Logger.test())
             Issue.record("a malformed key file must be rejected")
         } catch let error as APIError {
             #expect(error.messages.first?.contains("64 hex characters") == true)

@@ -27,7 +27,7 @@ struct TestBroker {
         config.seal = seal
         configure(&config)
         let storage = try SQLiteStorage(path: config.storagePath)
-        let broker = try await Broker.open(config: config, storage: storage, logger: logger ?? Logger(label: "test"), clock: clock)
+        let broker = try await Broker.open(config: config, storage: storage, logger: logger ?? Logger.test(), clock: clock)
         let result = try await broker.seal.initialize(shares: shares, threshold: threshold)
         if case .shamir = seal {
             for share in result.shares.prefix(threshold) { _ = try await broker.seal.submit(share: share) }

@@ -10,6 +10,8 @@ final class ServerProcess: @unchecked Sendable {
     let configPath: String
     let socketPath: String
     let logPath: String
+    /// The ports of the config's TCP listeners, which `start()` also waits for.
+    let tcpPorts: [Int]
     private var process: Process?
 
     /// The built `mayfly` binary: $MAYFLY_BIN, or beside the test bundle.
@@ -28,6 +30,11 @@ final class ServerProcess: @unchecked Sendable {
         socketPath = base + "/run/mayfly.sock"
         configPath = base + "/mayfly.hcl"
         logPath = base + "/server.log"
+        tcpPorts = extraConfig.split(separator: "\n").compactMap { line -> Int? in
+            let text = line.trimmingCharacters(in: .whitespaces)
+            guard text.hasPrefix("address"), let colon = text.lastIndex(of: ":") else { return nil }
+            return Int(text[text.index(after: colon)...].filter(\.isNumber))
+        }
         try """
             storage "sqlite" { path = "\(base)/data/mayfly.db" }
             listener "unix"  { path = "\(socketPath)" \(unixListenerOptions) }
@@ -54,13 +61,28 @@ final class ServerProcess: @unchecked Sendable {
         while Date() < deadline {
             if !process.isRunning { break }
             if FileManager.default.fileExists(atPath: socketPath),
-                let response = try? await request("GET", "sys/health"), response.status > 0
+                let response = try? await request("GET", "sys/health"), response.status > 0,
+                tcpPorts.allSatisfy(Self.accepts)
             {
                 return
             }
             try await Task.sleep(for: .milliseconds(50))
         }
         throw ServerProcessError(message: "server did not start; log:\n" + log())
+    }
+
+    /// Whether something accepts TCP connections on 127.0.0.1:`port` (a listener that is up).
+    static func accepts(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
     }
 
     /// The server's log so far.

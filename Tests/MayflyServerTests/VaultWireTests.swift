@@ -21,8 +21,8 @@ import Testing
         var config = MayflyConfig(storagePath: directory + "/m.db")
         config.unixListeners = [UnixListenerConfig(path: directory + "/s.sock")]
         config.maxRequestSize = maxBody
-        let broker = try await Broker.open(config: config, logger: Logger(label: "test"))
-        let responder = VaultResponder(broker: broker, maxBodySize: maxBody, logger: Logger(label: "test"))
+        let broker = try await Broker.open(config: config, logger: Logger.test())
+        let responder = VaultResponder(broker: broker, maxBodySize: maxBody, logger: Logger.test())
         return Server(app: Application(responder: responder), broker: broker, directory: directory)
     }
 
