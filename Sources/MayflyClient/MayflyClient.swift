@@ -73,8 +73,10 @@ public final class MayflyClient: Sendable {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(idleTimeout: .seconds(60),
                                              concurrentHTTP1ConnectionsPerHostSoftLimit: maximumConnections)
-        // Connecting (TCP and TLS handshake) may take up to half the request's time, at most
-        // 30 s: a loaded server still gets its chance, a dead address fails within that.
+        // A refused connection (broker down) fails at once, so the caller decides whether and
+        // when to retry and can say so; a connection that hangs (TCP or TLS handshake) may take
+        // half the request's time, at most 30 s, so a loaded server still gets its chance.
+        configuration.connectionPool.retryConnectionEstablishment = false
         configuration.timeout = .init(connect: .seconds(min(30, max(1, timeout / 2))), read: .seconds(timeout))
         if address.hasPrefix("unix://") || address.hasPrefix("/") {
             let path = address.hasPrefix("unix://") ? String(address.dropFirst("unix://".count)) : address
