@@ -88,6 +88,12 @@ final class DedicatedCluster: Sendable {
                 posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
                 posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
                 posix_spawn_file_actions_adddup2(&actions, 1, 2)
+                // Nothing else of the test process reaches the child (the PostgreSQL that pg_ctl
+                // starts would hold the tests' sockets open for its whole life).
+                typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+                if let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") {
+                    _ = unsafeBitCast(symbol, to: CloseFrom.self)(&actions, 3)
+                }
                 let arguments = command.map { strdup($0) } + [nil]
                 defer { arguments.forEach { free($0) } }
                 var pid = pid_t()

@@ -15,21 +15,23 @@ import Testing
         #expect(initResponse.status == 200)
         let token = try #require(try Self.json(initResponse)["root_token"]?.stringValue)
 
-        let client = try MayflyClient(address: "unix://" + server.socketPath, token: token, timeoutSeconds: 5)
-        // Four writers stream KV writes; each records what the server acknowledged. The kill
-        // comes once the stream is well under way (not after a fixed time, which a loaded
-        // machine may not fill).
+        let client = try MayflyClient(address: "unix://" + server.socketPath, token: token, timeoutSeconds: 30)
+        // Four writers stream KV writes until the kill; each records what the server
+        // acknowledged. The kill comes once 200 writes are acknowledged (not after a fixed
+        // time, which a loaded machine may not fill); a write that fails before it (a slow
+        // moment) is not acknowledged and the stream goes on.
         let progress = AckCounter()
+        let killed = AckCounter()
         let acknowledged = await withTaskGroup(of: [Int].self) { group in
             for writer in 0..<4 {
                 group.addTask {
                     var acked: [Int] = []
-                    for i in 0..<100_000 {
+                    for i in 0..<100_000 where killed.value.load(ordering: .acquiring) == 0 {
                         let n = writer * 1_000_000 + i
                         guard let response = try? await client.request(
                             "POST", "secret/data/stream/\(n)", body: Data(#"{"data":{"n":"\#(n)"}}"#.utf8)),
                             response.status == 200
-                        else { break }
+                        else { continue }
                         acked.append(n)
                         progress.value.add(1, ordering: .relaxed)
                     }
@@ -37,11 +39,12 @@ import Testing
                 }
             }
             group.addTask {
-                let deadline = ContinuousClock.now + .seconds(60)
+                let deadline = ContinuousClock.now + .seconds(120)
                 while progress.value.load(ordering: .relaxed) < 200 && ContinuousClock.now < deadline {
                     try? await Task.sleep(for: .milliseconds(20))
                 }
                 server.kill(signal: SIGKILL)
+                killed.value.store(1, ordering: .releasing)
                 return []
             }
             return await group.reduce(into: [Int]()) { $0 += $1 }

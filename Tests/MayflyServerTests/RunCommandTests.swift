@@ -133,6 +133,7 @@ struct RunCommandTests {
         let script = """
             trap 'echo hup >> \(out)' HUP
             trap 'exit 7' USR1
+            ls -l /proc/self/fd > \(out).fds
             echo "started $PGUSER" >> \(out)
             while true; do sleep 0.1; done
             """
@@ -142,6 +143,9 @@ struct RunCommandTests {
                                 directory: server.directory)
         #expect(try await Self.waitFor(out) { $0.contains { $0.hasPrefix("started v-app-") } }, "\(runner.stderr)")
         #expect(try await Self.liveLeases(server, token).count == 1)
+        let descriptors = (try? String(contentsOfFile: out + ".fds", encoding: .utf8)) ?? ""
+        #expect(descriptors.contains("/proc/") && !descriptors.contains("socket:"),
+                "the program inherits no socket of mayfly run's (its connections to the broker): \(descriptors)")
         runner.signal(SIGHUP)
         #expect(try await Self.waitFor(out, seconds: 10) { $0.contains("hup") }, "SIGHUP forwarded")
         runner.signal(SIGUSR1)
