@@ -34,7 +34,7 @@ final class ChildProcess: Sendable {
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
         // Close every descriptor of ours above stderr in the child (sockets to the broker:
         // SwiftNIO does not open them close-on-exec).
-        closeInheritedDescriptors(&actions)
+        Self.closeInheritedDescriptors(&actions)
 
         let argv = arguments.map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -96,19 +96,21 @@ final class ChildProcess: Sendable {
     }
 }
 
-/// Makes the spawned child close every descriptor above stderr: glibc's
-/// `posix_spawn_file_actions_addclosefrom_np` (2.34+, done in the child, so a descriptor
-/// another thread opens meanwhile is closed too; looked up at run time because Swift's Glibc
-/// module does not declare it), else each descriptor open now.
-private func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
-    typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-    if let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np"),
-        unsafeBitCast(symbol, to: CloseFrom.self)(&actions, 3) == 0
-    {
-        return
-    }
-    for descriptor in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.compactMap({ Int32($0) }) ?? []
-    where descriptor > 2 && fcntl(descriptor, F_GETFD) >= 0 {
-        posix_spawn_file_actions_addclose(&actions, descriptor)
+extension ChildProcess {
+    /// Makes the spawned child close every descriptor above stderr: glibc's
+    /// `posix_spawn_file_actions_addclosefrom_np` (2.34+, done in the child, so a descriptor
+    /// another thread opens meanwhile is closed too; looked up at run time because Swift's Glibc
+    /// module does not declare it), else each descriptor open now.
+    static func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
+        typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+        if let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np"),
+            unsafeBitCast(symbol, to: CloseFrom.self)(&actions, 3) == 0
+        {
+            return
+        }
+        for descriptor in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.compactMap({ Int32($0) }) ?? []
+        where descriptor > 2 && fcntl(descriptor, F_GETFD) >= 0 {
+            posix_spawn_file_actions_addclose(&actions, descriptor)
+        }
     }
 }
