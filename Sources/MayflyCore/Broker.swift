@@ -221,18 +221,31 @@ public final class Broker: Sendable {
     private func handleUnaudited(_ request: LogicalRequest) async throws -> LogicalResponse {
         do {
             return try await route(request)
-        } catch let error as APIError {
+        } catch let error as APIError where error.status < 500 {
             throw error
-        } catch let error as BarrierError where error.code == .sealed {
-            throw APIError.sealed
-        } catch let error as BarrierError {
-            logger.error("stored data failed its integrity check", metadata: ["error": "\(String(reflecting: error))"])
-            throw APIError(status: 500, ["stored data failed its integrity check"], detail: String(reflecting: error))
-        } catch let error as StorageError {
-            logger.error("storage failure", metadata: ["error": "\(String(reflecting: error))"])
-            throw APIError(status: 500, ["storage unavailable"], detail: String(reflecting: error))
         } catch {
-            throw APIError.internalError(String(reflecting: error))
+            // A seal that lands while a request runs closes its database pools and wipes its
+            // keys under it: the request is answered as sealed, not as an internal error.
+            if !Self.unauditedPaths.contains(request.path), await seal.isSealed { throw APIError.sealed }
+            throw translate(error)
+        }
+    }
+
+    /// The client-visible form of a failure inside a request.
+    private func translate(_ error: any Error) -> APIError {
+        switch error {
+        case let error as APIError:
+            return error
+        case let error as BarrierError where error.code == .sealed:
+            return APIError.sealed
+        case let error as BarrierError:
+            logger.error("stored data failed its integrity check", metadata: ["error": "\(String(reflecting: error))"])
+            return APIError(status: 500, ["stored data failed its integrity check"], detail: String(reflecting: error))
+        case let error as StorageError:
+            logger.error("storage failure", metadata: ["error": "\(String(reflecting: error))"])
+            return APIError(status: 500, ["storage unavailable"], detail: String(reflecting: error))
+        default:
+            return APIError.internalError(String(reflecting: error))
         }
     }
 

@@ -258,6 +258,50 @@ struct DatabaseCredentialTests {
         _ = try await t.call(.update, "sys/leases/revoke-prefix/database/creds/ro")
     }
 
+    /// A seal landing while requests run: one is inside PostgreSQL, one waits for the pool's
+    /// only connection. The waiting one is answered 503 "Vault is sealed" (it found the pool
+    /// closed, which was a 500); the one inside PostgreSQL either finishes (200, as Vault lets
+    /// a request admitted before the seal finish) or is 503 — and after the unseal exactly the
+    /// roles of the 200s exist.
+    @Test func requestsCaughtBySealAnswer503() async throws {
+        let (t, _) = try await Self.setUp()
+        _ = try await t.call(.update, "database/config/db", ["max_open_connections": 1, "verify_connection": false])
+        let role = PG.unique("slow")
+        _ = try await t.call(.update, "database/roles/\(role)", [
+            "db_name": "db",
+            "creation_statements": .strings([
+                "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'",
+                "SELECT pg_sleep(1.5)",
+            ]),
+        ])
+        async let first = Self.outcome { try await t.call(.read, "database/creds/\(role)") }
+        async let second = Self.outcome { try await t.call(.read, "database/creds/\(role)") }
+        try await Task.sleep(for: .milliseconds(500))
+        _ = try await t.call(.update, "sys/seal")
+        let outcomes = await [first, second]
+        let statuses = outcomes.map(\.status).sorted()
+        #expect(statuses == [200, 503] || statuses == [503, 503], "the request waiting for the pool is 503, none is 500: \(statuses)")
+
+        for share in t.shares.prefix(2) { _ = try await t.broker.seal.submit(share: share) }
+        let admin = try await PG.admin()
+        let left = try await admin.query("SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)", ["v-\(role)-"]).compactMap { $0[0] }
+        await admin.close()
+        #expect(Set(left) == Set(outcomes.compactMap(\.username)),
+                "after the unseal's reconcile only the issued credentials' roles exist: \(left)")
+        _ = try await t.call(.update, "sys/leases/revoke-prefix/database/creds/\(role)")
+    }
+
+    static func outcome(_ call: () async throws -> LogicalResponse) async -> (status: Int, username: String?) {
+        do {
+            guard case .envelope(let envelope, let status) = try await call() else { return (-1, nil) }
+            return (status, envelope.data["username"]?.stringValue)
+        } catch let error as APIError {
+            return (error.status, nil)
+        } catch {
+            return (-1, nil)
+        }
+    }
+
     /// A role whose revocation fails (here its own revocation statement) is retried on its own;
     /// the credentials revoked in the same batch are not held back by it.
     @Test func oneUnrevocableRoleDoesNotHoldBackTheOthers() async throws {
