@@ -13,8 +13,11 @@ struct DevServer {
     let logLevel: String?
 
     func run() async throws {
-        let root = try makeTemporaryDirectory(prefix: "mayfly-dev-")
+        let logger = makeLogger(level: logLevel ?? "info")
+        Self.removeLeftovers(logger: logger)
+        let root = try makeTemporaryDirectory(prefix: Self.prefix)
         defer { try? FileManager.default.removeItem(atPath: root) }
+        try "\(getpid())\n".write(toFile: root + "/" + Self.ownerFile, atomically: true, encoding: .utf8)
         let socketDir = FileManager.default.currentDirectoryPath + "/.mayfly"
         try FileManager.default.createDirectory(atPath: socketDir, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o750])
@@ -25,7 +28,6 @@ struct DevServer {
         var config = MayflyConfig(storagePath: root + "/store/mayfly.db")
         config.unixListeners = [UnixListenerConfig(path: socket)]
         config.logLevel = logLevel ?? "info"
-        let logger = makeLogger(level: config.logLevel)
 
         var postgres: DevPostgres?
         if !noPostgres {
@@ -74,6 +76,44 @@ struct DevServer {
                 logger.critical("dev mode could not initialise its store: \(error)")
             }
         }
+    }
+}
+
+extension DevServer {
+    static let prefix = "mayfly-dev-"
+    static let ownerFile = "owner.pid"
+
+    /// Removes what dev servers that did not exit cleanly (kill -9, a crash) left behind: their
+    /// temporary directory and the throw-away PostgreSQL still running in it. A directory is
+    /// a leftover when its owner process is gone (or is no longer a mayfly).
+    static func removeLeftovers(logger: Logger) {
+        let base = NSTemporaryDirectory()
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []
+        for entry in entries where entry.hasPrefix(prefix) {
+            let directory = (base as NSString).appendingPathComponent(entry)
+            var info = stat()
+            guard stat(directory, &info) == 0, info.st_uid == geteuid(),
+                let text = try? String(contentsOfFile: directory + "/" + ownerFile, encoding: .utf8),
+                let owner = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), !isMayfly(owner)
+            else { continue }
+            let data = directory + "/pg/data"
+            if FileManager.default.fileExists(atPath: data + "/postmaster.pid"), let bin = try? DevPostgres.findBinaries() {
+                let postgres = DevPostgres(dataDirectory: data, binDirectory: bin, runAs: geteuid() == 0 ? "nobody" : nil,
+                                           port: 0, socketDirectory: directory + "/pg", version: "")
+                postgres.stop(mode: "immediate")
+            }
+            try? FileManager.default.removeItem(atPath: directory)
+            logger.notice("removed what a dev server that did not exit cleanly left behind",
+                          metadata: ["directory": "\(directory)", "pid": "\(owner)"])
+        }
+    }
+
+    /// Whether `pid` is a running mayfly process (a reused pid is not).
+    private static func isMayfly(_ pid: pid_t) -> Bool {
+        guard kill(pid, 0) == 0 || errno == EPERM else { return false }
+        guard let command = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+        let program = String(decoding: command.prefix { $0 != 0 }, as: UTF8.self)
+        return (program as NSString).lastPathComponent == "mayfly"
     }
 }
 
@@ -159,8 +199,8 @@ struct DevPostgres: Sendable {
         ])
     }
 
-    func stop() {
-        try? exec("pg_ctl", ["-D", dataDirectory, "-m", "fast", "-w", "stop"])
+    func stop(mode: String = "fast") {
+        try? exec("pg_ctl", ["-D", dataDirectory, "-m", mode, "-w", "stop"])
     }
 
     private func exec(_ tool: String, _ arguments: [String]) throws {
