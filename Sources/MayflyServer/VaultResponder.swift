@@ -44,7 +44,10 @@ public struct VaultResponder: HTTPResponder {
                 response = Self.encode(result, requestID: requestID, head: request.method == .head)
             }
         } catch let error as APIError {
-            if error.status >= 500 {
+            if error.status == 503 {
+                // Sealed: the seal itself is logged once; each refused request is not news.
+                logger.debug("request refused while sealed", metadata: ["request_id": "\(requestID)", "path": "\(path)"])
+            } else if error.status >= 500 {
                 logger.error("request failed", metadata: [
                     "request_id": "\(requestID)", "path": "\(path)", "error": "\(String(reflecting: error))",
                 ])
