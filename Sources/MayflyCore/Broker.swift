@@ -86,13 +86,9 @@ public final class Broker: Sendable {
                 }
                 await staticRoles.finishInterrupted()
                 await staticRoles.applyDeclared(config.staticRoles)
-                // Leases pending at unseal were started by a process that is gone: reconcile.
-                do {
-                    try await leases.reconcile(databaseNames: try await databases.configuredNames(), afterRestart: true)
-                } catch {
-                    logger.warning("reconcile after unseal failed; it runs again periodically",
-                                   metadata: ["error": "\(String(reflecting: error))"])
-                }
+                // Leases pending at unseal were started by a process that is gone: reconcile —
+                // in the background, so that a store of a million live leases serves at once.
+                leases.reconcileAfterUnseal(databaseNames: try await databases.configuredNames())
             })
         jobs.seal.set(seal)
     }

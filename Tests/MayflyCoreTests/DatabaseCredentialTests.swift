@@ -283,6 +283,7 @@ struct DatabaseCredentialTests {
         #expect(statuses == [200, 503] || statuses == [503, 503], "the request waiting for the pool is 503, none is 500: \(statuses)")
 
         for share in t.shares.prefix(2) { _ = try await t.broker.seal.submit(share: share) }
+        await t.broker.leases.unsealReconcileFinished()
         let admin = try await PG.admin()
         let left = try await admin.query("SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)", ["v-\(role)-"]).compactMap { $0[0] }
         await admin.close()

@@ -55,11 +55,18 @@ struct ReconcileProcessTests {
         if fault == "after-create-role" {
             #expect(try await Self.markedRoles(role).count == 1, "the role was created before the crash")
         }
+        func reconciles() -> Int { server.log().components(separatedBy: "reconciled after unseal").count - 1 }
+        let before = reconciles()
         try await server.start()
-        // Reconcile runs right after the key-file unseal, before requests are served.
+        // Reconcile starts right after the key-file unseal, beside serving; it is done within seconds.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while reconciles() == before, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+        }
         #expect(try await Self.markedRoles(role).isEmpty, "no role without a live lease; log:\n\(server.log())")
         let leases = try await server.request("LIST", "sys/leases/lookup/database/creds/\(role)/", token: token)
         #expect(leases.status == 404, "no live lease without a role")
+        #expect(reconciles() > before, "the reconcile after the restart finished (not the deadline)")
         // And the broker still issues normally.
         let issued = try await server.request("GET", "database/creds/\(role)", token: token)
         #expect(issued.status == 200)

@@ -20,6 +20,8 @@ final class LeaseManager: Sendable {
     /// Reconcile leaves them alone (after an unseal, only the pending leases of a process that
     /// is gone are stale).
     private let issuing = Mutex<Set<String>>([])
+    /// The reconcile started by the last unseal, while it runs.
+    private let unsealReconcile = Mutex<Task<Void, Never>?>(nil)
     /// One renewal or revocation of a lease at a time: concurrent ones raced each other in
     /// PostgreSQL ("tuple concurrently updated") and answered 500.
     private let leaseLocks = KeyedLock()
@@ -465,6 +467,30 @@ final class LeaseManager: Sendable {
     /// with no live lease are dropped, and live leases whose role is gone are closed. With
     /// `afterRestart`, pending leases are stale (their issuer is gone) and are revoked too.
     @discardableResult
+    /// Starts the reconcile after an unseal (pending leases are a gone process's) in the
+    /// background: its pages of live leases cost PostgreSQL round trips, and serving does
+    /// not wait for them (credentials being issued meanwhile are spared, see `issuing`).
+    func reconcileAfterUnseal(databaseNames: [String]) {
+        let logger = logger
+        unsealReconcile.withLock { running in
+            running?.cancel()
+            running = Task {
+                do {
+                    let (dropped, closed) = try await self.reconcile(databaseNames: databaseNames, afterRestart: true)
+                    logger.info("reconciled after unseal", metadata: ["dropped": "\(dropped)", "closed": "\(closed)"])
+                } catch {
+                    logger.warning("reconcile after unseal failed; it runs again periodically",
+                                   metadata: ["error": "\(String(reflecting: error))"])
+                }
+            }
+        }
+    }
+
+    /// Waits for the reconcile the last unseal started (tests, and callers that need it done).
+    func unsealReconcileFinished() async {
+        await unsealReconcile.withLock { $0 }?.value
+    }
+
     func reconcile(databaseNames: [String], afterRestart: Bool) async throws -> (dropped: Int, closed: Int) {
         var dropped = 0, closed = 0
         for name in databaseNames {
@@ -507,6 +533,7 @@ final class LeaseManager: Sendable {
             // 2. Live leases whose role is gone (and, after a restart, pending leases).
             var after: String?
             while true {
+                try Task.checkCancellation()
                 let page = try await leases.liveLeases(prefix: "database/creds/", after: after, limit: Self.batchSize)
                 guard let last = page.last else { break }
                 after = last.id
