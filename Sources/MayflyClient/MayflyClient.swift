@@ -134,12 +134,29 @@ public final class MayflyClient: Sendable {
         do {
             response = try await http.execute(request, timeout: .seconds(timeout))
         } catch {
-            throw ConnectionError(description: "cannot reach Mayfly at \(socketPath.map { "unix://\($0)" } ?? baseURL): \(error)")
+            throw ConnectionError(description: "cannot reach Mayfly at \(socketPath.map { "unix://\($0)" } ?? baseURL): "
+                                  + Self.describe(error))
         }
         let buffer = try await response.body.collect(upTo: 64 << 20)
         var headers: [String: String] = [:]
         for header in response.headers { headers[header.name.lowercased()] = header.value }
         return Response(status: Int(response.status.code), body: Data(buffer.readableBytesView), headers: headers)
+    }
+
+    /// A sentence for a connection failure: the system's words for an errno ("Connection
+    /// refused"), else the error's own description.
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? IOError { return String(cString: strerror(error.errnoCode)) }
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .connectTimeout: return "connection timed out"
+            case .deadlineExceeded, .readTimeout: return "no answer in time"
+            case .remoteConnectionClosed: return "the server closed the connection"
+            default: return "\(error)"
+            }
+        }
+        if let error = error as? NIOSSLError { return "TLS: \(error)" }
+        return "\(error)"
     }
 
     /// Closes connections; call once when done.

@@ -130,7 +130,21 @@ extension MayflyHTTPServer {
     static func prepareSocketDirectory(_ listener: UnixListenerConfig) throws -> gid_t? {
         let directory = (listener.path as NSString).deletingLastPathComponent
         let dir = directory.isEmpty ? "." : directory
+        let gid: gid_t?
+        if let group = listener.group {
+            guard let entry = getgrnam(group) else {
+                throw ServerError("listener \"unix\": group \"\(group)\" does not exist")
+            }
+            gid = entry.pointee.gr_gid
+        } else {
+            gid = nil
+        }
         if !FileManager.default.fileExists(atPath: dir) {
+            defer {
+                // A directory the server makes belongs to the clients' group too, or they
+                // could not reach the socket inside it.
+                if let gid { _ = chown(dir, uid_t.max, gid) }
+            }
             do {
                 try FileManager.default.createDirectory(
                     atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
@@ -144,11 +158,7 @@ extension MayflyHTTPServer {
             throw ServerError(
                 "refusing to listen on \(listener.path): its directory \(dir) is world-writable; use a directory only the server and its clients' group can write (e.g. mode 0750)")
         }
-        guard let group = listener.group else { return nil }
-        guard let entry = getgrnam(group) else {
-            throw ServerError("listener \"unix\": group \"\(group)\" does not exist")
-        }
-        return entry.pointee.gr_gid
+        return gid
     }
 
     /// Pending connections the listeners queue: a storm of cold starts connects at once.

@@ -44,7 +44,7 @@ struct WriteCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "write", abstract: "Write to any API path (POST).")
     @OptionGroup var options: ClientOptions
     @Argument(help: "Path after /v1/.") var path: String
-    @Argument(help: "Data as key=value (key=@file reads a file, key=- reads stdin).") var data: [String] = []
+    @Argument(help: "Data as key=value (key=@file reads a file, key=- reads stdin; a final newline is dropped).") var data: [String] = []
 
     func run() async throws {
         try await runCLI {

@@ -19,14 +19,18 @@ struct DevServer {
         defer { try? FileManager.default.removeItem(atPath: root) }
         try "\(getpid())\n".write(toFile: root + "/" + Self.ownerFile, atomically: true, encoding: .utf8)
         let socketDir = FileManager.default.currentDirectoryPath + "/.mayfly"
+        let madeSocketDir = !FileManager.default.fileExists(atPath: socketDir)
         try FileManager.default.createDirectory(atPath: socketDir, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o750])
+        // ./.mayfly goes too when this server made it and nothing else is left in it.
+        defer { if madeSocketDir { _ = unlink(socketDir + "/mayfly.sock"); _ = rmdir(socketDir) } }
         _ = chmod(socketDir, 0o750)
         var socket = socketDir + "/mayfly.sock"
         if socket.utf8.count >= 108 { socket = root + "/mayfly.sock" }
 
         var config = MayflyConfig(storagePath: root + "/store/mayfly.db")
         config.unixListeners = [UnixListenerConfig(path: socket)]
+        config.auditPath = root + "/audit.log"   // so that `mayfly incident exposure` has reads to show
         config.logLevel = logLevel ?? "info"
 
         var postgres: DevPostgres?
@@ -48,7 +52,7 @@ struct DevServer {
                 var banner = """
 
                     Mayfly is running in dev mode: for trying things out, never for real secrets.
-                    Its store lives in \(root) and is deleted on exit (Ctrl-C).
+                    Its store and audit log live in \(root) and are deleted on exit (Ctrl-C).
 
                         export MAYFLY_ADDR='unix://\(socketPath)'
                         export MAYFLY_TOKEN='\(result.rootToken)'

@@ -167,7 +167,7 @@ struct KVCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "put", abstract: "Change max versions, CAS requirement or deletion delay.")
         @OptionGroup var options: ClientOptions
         @Option(help: "Versions to keep.") var maxVersions: Int?
-        @Option(help: "Require check-and-set on writes.") var casRequired: Bool?
+        @Option(help: "Require check-and-set on writes: true or false.") var casRequired: Bool?
         @Option(help: "Delete versions this long after writing (e.g. 24h).") var deleteVersionAfter: String?
         @Option(help: "Custom metadata key=value (repeatable).") var customMetadata: [String] = []
         @Argument var path: String

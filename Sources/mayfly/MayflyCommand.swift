@@ -7,10 +7,15 @@ struct MayflyCommand: AsyncParsableCommand {
         commandName: "mayfly",
         abstract: "Secrets broker: short-lived PostgreSQL credentials, an encrypted KV store, rotation and revocation.",
         discussion: """
-            Clients find the server through MAYFLY_ADDR (unix:///path/to.sock or https://host:port) and
-            authenticate with MAYFLY_TOKEN; VAULT_ADDR and VAULT_TOKEN are used when those are unset.
-            Exit status: 0 success, 1 error, 2 sealed or unreachable, 3 (revoke, incident show) work
-            still being retried.
+            Clients find the server through MAYFLY_ADDR: unix:///path/to.sock or
+            https://host:port (default unix://./.mayfly/mayfly.sock, the dev server's
+            socket in the current directory). They authenticate with MAYFLY_TOKEN, or as
+            the identity their socket or client certificate is bound to. VAULT_ADDR,
+            VAULT_TOKEN, VAULT_CACERT, VAULT_CLIENT_CERT and VAULT_CLIENT_KEY are used
+            when the MAYFLY_ ones are unset.
+
+            Exit status: 0 success, 1 error, 2 sealed or unreachable, 3 work still being
+            retried (revoke, incident show).
             """,
         subcommands: [
             ServerCommand.self, StatusCommand.self, RunCommand.self, OperatorCommand.self, KVCommand.self, TokenCommand.self,

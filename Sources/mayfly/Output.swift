@@ -71,7 +71,8 @@ enum Output {
         if rows.isEmpty { print("Success!") } else { table(rows) }
     }
 
-    /// `key=value` pairs (`key=@file` reads a file, `key=-` reads stdin) into a JSON object.
+    /// `key=value` pairs (`key=@file` reads a file, `key=-` reads stdin, either without its
+    /// final newline) into a JSON object.
     static func pairs(_ items: [String]) throws -> [String: JSONValue] {
         var result: [String: JSONValue] = [:]
         for item in items {
@@ -87,6 +88,11 @@ enum Output {
                     throw CLIError(message: "cannot read \(value.dropFirst())", code: 1)
                 }
                 value = String(decoding: data, as: UTF8.self)
+            }
+            if item.dropFirst(key.count + 1) == "-" || item.dropFirst(key.count + 1).hasPrefix("@") {
+                // One final newline is the file's line end, not part of the value (as the
+                // config's password_file reads it): `echo secret > f` then key=@f gives "secret".
+                if value.hasSuffix("\r\n") { value.removeLast(2) } else if value.hasSuffix("\n") { value.removeLast() }
             }
             result[key] = .string(value)
         }

@@ -9,20 +9,25 @@ struct RevokeCommand: AsyncParsableCommand {
         commandName: "revoke",
         abstract: "Leak response: revoke every matching credential (sessions ended), optionally rotate passwords, revoke tokens and seal.",
         discussion: """
-            Give --all or a scope; scopes combine (a credential must match all of them). Examples:
-              mayfly revoke --all --rotate --tokens --reason "laptop with prod access stolen"
-              mayfly revoke --database orders --role orders-ro --reason "orders-ro password in a log"
-              mayfly revoke --identity unix:user:billing --tokens --reason "billing host compromised"
-            The incident is recorded: a restart resumes it and `mayfly incident show ID` reports it.
-            Exit status: 0 everything finished, 3 something failed and is being retried in the
-            background (the report says what), 1 error, 2 sealed or unreachable.
+            Give --all or a scope; scopes combine (a credential must match all of
+            them). Examples:
+
+              mayfly revoke --all --rotate --tokens --reason "prod laptop stolen"
+              mayfly revoke --role orders-ro --reason "orders-ro password in a log"
+              mayfly revoke --identity unix:user:billing --tokens \\
+                  --reason "billing host compromised"
+
+            The incident is recorded: a restart resumes it and `mayfly incident show
+            ID` reports it. Exit status: 0 everything finished, 3 something failed and
+            is being retried in the background (the report says what), 1 error, 2
+            sealed or unreachable.
             """)
 
     @OptionGroup var options: ClientOptions
     @Flag(help: "Everything: every credential; with --tokens every token except yours.") var all = false
     @Option(help: "Only credentials of this database (repeatable).") var database: [String] = []
     @Option(help: "Only credentials of this role (repeatable).") var role: [String] = []
-    @Option(help: "Only credentials and tokens of this identity: unix:user:NAME, unix:uid:N, cert:URI, approle:ROLE (repeatable).")
+    @Option(help: "Only credentials and tokens of this identity: unix:user:NAME, unix:uid:N, cert:URI, approle:ROLE, token:NAME (repeatable).")
     var identity: [String] = []
     @Option(help: "Only credentials issued at or after this time (RFC 3339 or Unix seconds).") var issuedAfter: String?
     @Option(help: "Only credentials issued before this time (RFC 3339 or Unix seconds).") var issuedBefore: String?
@@ -77,8 +82,11 @@ struct IncidentCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await runCLI {
-                let (_, body) = try await options.call("LIST", "sys/mayfly/incidents")
-                if options.format == .json { return Output.json(body) }
+                let (status, body) = try await options.call("LIST", "sys/mayfly/incidents", allow: [404])
+                if options.format == .json {
+                    return Output.json(status == 404 ? .object(["data": .object(["keys": .array([])])]) : body)
+                }
+                if status == 404 { return print("No incidents.") }
                 let info = body["data"]?["key_info"]?.objectValue ?? [:]
                 for id in body["data"]?["keys"]?.arrayValue?.compactMap(\.stringValue) ?? [] {
                     let item = info[id]

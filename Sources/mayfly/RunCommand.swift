@@ -12,22 +12,31 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Run a program with short-lived credentials in its environment, renewed and replaced as needed.",
         discussion: """
-            Examples:
+            The program and its arguments follow `--`. Examples:
+
               mayfly run --creds database/creds/orders-ro -- ./server
-              mayfly run --creds database/creds/orders-rw=ORDERS_URL --kv 'secret/data/orders#api_key=API_KEY' \\
+              mayfly run --creds database/creds/orders-rw=ORDERS_URL \\
+                  --kv 'secret/orders/api#key=API_KEY' \\
                   --on-change signal:HUP --file /run/orders/db.env -- ./server
-            The first --creds goes to --env-name (DATABASE_URL); name the others with =ENV. With --pg-env
-            the first credential is also given as PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD,
-            PGSSLMODE and PGSSLROOTCERT. Leases are renewed at about two thirds of their TTL; a lease that
-            cannot be renewed (max TTL reached, revoked, forgotten) is replaced by a new credential and
-            --on-change applied. While the broker is unreachable `mayfly run` retries with backoff and
-            says so on stderr; the program never starts without its credentials. Exit status: the
-            program's (128 + signal when a signal ended it); 1 when the credentials cannot be had.
+
+            The first --creds goes to --env-name (DATABASE_URL); name the others with
+            =ENV. With --pg-env the first credential is also given as PGHOST, PGPORT,
+            PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE and PGSSLROOTCERT. A --kv field
+            without =ENV goes to the field's name in upper case.
+
+            Leases are renewed at about two thirds of their TTL; a lease that cannot
+            be renewed (max TTL reached, revoked, forgotten) is replaced by a new
+            credential and --on-change applied. While the broker is unreachable
+            `mayfly run` retries with backoff and says so on stderr; the program never
+            starts without its credentials.
+
+            Exit status: the program's (128 + signal when a signal ended it); 1 when
+            the credentials cannot be had.
             """)
 
     @OptionGroup var options: ClientOptions
     @Option(name: .customLong("creds"), help: "database/creds/ROLE[=ENV] to fetch (repeatable).") var credentials: [String] = []
-    @Option(help: "secret/data/PATH#FIELD=ENV: a KV field as an environment variable (repeatable).") var kv: [String] = []
+    @Option(help: "secret/PATH#FIELD[=ENV]: a KV field as an environment variable (repeatable).") var kv: [String] = []
     @Option(help: "Variable of the first credential's connection URL.") var envName = "DATABASE_URL"
     @Flag(help: "Also set PGHOST, PGUSER, PGPASSWORD, … from the first credential.") var pgEnv = false
     @Option(help: "When a credential is replaced: restart (SIGTERM, then SIGKILL after --stop-timeout), signal:NAME, or none.")
@@ -35,7 +44,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Also write the variables to this file (atomically, mode 0600) and keep it current.") var file: String?
     @Option(help: "Seconds to wait after SIGTERM before SIGKILL when restarting or stopping.") var stopTimeout: Double = 10
     @Flag(help: "Do not revoke the leases on exit.") var keepLeases = false
-    @Argument(parsing: .captureForPassthrough, help: "-- COMMAND [ARGS…]") var command: [String] = []
+    @Argument(parsing: .postTerminator, help: "The program and its arguments, after --.") var command: [String] = []
 
     /// How the program learns about a replaced credential.
     enum ChangeAction: Equatable {
@@ -86,13 +95,15 @@ struct RunCommand: AsyncParsableCommand {
 
     func kvSpecs() throws -> [KVSpec] {
         try kv.map { text in
-            guard let hash = text.firstIndex(of: "#") else {
-                throw ValidationError("--kv takes secret/data/PATH#FIELD=ENV, got \(text)")
-            }
-            let path = String(text[..<hash])
+            let usage = "--kv takes MOUNT/PATH#FIELD[=ENV] (e.g. secret/orders/api#key=API_KEY), got \(text)"
+            guard let hash = text.firstIndex(of: "#") else { throw ValidationError(usage) }
+            var path = String(text[..<hash])
             let rest = text[text.index(after: hash)...].split(separator: "=", maxSplits: 1).map(String.init)
-            guard !path.isEmpty, let field = rest.first, !field.isEmpty else {
-                throw ValidationError("--kv takes secret/data/PATH#FIELD=ENV, got \(text)")
+            guard !path.isEmpty, let field = rest.first, !field.isEmpty else { throw ValidationError(usage) }
+            // `secret/orders/api` as `mayfly kv` takes it; the API form `secret/data/orders/api` too.
+            if path.split(separator: "/").dropFirst().first != "data" {
+                guard let api = try? KVCommand.apiPath(path, "data") else { throw ValidationError(usage) }
+                path = api
             }
             return KVSpec(path: path, field: field, variable: rest.count == 2 ? rest[1] : field.uppercased())
         }

@@ -11,20 +11,26 @@ struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "server", abstract: "Run the Mayfly server.",
         discussion: """
-            With --config, serves the listeners of that HCL (or JSON) file until SIGTERM or SIGINT.
-            With --dev, starts an initialised and unsealed server on ./.mayfly/mayfly.sock with its
-            store in a temporary directory, and a throw-away PostgreSQL; everything is deleted on exit.
-            Never use --dev for real secrets.
+            With --config, serves the listeners of that HCL (or JSON) file until
+            SIGTERM or SIGINT.
+
+            With --dev, starts an initialised and unsealed server on
+            ./.mayfly/mayfly.sock with its store in a temporary directory, an audit
+            log, and a throw-away PostgreSQL; everything is deleted on exit. Never use
+            --dev for real secrets.
             """)
 
     @Option(name: .long, help: "Config file (HCL or JSON).") var config: String?
     @Flag(name: .long, help: "Run a throw-away development server.") var dev = false
     @Flag(name: .long, help: "In dev mode, do not start a PostgreSQL.") var devNoPostgres = false
-    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error (overrides the config).")
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical (overrides the config).")
     var logLevel: String?
 
     func validate() throws {
         guard (config != nil) != dev else { throw ValidationError("give either --config FILE or --dev") }
+        if let logLevel, Logger.Level(rawValue: logLevel == "warn" ? "warning" : logLevel) == nil {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
     }
 
     func run() async throws {
@@ -49,13 +55,14 @@ struct ServerCommand: AsyncParsableCommand {
 
 /// A logger writing to stderr at `level`.
 func makeLogger(level: String) -> Logger {
+    let level = Logger.Level(rawValue: level == "warn" ? "warning" : level) ?? .info
     LoggingSystem.bootstrap { label in
         var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = Logger.Level(rawValue: level) ?? .info
+        handler.logLevel = level
         return handler
     }
     var logger = Logger(label: "mayfly")
-    logger.logLevel = Logger.Level(rawValue: level) ?? .info
+    logger.logLevel = level
     return logger
 }
 

@@ -43,7 +43,7 @@ struct DevModeTests {
                 guard let range = text.range(of: marker) else { return nil }
                 return String(text[range.upperBound...].prefix { $0 != end })
             }
-            guard let token = after("Root Token: ", upTo: "\n"), let store = after("Its store lives in ", upTo: " "),
+            guard let token = after("Root Token: ", upTo: "\n"), let store = after("Its store and audit log live in ", upTo: " "),
                 let port = after("@127.0.0.1:", upTo: "/").flatMap(Int.init)
             else { throw ServerProcessError(message: "no dev banner; output:\n\(text)") }
             return (token, store, port)
@@ -84,6 +84,7 @@ struct DevModeTests {
         let first = try DevProcess(in: directory, name: "first")
         let (token, store, port) = try await first.banner()
         #expect(FileManager.default.fileExists(atPath: store + "/store/mayfly.db"), "the store lives in the temporary directory")
+        #expect(FileManager.default.fileExists(atPath: store + "/audit.log"), "so does an audit log (for incident exposure)")
         let client = try MayflyClient(address: "unix://\(directory)/.mayfly/mayfly.sock", token: token)
         let status = try JSONValue.parse(try await client.request("GET", "sys/seal-status").body)
         #expect(status["initialized"] == true && status["sealed"] == false)
@@ -112,6 +113,7 @@ struct DevModeTests {
         second.stop(SIGINT)
         #expect(second.process.terminationStatus == 0, "\(second.output.suffix(2000))")
         #expect(!FileManager.default.fileExists(atPath: secondStore), "its temporary directory is removed on exit")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/.mayfly/mayfly.sock"), "and its socket")
         #expect(try await Self.stops(secondPostgres), "its PostgreSQL is stopped on exit")
     }
 }

@@ -44,11 +44,14 @@ struct UnixIdentityTests {
                 bind "unix:user:nobody" { policies = ["orders-app"] }
                 """,
             unixListenerOptions: #"group = "nogroup""#)
-        // The socket's directory must be reachable by the socket's group.
+        // The server makes the socket's directory, reachable by the socket's group.
         let runDirectory = (server.socketPath as NSString).deletingLastPathComponent
-        _ = chown(runDirectory, 0, 65534)
+        try FileManager.default.removeItem(atPath: runDirectory)
         _ = chmod(server.directory, 0o755)
         try await server.start()
+        let made = try FileManager.default.attributesOfItem(atPath: runDirectory)
+        #expect((made[.groupOwnerAccountID] as? Int) == 65534 && (made[.posixPermissions] as? Int) == 0o750,
+                "the socket directory the server made: group nogroup, mode 0750: \(made)")
         defer { server.kill(signal: SIGTERM) }
         let token = try #require(try JSONValue.parse(try await server.request("PUT", "sys/init", json: "{}").body)["root_token"]?.stringValue)
 
