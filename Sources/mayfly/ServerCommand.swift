@@ -76,8 +76,9 @@ func serve(config: MayflyConfig, logger: Logger, configPath: String? = nil,
         broker = try await Broker.open(config: config, logger: logger)
         services = try MayflyHTTPServer(broker: broker, logger: logger, configPath: configPath).applications()
     } catch {
-        logger.critical("cannot start", metadata: ["error": "\(error)"])
-        FileHandle.standardError.write(Data("Error: cannot start: \(error)\n".utf8))
+        // The operator's own setup is at fault here: say what exactly (paths, reasons).
+        logger.critical("cannot start", metadata: ["error": "\(String(reflecting: error))"])
+        FileHandle.standardError.write(Data("Error: cannot start: \(String(reflecting: error))\n".utf8))
         throw ExitCode(1)
     }
     let status = await broker.seal.status

@@ -24,6 +24,12 @@ public final class AuditFile: Sendable {
     /// Opens (creating with mode 0600) and continues the chain of an existing file.
     public init(path: String) throws {
         self.path = path
+        // Its directory is made (mode 0700) when missing, as storage and socket directories are.
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty, !FileManager.default.fileExists(atPath: directory) {
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                     attributes: [.posixPermissions: 0o700])
+        }
         let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw AuditError("cannot open \(path): \(String(cString: strerror(errno)))") }
         var info = stat()
