@@ -28,11 +28,18 @@ struct OperatorCommand: AsyncParsableCommand {
                     print("Unseal Key \(index + 1): \(Output.text(key))")
                 }
                 print("\nInitial Root Token: \(Output.text(body["root_token"] ?? ""))\n")
-                print("""
-                    Store the unseal keys and the root token somewhere safe: they are shown only once.
-                    Unseal with `mayfly operator unseal` (\(keyThreshold) of \(keyShares) keys), unless the
-                    server uses a key-file seal, in which case it is unsealed already.
-                    """)
+                if (body["keys"]?.arrayValue ?? []).isEmpty {
+                    print("""
+                        The server uses a key-file seal: it is unsealed already and unseals itself
+                        after every restart. Store the root token somewhere safe: it is shown only
+                        once.
+                        """)
+                } else {
+                    print("""
+                        Store the unseal keys and the root token somewhere safe: they are shown
+                        only once. Unseal with `mayfly operator unseal` (\(keyThreshold) of \(keyShares) keys).
+                        """)
+                }
             }
         }
     }

@@ -33,6 +33,7 @@ import Testing
         let config = try ConfigLoader.parse("""
             storage "sqlite" { path = "/x" }
             listener "unix" { path = "/s" }
+            database "orders" { connection_url = "postgresql://a@localhost/orders" }
             static_role "orders-migrator" {
               database = "orders"  username = "migrator"  strategy = "alternating"  member_of = ["migrator"]
               rotation_schedule = "30 2 * * *"  time_zone = "Europe/Berlin"
@@ -74,6 +75,7 @@ import Testing
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\nbind \"unix:uid:1\" {\n  audit = \"x\"\n}", 4, "unknown setting \"audit\" in bind"),
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\nstatic_role \"m\" {\n  database = \"d\"\n  username = \"u\"\n  rotation_schedule = \"0 25 * * *\"\n}", 6, "hour field \"25\""),
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\nstatic_role \"m\" { database = \"d\"  username = \"u\" }", 3, "needs rotation_schedule or rotation_period"),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\nstatic_role \"m\" { database = \"d\"  username = \"u\"  rotation_period = \"1h\" }", 3, "which no database stanza declares"),
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\nstatic_role \"m\" { database = \"d\"  username = \"u\"  rotation_period = \"1h\"  strategy = \"triple\" }", 3, "strategy must be"),
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\nkeyring_rotation_schedule = \"@fortnightly\"", 3, "unknown macro"),
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\nscheduler { jitter = \"soon\" }", 3, "must be a duration"),

@@ -190,6 +190,10 @@ public enum ConfigLoader {
             guard config.defaultLeaseTTL <= config.maxLeaseTTL else {
                 throw fail(0, "default_lease_ttl is longer than max_lease_ttl")
             }
+            for (role, line) in zip(config.staticRoles, staticRoleLines)
+            where !config.databases.contains(where: { $0.name == role.database }) {
+                throw fail(line, "static_role \"\(role.name)\" names database \"\(role.database)\", which no database stanza declares")
+            }
             for (role, line) in zip(config.roles, roleLines) {
                 guard let database = config.databases.first(where: { $0.name == role.database }) else {
                     throw fail(line, "role \"\(role.name)\" names database \"\(role.database)\", which no database stanza declares")
@@ -289,6 +293,7 @@ public enum ConfigLoader {
         }
 
         var roleLines: [Int] = []
+        var staticRoleLines: [Int] = []
 
         func strings(_ member: HCLMember) throws(ConfigError) -> [String] {
             guard let items = member.value.listValue else {
@@ -464,6 +469,7 @@ public enum ConfigLoader {
                     guard period >= 5 else { throw fail(line, "static_role \"\(name)\": rotation_period must be at least 5s") }
                 }
                 config.staticRoles.append(role)
+                staticRoleLines.append(line)
             }
         }
 
