@@ -46,6 +46,12 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Credentials revoked the Vault-default way, one at a time (timed, then extrapolated).")
     var vaultRevokeCount = 200
 
+    @Option(help: "Requests for each of the KV-read and empty-route runs (16 clients).")
+    var kvCount = 20_000
+
+    @Option(help: "Write the root token to this file (mode 0600) for later steps of scripts/bench.")
+    var tokenFile: String?
+
     func run() throws {
         let admin = try UnixHTTPClient(socketPath: socket)
         let initialised = try admin.request("PUT", "sys/init", token: nil, body: #"{"secret_shares":1,"secret_threshold":1}"#)
@@ -53,6 +59,9 @@ struct BenchCommand: ParsableCommand {
             let object = try JSONSerialization.jsonObject(with: initialised.body) as? [String: Any],
             let token = object["root_token"] as? String
         else { throw UnixHTTPClient.Failure(description: "sys/init answered \(initialised.status)") }
+        if let tokenFile {
+            FileManager.default.createFile(atPath: tokenFile, contents: Data(token.utf8), attributes: [.posixPermissions: 0o600])
+        }
 
         let sql = SQLFloor(conninfo: conninfo, group: group, iterations: iterations)
         try sql.prepare()
@@ -64,7 +73,7 @@ struct BenchCommand: ParsableCommand {
         let vaultSeconds = try sql.vaultDefault(count: vaultCount)
         rows.append(Row(what: "Vault-default SQL (plaintext, 4096 iter.)", count: vaultCount, seconds: vaultSeconds))
 
-        let load = IssuanceLoad(socketPath: socket, token: token, role: role)
+        let load = RequestLoad(socketPath: socket, token: token, path: "database/creds/\(role)")
         progress("Mayfly issuance, 1 client: \(singleCount) credentials")
         let single = try load.run(count: singleCount, clients: 1)
         rows.append(Row(what: "Mayfly issuance, 1 client", count: single.count, seconds: single.seconds,
@@ -78,6 +87,19 @@ struct BenchCommand: ParsableCommand {
         let revokeSeconds = try revokeAll(admin, token: token)
         rows.append(Row(what: "Mayfly revoke-prefix (one call)", count: sixteen.count, seconds: revokeSeconds))
         let left = try sql.remaining(prefix: "v-\(role)-")
+
+        // KV reads against the same server's cheapest route (sys/health: no token, no storage).
+        let written = try admin.request("POST", "secret/data/bench/app", token: token,
+                                        body: #"{"data":{"username":"app","password":"correct horse battery staple"}}"#)
+        guard written.status == 200 else { throw UnixHTTPClient.Failure(description: "KV write answered \(written.status)") }
+        progress("empty route (sys/health), 16 clients: \(kvCount) requests")
+        let empty = try RequestLoad(socketPath: socket, token: token, path: "sys/health").run(count: kvCount, clients: 16)
+        rows.append(Row(what: "empty route (sys/health), 16 clients", count: empty.count, seconds: empty.seconds,
+                        p50: empty.percentile(50), p99: empty.percentile(99)))
+        progress("KV read, 16 clients: \(kvCount) requests")
+        let kvRead = try RequestLoad(socketPath: socket, token: token, path: "secret/data/bench/app").run(count: kvCount, clients: 16)
+        rows.append(Row(what: "KV read, 16 clients", count: kvRead.count, seconds: kvRead.seconds,
+                        p50: kvRead.percentile(50), p99: kvRead.percentile(99)))
 
         var everything: RevokeEverything.Result?
         var vaultRevokeSeconds = 0.0
@@ -102,6 +124,8 @@ struct BenchCommand: ParsableCommand {
         print(String(format: "  ÷ Vault-default SQL:  %.1f× (target ≥ 20×)", ofVault))
         print(String(format: "  p99 latency:          %.1f ms (target < 25 ms)", sixteen.percentile(99)))
         print("roles left after revoke-prefix: \(left)")
+        print(String(format: "KV read: %.0f requests/s, %.2f of the empty route's %.0f (target ≥ 0.60)",
+                     kvRead.perSecond, kvRead.perSecond / empty.perSecond, empty.perSecond))
         if let everything {
             let vaultExtrapolated = vaultRevokeSeconds / Double(vaultRevokeCount) * Double(everything.revoked)
             let rolesLeft = try sql.remaining(prefix: "v-")

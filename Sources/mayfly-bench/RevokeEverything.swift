@@ -33,7 +33,7 @@ struct RevokeEverything {
         for role in roles {
             let share = count / roles.count
             progress("issuing \(share) credentials of \(role)")
-            let load = IssuanceLoad(socketPath: socketPath, token: token, role: role)
+            let load = RequestLoad(socketPath: socketPath, token: token, path: "database/creds/\(role)")
             let result = try load.run(count: share, clients: 16, keep: sessionCount / roles.count)
             guard result.count == share else { throw UnixHTTPClient.Failure(description: "issued \(result.count) of \(share)") }
             kept += result.kept

@@ -1,9 +1,9 @@
 import Foundation
 import Synchronization
 
-/// Issues `count` credentials from `clients` concurrent keep-alive connections (one thread
-/// each) and records every request's latency.
-struct IssuanceLoad {
+/// Sends `count` GETs of one path (a credential, a KV secret, health) from `clients`
+/// concurrent keep-alive connections (one thread each) and records every request's latency.
+struct RequestLoad {
     struct Result {
         var count: Int
         var seconds: Double
@@ -23,9 +23,9 @@ struct IssuanceLoad {
 
     var socketPath: String
     var token: String
-    var role: String
+    var path: String
 
-    /// Issues `count` credentials; keeps the login details of up to `keep` of them.
+    /// Sends `count` requests; keeps the login details of up to `keep` credentials.
     func run(count: Int, clients: Int, keep: Int = 0) throws -> Result {
         let next = Atomic<Int>(0)
         let results = Mutex<(latencies: [Double], failure: String?)>(([], nil))
@@ -44,7 +44,7 @@ struct IssuanceLoad {
                 while next.add(1, ordering: .relaxed).oldValue < count {
                     let begin = DispatchTime.now().uptimeNanoseconds
                     do {
-                        let response = try client.request("GET", "database/creds/\(role)", token: token)
+                        let response = try client.request("GET", path, token: token)
                         guard response.status == 200 else {
                             throw UnixHTTPClient.Failure(
                                 description: "HTTP \(response.status): \(String(decoding: response.body.prefix(300), as: UTF8.self))")
@@ -69,7 +69,7 @@ struct IssuanceLoad {
         finished.wait()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let (latencies, failure) = results.withLock { ($0.latencies, $0.failure) }
-        if let failure { throw UnixHTTPClient.Failure(description: "issuance failed: \(failure)") }
+        if let failure { throw UnixHTTPClient.Failure(description: "GET \(path) failed: \(failure)") }
         return Result(count: latencies.count, seconds: seconds, latencies: latencies, kept: kept.withLock { $0 })
     }
 }
