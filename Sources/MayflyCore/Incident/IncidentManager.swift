@@ -325,7 +325,11 @@ final class IncidentManager: Sendable {
         for name in try await databasesInScope(incident) {
             var report = IncidentDatabaseReport(credentialsInScope: counts[name]?.values.reduce(0, +) ?? 0)
             report.credentialsPending = report.credentialsInScope
-            plan.append("revoke \(report.credentialsInScope) credential(s) in database \(name) and end their sessions")
+            // A database reached only because no --database narrowed the scope, with nothing of
+            // the scope in it, is no news.
+            if report.credentialsInScope > 0 || incident.scope.databases.contains(name) || incident.scope.all {
+                plan.append("revoke \(report.credentialsInScope) credential(s) in database \(name) and end their sessions")
+            }
             if incident.actions.rotate {
                 for role in try await staticRoles.roles(inDatabase: name) {
                     report.rotationsPending += role.usernames.count
