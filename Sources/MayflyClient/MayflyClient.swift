@@ -2,6 +2,7 @@ import AsyncHTTPClient
 public import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import NIOSSL
 import Synchronization
 
@@ -48,6 +49,17 @@ public final class MayflyClient: Sendable {
         public let description: String
     }
 
+    /// A mistake in what the client was given (address, token, certificate files, a request
+    /// too large to send), found before anything is sent.
+    public struct UsageError: Error, CustomStringConvertible, Sendable {
+        public let description: String
+    }
+
+    /// The longest token sent (Mayfly's are ~100 characters).
+    static let maximumTokenLength = 4096
+    /// The longest request target sent (path and query); the server refuses longer ones anyway.
+    static let maximumTargetLength = 16384
+
     private let http: HTTPClient
     private let isShutDown = Atomic<Bool>(false)
     private let timeout: Int64
@@ -67,6 +79,17 @@ public final class MayflyClient: Sendable {
     public init(address: String, token: String?, caFile: String? = nil, certFile: String? = nil,
                 keyFile: String? = nil, timeoutSeconds: Int64 = 60, maximumConnections: Int = 8) throws
     {
+        if let token {
+            guard token.utf8.count <= Self.maximumTokenLength else {
+                throw UsageError(description: "the token is \(token.utf8.count) bytes long; tokens are at most \(Self.maximumTokenLength)")
+            }
+            guard !token.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) else {
+                throw UsageError(description: "the token contains a control character (a line end read from a file?)")
+            }
+        }
+        guard (certFile == nil) == (keyFile == nil) else {
+            throw UsageError(description: "a client certificate needs its key, and a key its certificate: give both")
+        }
         self.token = token
         let timeout = max(1, timeoutSeconds)
         self.timeout = timeout
@@ -77,6 +100,9 @@ public final class MayflyClient: Sendable {
         // when to retry and can say so; a connection that hangs (TCP or TLS handshake) may take
         // half the request's time, at most 30 s, so a loaded server still gets its chance.
         configuration.connectionPool.retryConnectionEstablishment = false
+        // Never follow a redirect: it would carry the token (and a secret in the body) to
+        // wherever the answer points, even over plain HTTP.
+        configuration.redirectConfiguration = .disallow
         configuration.timeout = .init(connect: .seconds(min(30, max(1, timeout / 2))), read: .seconds(timeout))
         if address.hasPrefix("unix://") || address.hasPrefix("/") {
             let path = address.hasPrefix("unix://") ? String(address.dropFirst("unix://".count)) : address
@@ -84,19 +110,58 @@ public final class MayflyClient: Sendable {
             baseURL = ""
         } else if address.hasPrefix("https://") {
             socketPath = nil
-            baseURL = address.hasSuffix("/") ? String(address.dropLast()) : address
+            baseURL = try Self.httpsBase(address)
             var tls = TLSConfiguration.makeClientConfiguration()
             tls.minimumTLSVersion = .tlsv12
-            if let caFile { tls.trustRoots = .file(caFile) }
+            if let caFile { tls.trustRoots = .certificates(try Self.certificates(caFile, what: "CA certificate")) }
             if let certFile, let keyFile {
-                tls.certificateChain = try NIOSSLCertificate.fromPEMFile(certFile).map { .certificate($0) }
-                tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem))
+                tls.certificateChain = try Self.certificates(certFile, what: "client certificate").map { .certificate($0) }
+                do {
+                    tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem))
+                } catch {
+                    throw UsageError(description: "cannot read the client key \(keyFile): not a readable PEM private key")
+                }
             }
             configuration.tlsConfiguration = tls
         } else {
-            throw ConnectionError(description: "address must be unix:///path.sock or https://host:port, got \(address)")
+            throw UsageError(description: "address must be unix:///path.sock or https://host:port, got \(Self.redacted(address))")
         }
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    /// `https://host[:port]` checked: a host, a port in 1–65535, no credentials, no path.
+    static func httpsBase(_ address: String) throws -> String {
+        let usage = "address must be https://host:port (port 1–65535, no user or password), got \(redacted(address))"
+        guard let components = URLComponents(string: address), components.scheme == "https",
+            let host = components.host, !host.isEmpty, components.user == nil, components.password == nil,
+            components.query == nil, components.fragment == nil, components.path.isEmpty || components.path == "/"
+        else { throw UsageError(description: usage) }
+        // URLComponents accepts any digits as a port; a socket address takes 16 bits.
+        let afterHost = address.dropFirst("https://".count).split(separator: "/", maxSplits: 1).first ?? ""
+        if let colon = afterHost.lastIndex(of: ":"), !afterHost.hasSuffix("]") {
+            guard let port = Int(afterHost[afterHost.index(after: colon)...]), (1...65535).contains(port) else {
+                throw UsageError(description: usage)
+            }
+        }
+        return address.hasSuffix("/") ? String(address.dropLast()) : address
+    }
+
+    /// An address as it may be shown: without any `user:password@`.
+    static func redacted(_ address: String) -> String {
+        guard let at = address.firstIndex(of: "@"), let scheme = address.range(of: "://"), scheme.upperBound <= at else { return address }
+        return String(address[..<scheme.upperBound]) + "…" + address[at...]
+    }
+
+    /// The certificates of a PEM file, or a sentence saying why not.
+    static func certificates(_ file: String, what: String) throws -> [NIOSSLCertificate] {
+        let certificates: [NIOSSLCertificate]
+        do {
+            certificates = try NIOSSLCertificate.fromPEMFile(file)
+        } catch {
+            throw UsageError(description: "cannot read the \(what) \(file): \(FileManager.default.isReadableFile(atPath: file) ? "no PEM certificate in it" : "no such readable file")")
+        }
+        guard !certificates.isEmpty else { throw UsageError(description: "cannot read the \(what) \(file): no PEM certificate in it") }
+        return certificates
     }
 
     /// Sends `method` to `/v1/<path>` with an optional JSON body and query items.
@@ -111,6 +176,9 @@ public final class MayflyClient: Sendable {
             var components = URLComponents()
             components.queryItems = query.map { URLQueryItem(name: $0.0, value: $0.1) }
             uri += "?" + (components.percentEncodedQuery ?? "")
+        }
+        guard uri.utf8.count <= Self.maximumTargetLength else {
+            throw UsageError(description: "the request path is \(uri.utf8.count) bytes long; at most \(Self.maximumTargetLength) are sent")
         }
         let url: String
         if let socketPath {
@@ -155,7 +223,17 @@ public final class MayflyClient: Sendable {
             default: return "\(error)"
             }
         }
-        if let error = error as? NIOSSLError { return "TLS: \(error)" }
+        if let error = error as? NIOSSLError {
+            if case .handshakeFailed = error {
+                return "TLS handshake failed (the server's certificate is not trusted: --ca-cert; or it refused ours)"
+            }
+            return "TLS: \(error)"
+        }
+        if let error = error as? NIOConnectionError {
+            if error.dnsAError != nil || error.dnsAAAAError != nil, error.connectionErrors.isEmpty { return "unknown host \(error.host)" }
+            return error.connectionErrors.first.map { describe($0.error) } ?? "cannot connect to \(error.host):\(error.port)"
+        }
+        if error is SocketAddressError { return "unknown host" }
         return "\(error)"
     }
 

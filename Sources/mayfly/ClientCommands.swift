@@ -154,6 +154,8 @@ struct TokenCommand: AsyncParsableCommand {
 
         func validate() throws {
             guard (token == nil) == revokeSelf else { throw ValidationError("give a token, or --self") }
+            guard !(revokeSelf && accessor) else { throw ValidationError("--accessor needs an accessor, not --self") }
+            guard token.map({ !$0.isEmpty }) ?? true else { throw ValidationError("the token (or accessor) is empty") }
         }
 
         func run() async throws {

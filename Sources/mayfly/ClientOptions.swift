@@ -75,6 +75,9 @@ extension ClientOptions {
         do {
             response = try await client.request(
                 method, path, body: json.map { Data(JSONValue.object($0).encoded()) }, query: query)
+        } catch let error as MayflyClient.UsageError {
+            try? await client.shutdown()
+            throw CLIError(message: "\(error)", code: 1)
         } catch {
             try? await client.shutdown()
             throw CLIError(message: "\(error)", code: 2)

@@ -82,7 +82,7 @@ struct RunCommand: AsyncParsableCommand {
 
     func credentialSpecs() throws -> [CredentialSpec] {
         try credentials.enumerated().map { index, text in
-            let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
+            let parts = text.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             let path = parts[0]
             guard path.hasPrefix("database/creds/"), path.count > "database/creds/".count else {
                 throw ValidationError("--creds takes database/creds/ROLE[=ENV], got \(text)")
@@ -114,10 +114,13 @@ struct RunCommand: AsyncParsableCommand {
         guard !program.isEmpty else { throw ValidationError("give the program to run after --, e.g. mayfly run --creds database/creds/app -- ./server") }
         guard !credentials.isEmpty || !kv.isEmpty else { throw ValidationError("give at least one --creds or --kv") }
         guard changeAction != nil else { throw ValidationError("--on-change must be restart, none or signal:NAME (HUP, USR1, …)") }
+        guard stopTimeout.isFinite, (0...3600).contains(stopTimeout) else {
+            throw ValidationError("--stop-timeout must be between 0 and 3600 seconds")
+        }
         _ = try credentialSpecs()
         _ = try kvSpecs()
         for name in try credentialSpecs().map(\.variable) + (try kvSpecs().map(\.variable)) {
-            guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
+            guard let first = name.first, !first.isNumber, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) else {
                 throw ValidationError("\(name) is not a valid environment variable name")
             }
         }

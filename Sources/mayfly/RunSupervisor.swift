@@ -23,6 +23,8 @@ actor RunSupervisor {
         case exited(pid_t, Int32)
         case replaced(index: Int, DatabaseCredential)
         case failed(String)
+        /// The first fetch is over (its result is the fetching task's).
+        case fetched
     }
 
     private let events: AsyncStream<Event>
@@ -68,9 +70,9 @@ actor RunSupervisor {
 
     private func fetchAll() async throws {
         let client = client
-        var fetched: [DatabaseCredential] = []
         for spec in specs {
-            fetched.append(try await Self.retrying("cannot fetch \(spec.path)") { try await client.databaseCredential(spec.path) })
+            // Kept as they come, so that an interrupted start revokes what it got.
+            current.append(try await Self.retrying("cannot fetch \(spec.path)") { try await client.databaseCredential(spec.path) })
         }
         var values: [String: String] = [:]
         var secrets: [String: [String: String]] = [:]
@@ -83,7 +85,6 @@ actor RunSupervisor {
             }
             values[spec.variable] = value
         }
-        current = fetched
         kvValues = values
     }
 
@@ -106,6 +107,11 @@ actor RunSupervisor {
 
     private func writeFile() throws {
         guard let file else { return }
+        // Replaced atomically: only ever a regular file (never a device such as /dev/null).
+        var info = stat()
+        if lstat(file, &info) == 0, (info.st_mode & S_IFMT) != S_IFREG {
+            throw ChildProcess.SpawnError(description: "--file \(file) exists and is not a regular file; not replacing it")
+        }
         let temporary = file + ".tmp-\(getpid())"
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         guard descriptor >= 0 else { throw ChildProcess.SpawnError(description: "cannot write \(file): \(String(cString: strerror(errno)))") }
@@ -125,11 +131,31 @@ actor RunSupervisor {
     func run(_ program: [String]) async -> Int32 {
         let sources = installSignalHandlers()
         defer { for source in sources { source.cancel() } }
-        do {
-            try await fetchAll()
-            try writeFile()
-        } catch {
+        var events = events.makeAsyncIterator()
+        // SIGINT or SIGTERM while the credentials are still being fetched (the broker down or
+        // sealed) ends `mayfly run` at once, revoking whatever it already got.
+        let sink = sink
+        let fetching = Task {
+            defer { sink.yield(.fetched) }
+            try await self.fetchAll()
+            try self.writeFile()
+        }
+        waiting: while let event = await events.next() {
+            switch event {
+            case .fetched: break waiting
+            case .signal(let signal) where signal == SIGINT || signal == SIGTERM:
+                fetching.cancel()
+                _ = await fetching.result
+                Self.say("interrupted before \(program[0]) started")
+                await revokeAll()
+                try? await client.shutdown()
+                return 128 + signal
+            default: continue
+            }
+        }
+        if case .failure(let error) = await fetching.result {
             Self.say("\(error); not starting \(program[0])")
+            await revokeAll()
             try? await client.shutdown()
             return 1
         }
@@ -144,11 +170,21 @@ actor RunSupervisor {
         var renewals: [Task<Void, Never>] = []
         for index in current.indices { renewals.append(renewal(index: index, credential: current[index])) }
         var code: Int32 = 0
-        loop: for await event in events {
+        var killer: Task<Void, Never>?
+        loop: while let event = await events.next() {
             switch event {
             case .signal(let signal):
-                if signal == SIGINT || signal == SIGTERM { stopping = true }
                 child?.signal(signal)
+                if (signal == SIGINT || signal == SIGTERM) && !stopping, let running = child {
+                    // The program gets --stop-timeout seconds to exit, then SIGKILL.
+                    stopping = true
+                    let timeout = stopTimeout
+                    killer = Task {
+                        try? await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
+                        guard !Task.isCancelled else { return }
+                        running.signal(SIGKILL)
+                    }
+                }
             case .exited(let pid, let status):
                 guard pid == child?.pid || pid == -1 else { continue }  // -1: the restart failed
                 code = status
@@ -167,8 +203,11 @@ actor RunSupervisor {
                 if !keepLeases { try? await client.revoke(leaseID: old.leaseID) }
             case .failed(let message):
                 Self.say(message)
+            case .fetched:
+                continue
             }
         }
+        killer?.cancel()
         for task in renewals { task.cancel() }
         await revokeAll()
         try? await client.shutdown()

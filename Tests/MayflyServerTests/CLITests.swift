@@ -108,6 +108,29 @@ import Testing
     @Test func unreachableServerIsExit2() throws {
         let result = try Self.mayfly(["status"], env: ["MAYFLY_ADDR": "unix:///tmp/mf-no-such-dir/mayfly.sock"])
         #expect(result.status == 2)
-        #expect(result.stderr.contains("cannot reach Mayfly"))
+        #expect(result.stderr.contains("cannot reach Mayfly") && result.stderr.contains("No such file or directory"))
+        #expect(!result.stderr.contains("errno") && !result.stderr.contains("descriptor"), "plain words: \(result.stderr)")
+    }
+
+    /// Inputs that once crashed the client (debug builds trap) or leaked: each is a clear exit 1
+    /// (64 for a bad command line), before anything is sent.
+    @Test(arguments: [
+        (["status"], ["MAYFLY_ADDR": "https://127.0.0.1:99999"], Int32(1), "port 1–65535"),
+        (["status"], ["MAYFLY_ADDR": "https://user:hunter2@127.0.0.1:8200"], 1, "no user or password"),
+        (["kv", "get", "secret/app"], ["MAYFLY_TOKEN": "hvs.abc\ndef"], 1, "control character"),
+        (["kv", "put", "secret/" + String(repeating: "a", count: 70_000), "v=1"], [:], 1, "at most 16384"),
+        (["status", "--ca-cert", "/nonexistent/ca.pem"], ["MAYFLY_ADDR": "https://127.0.0.1:8200"], 1, "no such readable file"),
+        (["run", "--creds", "", "--", "true"], [:], 64, "--creds takes"),
+        (["run", "--creds", "database/creds/a", "--stop-timeout", "nan", "--", "true"], [:], 64, "--stop-timeout"),
+        (["run", "--creds", "database/creds/a=1BAD", "--", "true"], [:], 64, "not a valid environment variable"),
+        (["token", "revoke", ""], [:], 64, "empty"),
+    ] as [([String], [String: String], Int32, String)])
+    func badInputsAreClearErrors(arguments: [String], env: [String: String], status: Int32, message: String) throws {
+        var environment = ["MAYFLY_ADDR": "unix:///tmp/mf-no-such-dir/mayfly.sock", "MAYFLY_TOKEN": "hvs.x"]
+        environment.merge(env) { $1 }
+        let result = try Self.mayfly(arguments, env: environment)
+        #expect(result.status == status, "\(arguments.prefix(3)): \(result.stderr.prefix(300))")
+        #expect(result.stderr.contains(message), "\(result.stderr.prefix(300))")
+        #expect(!result.stderr.contains("hunter2") && !result.stderr.contains("Fatal error"))
     }
 }

@@ -181,5 +181,16 @@ struct RunCommandTests {
         #expect(FileManager.default.fileExists(atPath: marker), "started once the broker was back: \(waiting.stderr)")
         waiting.signal(SIGTERM)
         #expect(try await waiting.exitCode() == 143)
+
+        // Ctrl-C or SIGTERM while still waiting for the broker ends `mayfly run` at once.
+        server.kill(signal: SIGTERM)
+        let interrupted = try Runner(["--creds", "database/creds/app", "--", "/bin/sh", "-c", "touch \(marker).2"],
+                                     env: env, directory: server.directory)
+        let deadline1 = Date().addingTimeInterval(15)
+        while !interrupted.stderr.contains("retrying"), Date() < deadline1 { try await Task.sleep(for: .milliseconds(100)) }
+        interrupted.signal(SIGTERM)
+        #expect(try await interrupted.exitCode() == 143, "\(interrupted.stderr)")
+        #expect(interrupted.stderr.contains("interrupted before"))
+        #expect(!FileManager.default.fileExists(atPath: marker + ".2"))
     }
 }
