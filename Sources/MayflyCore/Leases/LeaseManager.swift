@@ -463,10 +463,6 @@ final class LeaseManager: Sendable {
 
     // MARK: Reconcile
 
-    /// Makes PostgreSQL and the lease table agree (DESIGN.md rule 4): roles marked by Mayfly
-    /// with no live lease are dropped, and live leases whose role is gone are closed. With
-    /// `afterRestart`, pending leases are stale (their issuer is gone) and are revoked too.
-    @discardableResult
     /// Starts the reconcile after an unseal (pending leases are a gone process's) in the
     /// background: its pages of live leases cost PostgreSQL round trips, and serving does
     /// not wait for them (credentials being issued meanwhile are spared, see `issuing`).
@@ -491,6 +487,10 @@ final class LeaseManager: Sendable {
         await unsealReconcile.withLock { $0 }?.value
     }
 
+    /// Makes PostgreSQL and the lease table agree (DESIGN.md rule 4): roles marked by Mayfly
+    /// with no live lease are dropped, and live leases whose role is gone are closed. With
+    /// `afterRestart`, pending leases are stale (their issuer is gone) and are revoked too.
+    @discardableResult
     func reconcile(databaseNames: [String], afterRestart: Bool) async throws -> (dropped: Int, closed: Int) {
         var dropped = 0, closed = 0
         for name in databaseNames {
