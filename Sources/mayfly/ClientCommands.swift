@@ -49,7 +49,7 @@ struct WriteCommand: AsyncParsableCommand {
     func run() async throws {
         try await runCLI {
             let (status, body) = try await options.call("POST", path, json: try Output.pairs(data))
-            if status == 204 { print("Success! Data written to: \(path)") } else { Output.envelope(body, format: options.format) }
+            if status == 204 { Output.success(options.format, "Success! Data written to: \(path)") } else { Output.envelope(body, format: options.format) }
         }
     }
 }
@@ -87,7 +87,7 @@ struct DeleteCommand: AsyncParsableCommand {
     func run() async throws {
         try await runCLI {
             _ = try await options.call("DELETE", path)
-            print("Success! Data deleted (if it existed) at: \(path)")
+            Output.success(options.format, "Success! Data deleted (if it existed) at: \(path)")
         }
     }
 }
@@ -167,7 +167,7 @@ struct TokenCommand: AsyncParsableCommand {
                 } else {
                     _ = try await options.call("POST", "auth/token/revoke", json: ["token": .string(token!)])
                 }
-                print("Success! Revoked token (if it existed)")
+                Output.success(options.format, "Success! Revoked token (if it existed)")
             }
         }
     }

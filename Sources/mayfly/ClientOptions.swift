@@ -84,6 +84,9 @@ extension ClientOptions {
         }
         try? await client.shutdown()
         let body = (try? JSONValue.parse(response.body)) ?? .null
+        if response.status == 200, body.objectValue == nil {
+            throw CLIError(message: "invalid answer from \(path): HTTP 200 without a JSON object (is MAYFLY_ADDR a Mayfly?)", code: 1)
+        }
         if allow.contains(response.status) || (200..<300).contains(response.status) { return (response.status, body) }
         if response.status == 503 {
             throw CLIError(message: "Error: \(response.errorMessage) (HTTP 503)", code: 2)

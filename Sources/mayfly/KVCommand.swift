@@ -22,7 +22,7 @@ struct KVCommand: AsyncParsableCommand {
     static func changeVersions(_ options: ClientOptions, section: String, path: String, versions: String) async throws {
         try await runCLI {
             _ = try await options.call("POST", try apiPath(path, section), json: ["versions": try KVCommand.versions(versions)])
-            print("Success! Data written to: \(path)")
+            Output.success(options.format, "Success! Data written to: \(path)")
         }
     }
 
@@ -117,7 +117,7 @@ struct KVCommand: AsyncParsableCommand {
                 } else {
                     _ = try await options.call("DELETE", try apiPath(path, "data"))
                 }
-                print("Success! Data deleted (if it existed) at: \(path)")
+                Output.success(options.format, "Success! Data deleted (if it existed) at: \(path)")
             }
         }
     }
@@ -180,7 +180,7 @@ struct KVCommand: AsyncParsableCommand {
                 if let deleteVersionAfter { data["delete_version_after"] = .string(deleteVersionAfter) }
                 if !customMetadata.isEmpty { data["custom_metadata"] = .object(try Output.pairs(customMetadata)) }
                 _ = try await options.call("POST", try apiPath(path, "metadata"), json: data)
-                print("Success! Data written to: \(path)")
+                Output.success(options.format, "Success! Data written to: \(path)")
             }
         }
     }
@@ -193,7 +193,7 @@ struct KVCommand: AsyncParsableCommand {
         func run() async throws {
             try await runCLI {
                 _ = try await options.call("DELETE", try apiPath(path, "metadata"))
-                print("Success! Data deleted (if it existed) at: \(path)")
+                Output.success(options.format, "Success! Data deleted (if it existed) at: \(path)")
             }
         }
     }

@@ -53,10 +53,10 @@ struct LeaseCommand: AsyncParsableCommand {
             try await runCLI {
                 if prefix {
                     _ = try await options.call("PUT", "sys/leases/\(force ? "revoke-force" : "revoke-prefix")/\(leaseID)")
-                    print("Success! Revoked every lease under \(leaseID)")
+                    Output.success(options.format, "Success! Revoked every lease under \(leaseID)")
                 } else {
                     _ = try await options.call("PUT", "sys/leases/revoke", json: ["lease_id": .string(leaseID)])
-                    print("Success! Revoked lease: \(leaseID)")
+                    Output.success(options.format, "Success! Revoked lease: \(leaseID)")
                 }
             }
         }
@@ -98,7 +98,7 @@ struct DatabaseCommand: AsyncParsableCommand {
                 case .read: Output.envelope(try await options.call("GET", path).body, format: options.format)
                 case .delete:
                     _ = try await options.call("DELETE", path)
-                    print("Success! Deleted \(path)")
+                    Output.success(options.format, "Success! Deleted \(path)")
                 default:
                     var fields = try Output.pairs(data)
                     // Lists are given as comma-separated values.

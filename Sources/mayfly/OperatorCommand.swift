@@ -78,7 +78,7 @@ struct OperatorCommand: AsyncParsableCommand {
         func run() async throws {
             try await runCLI {
                 _ = try await options.call("PUT", "sys/seal")
-                print("Success! Mayfly is sealed.")
+                Output.success(options.format, "Success! Mayfly is sealed.")
             }
         }
     }

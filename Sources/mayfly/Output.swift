@@ -68,7 +68,21 @@ enum Output {
         if let data = body["data"]?.objectValue {
             rows += data.keys.sorted().map { ($0, data[$0]!) }
         }
+        if rows.isEmpty, body["request_id"] == nil, let bare = body.objectValue, !bare.isEmpty {
+            // A bare answer (sys/seal-status, sys/health, …): its own fields.
+            rows = bare.keys.sorted().map { ($0, bare[$0]!) }
+        }
         if rows.isEmpty { print("Success!") } else { table(rows) }
+    }
+
+    /// A success with nothing to show: the sentence for people; with `--format json` it goes
+    /// to stderr, so that stdout holds JSON or nothing.
+    static func success(_ format: OutputFormat, _ message: String) {
+        if format == .json {
+            FileHandle.standardError.write(Data((message + "\n").utf8))
+        } else {
+            print(message)
+        }
     }
 
     /// `key=value` pairs (`key=@file` reads a file, `key=-` reads stdin, either without its
