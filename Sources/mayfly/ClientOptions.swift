@@ -103,7 +103,7 @@ func runCLI(_ body: () async throws -> Void) async throws {
     do {
         try await body()
     } catch let error as CLIError {
-        FileHandle.standardError.write(Data((error.message + "\n").utf8))
+        FileHandle.standardError.write(Data((Output.visible(error.message) + "\n").utf8))
         throw ExitCode(error.code)
     }
 }

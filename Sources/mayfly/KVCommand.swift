@@ -55,7 +55,8 @@ struct KVCommand: AsyncParsableCommand {
                 }
                 if let field {
                     guard let value = data?["data"]?[field] else { throw CLIError(message: "field \"\(field)\" not present", code: 1) }
-                    print(Output.text(value))
+                    // --field is for scripts: the value exactly as stored.
+                    if case .string(let raw) = value { print(raw) } else { print(Output.text(value)) }
                 } else if options.format == .json {
                     Output.json(body)
                 } else {

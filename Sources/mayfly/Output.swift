@@ -10,9 +10,20 @@ enum Output {
         print(String(decoding: data, as: UTF8.self))
     }
 
+    /// `text` with terminal control characters shown as escapes (`\u{1B}`), so that stored
+    /// data or a server's error cannot drive the operator's terminal.
+    static func visible(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        return text.unicodeScalars.map { isControl($0) ? "\\u{\(String($0.value, radix: 16, uppercase: true))}" : String($0) }.joined()
+    }
+
+    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        (scalar.value < 0x20 && scalar != "\n" && scalar != "\t") || (0x7F...0x9F).contains(scalar.value)
+    }
+
     static func text(_ value: JSONValue) -> String {
         switch value {
-        case .string(let s): s
+        case .string(let s): visible(s)
         case .null: "<nil>"
         case .bool(let b): b ? "true" : "false"
         case .int(let i): String(i)

@@ -102,6 +102,8 @@ struct IncidentCommand: AsyncParsableCommand {
         @OptionGroup var options: ClientOptions
         @Argument(help: "Incident id (from `mayfly incident list` or `mayfly revoke`).") var id: String
 
+        func validate() throws { guard !id.isEmpty else { throw ValidationError("give an incident id (mayfly incident list)") } }
+
         func run() async throws {
             try await runCLI {
                 let (_, body) = try await options.call("GET", "sys/mayfly/incidents/\(id)")

@@ -38,6 +38,8 @@ struct ScheduleCommand: AsyncParsableCommand {
         @OptionGroup var options: ClientOptions
         @Argument var job: String
 
+        func validate() throws { guard !job.isEmpty else { throw ValidationError("give a job name (mayfly schedule list)") } }
+
         func run() async throws {
             try await runCLI {
                 let (_, body) = try await options.call("GET", "sys/mayfly/schedule/\(job)/history")
@@ -57,6 +59,8 @@ struct ScheduleCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Run a job now, whatever its schedule (audited like any request).")
         @OptionGroup var options: ClientOptions
         @Argument var job: String
+
+        func validate() throws { guard !job.isEmpty else { throw ValidationError("give a job name (mayfly schedule list)") } }
 
         func run() async throws {
             try await runCLI {

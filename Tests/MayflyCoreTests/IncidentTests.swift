@@ -327,6 +327,9 @@ struct IncidentTests {
         #expect(narrowed["identities"] == ["unix:uid:0"])
         let byPath = try await f.t.data(.update, "sys/mayfly/exposure", ["since": .int(since), "path": "a/"])
         #expect(byPath["kv_reads"]?.arrayValue?.count == 1 && byPath["credentials"] == [])
+        await #expect(throws: APIError.self, "a window that ends before it starts") {
+            _ = try await f.t.data(.update, "sys/mayfly/exposure", ["since": .int(since), "until": .int(since - 60)])
+        }
         let log = try String(contentsOfFile: audit, encoding: .utf8)
         #expect(!log.contains("s3cret-a/db"), "the report is built from an audit log that holds no secret")
         _ = try await f.revoke(["all": true, "reason": "clean up"])

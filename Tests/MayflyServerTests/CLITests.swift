@@ -57,6 +57,11 @@ import Testing
         #expect(try Self.mayfly(["kv", "put", "secret/app/db", "user=orders", "password=pw-123"], env: auth).status == 0)
         let field = try Self.mayfly(["kv", "get", "--field", "password", "secret/app/db"], env: auth)
         #expect(field.status == 0 && field.stdout == "pw-123\n")
+        // Stored terminal escapes are shown, not obeyed, in tables; --field gives the raw value.
+        #expect(try Self.mayfly(["kv", "put", "secret/app/esc", "title=\u{1B}]0;pwned\u{07}x"], env: auth).status == 0)
+        let table = try Self.mayfly(["kv", "get", "secret/app/esc"], env: auth)
+        #expect(table.stdout.contains("\\u{1B}]0;pwned\\u{7}x") && !table.stdout.contains("\u{1B}"), "\(table.stdout)")
+        #expect(try Self.mayfly(["kv", "get", "--field", "title", "secret/app/esc"], env: auth).stdout == "\u{1B}]0;pwned\u{07}x\n")
         let json = try Self.mayfly(["kv", "get", "--format", "json", "secret/app/db"], env: auth)
         #expect(try JSONValue.parse(Array(json.stdout.utf8))["data"]?["metadata"]?["version"] == 1)
         #expect(try Self.mayfly(["kv", "put", "--cas", "0", "secret/app/db", "user=x"], env: auth).status == 1)
@@ -124,6 +129,8 @@ import Testing
         (["run", "--creds", "database/creds/a", "--stop-timeout", "nan", "--", "true"], [:], 64, "--stop-timeout"),
         (["run", "--creds", "database/creds/a=1BAD", "--", "true"], [:], 64, "not a valid environment variable"),
         (["token", "revoke", ""], [:], 64, "empty"),
+        (["schedule", "run", ""], [:], 64, "give a job name"),
+        (["incident", "show", ""], [:], 64, "give an incident id"),
     ] as [([String], [String: String], Int32, String)])
     func badInputsAreClearErrors(arguments: [String], env: [String: String], status: Int32, message: String) throws {
         var environment = ["MAYFLY_ADDR": "unix:///tmp/mf-no-such-dir/mayfly.sock", "MAYFLY_TOKEN": "hvs.x"]

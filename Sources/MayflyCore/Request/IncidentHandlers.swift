@@ -133,6 +133,7 @@ enum IncidentHandlers {
         if let text = value("until") {
             guard let parsed = Timestamp.parse(text) else { throw APIError.badRequest("until must be an RFC 3339 time or Unix seconds") }
             until = Int64(parsed.rounded(.up))
+            guard parsed >= since else { throw APIError.badRequest("until must not be before since") }
         }
         let identity = try value("identity").map(IdentityName.canonical)
         return try await ExposureReport.build(
