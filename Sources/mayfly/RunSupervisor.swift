@@ -175,14 +175,16 @@ actor RunSupervisor {
             switch event {
             case .signal(let signal):
                 child?.signal(signal)
-                if (signal == SIGINT || signal == SIGTERM) && !stopping, let running = child {
-                    // The program gets --stop-timeout seconds to exit, then SIGKILL.
+                if (signal == SIGINT || signal == SIGTERM) && !stopping {
                     stopping = true
-                    let timeout = stopTimeout
-                    killer = Task {
-                        try? await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
-                        guard !Task.isCancelled else { return }
-                        running.signal(SIGKILL)
+                    // The program gets --stop-timeout seconds to exit, then SIGKILL.
+                    if let running = child {
+                        let timeout = stopTimeout
+                        killer = Task {
+                            try? await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
+                            guard !Task.isCancelled else { return }
+                            running.signal(SIGKILL)
+                        }
                     }
                 }
             case .exited(let pid, let status):

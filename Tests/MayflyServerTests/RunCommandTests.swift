@@ -153,6 +153,23 @@ struct RunCommandTests {
         #expect(try await Self.liveLeases(server, token).count == (keepLeases ? 1 : 0))
     }
 
+    /// SIGTERM to `mayfly run` reaches the program; one that ignores it is killed after
+    /// --stop-timeout, and `mayfly run` exits with its status (137).
+    @Test func stopTimeoutEndsAProgramThatIgnoresSIGTERM() async throws {
+        let (server, token) = try await Self.server(ttl: "1h")
+        defer { server.kill(signal: SIGTERM) }
+        let out = server.directory + "/stubborn.txt"
+        let runner = try Runner(["--creds", "database/creds/app", "--stop-timeout", "1", "--", "/bin/sh", "-c",
+                                 "trap 'echo term >> \(out)' TERM; echo started >> \(out); while true; do sleep 0.1; done"],
+                                env: ["MAYFLY_ADDR": "unix://" + server.socketPath, "MAYFLY_TOKEN": token],
+                                directory: server.directory)
+        #expect(try await Self.waitFor(out) { $0.contains("started") }, "\(runner.stderr)")
+        runner.signal(SIGTERM)
+        #expect(try await runner.exitCode(within: 20) == 137, "killed after --stop-timeout: \(runner.stderr)")
+        #expect(Self.lines(out).contains("term"), "the program got SIGTERM first")
+        #expect(try await Self.liveLeases(server, token).isEmpty, "leases revoked on exit")
+    }
+
     /// Point 5: with the broker down `mayfly run` waits and retries; with a wrong role it exits
     /// non-zero with a clear message and never starts the program.
     @Test func brokerDownIsWaitedForAndAWrongRoleIsRefused() async throws {
