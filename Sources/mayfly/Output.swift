@@ -107,20 +107,21 @@ enum Output {
             let key = String(item[..<eq])
             var value = String(item[item.index(after: eq)...])
             if value == "-" {
-                value = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+                value = withoutLineEnd(String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self))
             } else if value.hasPrefix("@") {
                 guard let data = FileManager.default.contents(atPath: String(value.dropFirst())) else {
                     throw CLIError(message: "cannot read \(value.dropFirst())", code: 1)
                 }
-                value = String(decoding: data, as: UTF8.self)
-            }
-            if item.dropFirst(key.count + 1) == "-" || item.dropFirst(key.count + 1).hasPrefix("@") {
-                // One final newline is the file's line end, not part of the value (as the
-                // config's password_file reads it): `echo secret > f` then key=@f gives "secret".
-                if value.hasSuffix("\r\n") { value.removeLast(2) } else if value.hasSuffix("\n") { value.removeLast() }
+                value = withoutLineEnd(String(decoding: data, as: UTF8.self))
             }
             result[key] = .string(value)
         }
         return result
+    }
+
+    /// A file's final line end is not part of the value (the config's password_file reads it
+    /// the same way): `echo secret > f` then key=@f gives "secret". "\r\n" is one Character.
+    private static func withoutLineEnd(_ text: String) -> String {
+        text.last == "\n" || text.last == "\r\n" ? String(text.dropLast()) : text
     }
 }

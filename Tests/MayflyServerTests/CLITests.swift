@@ -57,6 +57,11 @@ import Testing
         #expect(try Self.mayfly(["kv", "put", "secret/app/db", "user=orders", "password=pw-123"], env: auth).status == 0)
         let field = try Self.mayfly(["kv", "get", "--field", "password", "secret/app/db"], env: auth)
         #expect(field.status == 0 && field.stdout == "pw-123\n")
+        // key=@file drops the file's line end (LF or CRLF), nothing more.
+        let passwordFile = server.directory + "/pw.txt"
+        try "pw-456\r\n".write(toFile: passwordFile, atomically: true, encoding: .utf8)
+        #expect(try Self.mayfly(["kv", "put", "secret/app/file", "password=@" + passwordFile], env: auth).status == 0)
+        #expect(try Self.mayfly(["kv", "get", "--field", "password", "secret/app/file"], env: auth).stdout == "pw-456\n")
         // Stored terminal escapes are shown, not obeyed, in tables; --field gives the raw value.
         #expect(try Self.mayfly(["kv", "put", "secret/app/esc", "title=\u{1B}]0;pwned\u{07}x"], env: auth).status == 0)
         let table = try Self.mayfly(["kv", "get", "secret/app/esc"], env: auth)
