@@ -76,6 +76,7 @@ let package = Package(
             name: "MayflyServer",
             dependencies: [
                 "MayflyCore",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -46,26 +46,29 @@ public final class Broker: Sendable {
             bindings = Mutex(BindingTable())
         }
         barrier = Barrier(storage: storage)
-        tokens = TokenStore(barrier: barrier, defaultTTL: config.defaultLeaseTTL, maxTTL: config.maxLeaseTTL)
+        databases = DatabaseEngine(barrier: barrier, logger: logger)
+        let admission = AdmissionControl(storage: storage, leasesPerIdentity: config.leasesPerIdentity,
+                                         issuesPerIdentityPerMinute: config.issuesPerIdentityPerMinute)
+        let leases = LeaseManager(leases: storage, databases: databases, logger: logger,
+                                  scramIterations: config.scramIterations, storeID: storeID, admission: admission)
+        self.leases = leases
+        // Revoking a token revokes the leases it obtained (DESIGN.md rule 15).
+        tokens = TokenStore(barrier: barrier, defaultTTL: config.defaultLeaseTTL, maxTTL: config.maxLeaseTTL, clock: clock,
+                            revokeLeases: { hashes in try await leases.revokeObtained(byTokens: hashes) })
         kv = KVEngine(mount: "secret", barrier: barrier)
         appRoles = AppRoleEngine(barrier: barrier, tokens: tokens)
         audit = try AuditLog(path: config.auditPath)
         policies = try PolicyStore(directory: config.policyDirectory, barrier: barrier)
         loginLimiter = LoginRateLimiter(limit: config.loginRateLimit)
-        databases = DatabaseEngine(barrier: barrier, logger: logger)
-        let admission = AdmissionControl(storage: storage, leasesPerIdentity: config.leasesPerIdentity,
-                                         issuesPerIdentityPerMinute: config.issuesPerIdentityPerMinute)
-        leases = LeaseManager(leases: storage, databases: databases, logger: logger, scramIterations: config.scramIterations,
-                              storeID: storeID, admission: admission)
         staticRoles = StaticRoleManager(barrier: barrier, databases: databases, logger: logger,
                                         scramIterations: config.scramIterations, storeID: storeID, clock: clock)
         rewrapper = KeyRewrapper(barrier: barrier)
         incidents = IncidentManager(barrier: barrier, leaseStorage: storage, leases: leases, databases: databases,
                                     staticRoles: staticRoles, tokens: tokens, appRoles: appRoles, logger: logger)
-        let databases = databases, leases = leases, logger = logger, policies = policies, audit = audit, barrier = barrier
-        let staticRoles = staticRoles
+        let databases = databases, logger = logger, policies = policies, audit = audit, barrier = barrier
+        let staticRoles = staticRoles, tokens = tokens
         let jobs = ScheduledJobs(config: config, databases: databases, leases: leases, staticRoles: staticRoles,
-                                 incidents: incidents, rewrapper: rewrapper)
+                                 incidents: incidents, rewrapper: rewrapper, tokens: tokens)
         scheduledJobs = jobs
         scheduler = Scheduler(barrier: barrier, clock: clock, leadership: leadership, logger: logger,
                               historyRetention: config.jobHistoryRetention, jobs: { await jobs.all() })
@@ -74,6 +77,7 @@ public final class Broker: Sendable {
             afterUnseal: {
                 try await audit.loadKey(barrier)
                 try await policies.loadStored()
+                try await tokens.indexExpiriesIfNeeded()
                 try await databases.applyDeclared(config.databases, config.roles)
                 // Rotations a crash interrupted are finished before anything is handed out.
                 for name in try await databases.configuredNames() {
@@ -166,26 +170,74 @@ public final class Broker: Sendable {
     // MARK: - Dispatch
 
     /// Paths that are never audited (as in Vault): health, status and the unseal dance.
-    static let unauditedPaths: Set<String> = ["sys/health", "sys/seal-status", "sys/leader", "sys/init", "sys/unseal", "sys/seal"]
+    static let unauditedPaths: Set<String> = ["sys/health", "sys/seal-status", "sys/leader", "sys/init", "sys/unseal"]
 
-    /// Handles one request. Throws `APIError` for every client-visible failure. With an audit
-    /// device, the request is recorded before it is handled and the response before it is
-    /// returned; if either record cannot be written the request fails and nothing is served.
+    /// Handles one request whose body is already in `request.data`: `authorize`, then `perform`.
+    /// Throws `APIError` for every client-visible failure.
     public func handle(_ request: LogicalRequest) async throws -> LogicalResponse {
-        guard audit.isEnabled, !Self.unauditedPaths.contains(request.path), await !seal.isSealed else {
-            return try await handleUnaudited(request)
-        }
-        let caller = await auditCaller(request)
-        try recordAudit { try audit.logRequest(request, caller: caller) }
-        let result: LogicalResponse
+        try await perform(try await authorize(request))
+    }
+
+    /// The first half of a request, decided before its body is read: the path is made
+    /// canonical (`RequestPath`), the route found on whole segments (`RouteTable`), the caller
+    /// authenticated and the ACL checked on that same path, with `sudo` where the route needs
+    /// it. Changes nothing; a refusal is audited (when the device is on) and thrown.
+    public func authorize(_ request: LogicalRequest) async throws -> AuthorizedRequest {
+        var request = request
+        var caller: Caller?
         do {
-            result = try await handleUnaudited(request)
+            request.path = try RequestPath.canonical(request.path, operation: request.operation)
+            let route = RouteTable.route(request.path, request.operation)
+            if let route, route.isPublic { return AuthorizedRequest(request: request, route: route, caller: nil) }
+            guard await !seal.isSealed else { throw APIError.sealed }
+            let authenticated = try await authenticate(request)
+            caller = authenticated
+            guard let route else {
+                // No handler: say so to a caller whose policies reach the path, deny the rest.
+                let granted = authenticated.acl.capabilities(request.path)
+                if granted.isEmpty || granted.contains(.deny) { throw APIError.permissionDenied }
+                throw APIError(status: 404, ["no handler for route \"\(Self.clip(request.path))\". route entry not found."])
+            }
+            // The mount preflight answers from the caller's own policies (vault-api.md §2.7).
+            if route.handler != .mountPreflight {
+                guard authenticated.acl.allows(request.path, Self.capability(for: request.operation), needsSudo: route.needsSudo)
+                else { throw APIError.permissionDenied }
+            }
+            return AuthorizedRequest(request: request, route: route, caller: authenticated)
         } catch let error as APIError {
-            try recordAudit { try audit.logResponse(request, caller: caller, result: nil, error: error) }
+            try await auditRefusal(request, caller: caller, error: error)
             throw error
         }
-        try recordAudit { try audit.logResponse(request, caller: caller, result: result, error: nil) }
+    }
+
+    /// The second half: audits the request, runs its handler and audits the response. If an
+    /// audit line cannot be written the request fails and nothing is served.
+    public func perform(_ authorized: AuthorizedRequest) async throws -> LogicalResponse {
+        let request = authorized.request
+        var audited = false
+        if audit.isEnabled, !Self.unauditedPaths.contains(request.path) { audited = await !seal.isSealed }
+        let caller = audited ? auditCaller(authorized.caller, request) : nil
+        if audited { try recordAudit { try audit.logRequest(request, caller: caller) } }
+        let result: LogicalResponse
+        do {
+            result = try await dispatchTranslated(authorized)
+        } catch let error as APIError {
+            if audited { try recordAudit { try audit.logResponse(request, caller: caller, result: nil, error: error) } }
+            throw error
+        }
+        if audited { try recordAudit { try audit.logResponse(request, caller: caller, result: result, error: nil) } }
+        // Sealing wipes the audit key, so it happens once the response line is written: a seal
+        // is on the record, and refused like any request when the record cannot be written.
+        if authorized.route.handler == .system, request.path == "sys/seal" { await sealAll() }
         return result
+    }
+
+    /// Audits a request refused before it was performed (both lines), when the device is on.
+    private func auditRefusal(_ request: LogicalRequest, caller: Caller?, error: APIError) async throws {
+        guard audit.isEnabled, !Self.unauditedPaths.contains(request.path), await !seal.isSealed else { return }
+        let described = auditCaller(caller, request)
+        try recordAudit { try audit.logRequest(request, caller: described) }
+        try recordAudit { try audit.logResponse(request, caller: described, result: nil, error: error) }
     }
 
     private func recordAudit(_ write: () throws -> Void) throws {
@@ -197,32 +249,34 @@ public final class Broker: Sendable {
         }
     }
 
-    /// The caller as the audit line shows it (no token use is consumed).
-    private func auditCaller(_ request: LogicalRequest) async -> AuditLog.Caller? {
+    /// The caller as the audit line shows it.
+    private func auditCaller(_ caller: Caller?, _ request: LogicalRequest) -> AuditLog.Caller? {
+        if let caller, let entry = caller.entry {
+            return AuditLog.Caller(token: caller.token, accessor: entry.accessor, policies: entry.policies,
+                                   displayName: entry.displayName, identity: caller.identityName)
+        }
+        if let caller, let identity = caller.identity {
+            return AuditLog.Caller(token: nil, accessor: nil, policies: caller.policies, displayName: identity.summary,
+                                   identity: identity.summary)
+        }
         if let token = request.token {
-            guard let entry = try? await tokens.lookup(token: token) else {
-                return AuditLog.Caller(token: token, accessor: nil, policies: [], displayName: "", identity: "")
-            }
-            return AuditLog.Caller(token: token, accessor: entry.accessor, policies: entry.policies, displayName: entry.displayName,
-                                   identity: entry.identity ?? "token:" + entry.displayName)
+            return AuditLog.Caller(token: token, accessor: nil, policies: [], displayName: "", identity: "")
         }
         if let identity = request.identity {
-            let bound = bindings.withLock { $0.policies(for: identity) } ?? []
-            return AuditLog.Caller(token: nil, accessor: nil, policies: bound, displayName: identity.summary,
-                                   identity: identity.summary)
+            return AuditLog.Caller(token: nil, accessor: nil, policies: [], displayName: identity.summary, identity: identity.summary)
         }
         return nil
     }
 
-    private func handleUnaudited(_ request: LogicalRequest) async throws -> LogicalResponse {
+    private func dispatchTranslated(_ authorized: AuthorizedRequest) async throws -> LogicalResponse {
         do {
-            return try await route(request)
+            return try await dispatch(authorized)
         } catch let error as APIError where error.status < 500 {
             throw error
         } catch {
             // A seal that lands while a request runs closes its database pools and wipes its
             // keys under it: the request is answered as sealed, not as an internal error.
-            if !Self.unauditedPaths.contains(request.path), await seal.isSealed { throw APIError.sealed }
+            if !authorized.route.isPublic, await seal.isSealed { throw APIError.sealed }
             throw translate(error)
         }
     }
@@ -245,76 +299,79 @@ public final class Broker: Sendable {
         }
     }
 
-    private func route(_ request: LogicalRequest) async throws -> LogicalResponse {
+    /// Runs the handler of the route. Handlers get the canonical path and never rewrite it.
+    private func dispatch(_ authorized: AuthorizedRequest) async throws -> LogicalResponse {
+        let request = authorized.request
         let path = request.path
-        switch path {
-        case "sys/health": return try await SysHandlers.health(self, request)
-        case "sys/seal-status": return try await SysHandlers.sealStatus(self, request)
-        case "sys/leader": return try await SysHandlers.leader(self, request)
-        case "sys/init": return try await SysHandlers.initialize(self, request)
-        case "sys/unseal": return try await SysHandlers.unseal(self, request)
-        default: break
-        }
-        guard await !seal.isSealed else { throw APIError.sealed }
-        if path == "auth/approle/login" || path == "auth/cert/login" {
+        switch authorized.route.handler {
+        case .health: return try await SysHandlers.health(self, request)
+        case .sealStatus: return try await SysHandlers.sealStatus(self, request)
+        case .leader: return try await SysHandlers.leader(self, request)
+        case .initialize: return try await SysHandlers.initialize(self, request)
+        case .unseal: return try await SysHandlers.unseal(self, request)
+        case .appRoleLogin, .certLogin:
+            guard await !seal.isSealed else { throw APIError.sealed }
             guard request.operation == .update else { throw APIError.unsupportedOperation }
             try loginLimiter.attempt(source: LoginRateLimiter.source(of: request))
-            return path == "auth/cert/login" ? try await certLogin(request) : try await appRoles.login(request)
+            return authorized.route.handler == .certLogin ? try await certLogin(request) : try await appRoles.login(request)
+        default:
+            break
         }
-        let caller = try await authenticate(request)
-        let acl = caller.acl
-        if path.hasPrefix("sys/internal/ui/mounts/") || path == "sys/internal/ui/mounts" {
+        guard let caller = authorized.caller else { throw APIError.permissionDenied }
+        // As in Vault, the mount preflight is not a use of the token.
+        if let entry = caller.entry, authorized.route.handler != .mountPreflight { try await tokens.use(entry) }
+        switch authorized.route.handler {
+        case .mountPreflight:
             return try SysHandlers.mountInfo(self, request, caller)
-        }
-        guard acl.allows(path, Self.capability(for: request.operation)) else {
-            throw APIError.permissionDenied
-        }
-        if let entry = caller.entry { try await tokens.use(entry) }
-        if path.hasPrefix("secret/") {
-            return try await kv.handle(request, relativePath: String(path.dropFirst("secret/".count)))
-        }
-        if path.hasPrefix("auth/approle/") {
-            return try await appRoles.handle(request, relativePath: String(path.dropFirst("auth/approle/".count)))
-        }
-        if path.hasPrefix("auth/token/") {
-            return try await TokenHandlers.handle(self, request, caller, String(path.dropFirst("auth/token/".count)))
-        }
-        if path.hasPrefix("database/") {
-            let relative = String(path.dropFirst("database/".count))
-            let (section, name) = KVEngine.split(relative)
-            if ["static-roles", "static-creds", "rotate-role"].contains(section) {
-                return try await staticRoles.handle(request, section: section,
-                                                    name: name.hasSuffix("/") ? String(name.dropLast()) : name)
-            }
-            if section == "rotate-root" {
-                guard request.operation == .update else { throw APIError.unsupportedOperation }
-                try await databases.rotateRoot(name)
-                return .noContent
-            }
-            if relative.hasPrefix("creds/") {
-                guard request.operation == .read else { throw APIError.unsupportedOperation }
-                return try await leases.issue(roleName: String(relative.dropFirst("creds/".count)),
-                                              identity: caller.identityName)
-            }
-            if section == "config", request.operation == .delete { try await checkUnused(database: name) }
-            return try await databases.handle(request, relativePath: relative)
-        }
-        if let route = LeaseHandlers.route(path) {
-            return try await LeaseHandlers.handle(self, request, route)
-        }
-        if path == "sys/mayfly/schedule" || path.hasPrefix("sys/mayfly/schedule/") {
+        case .resultantACL:
+            guard request.operation == .read else { throw APIError.unsupportedOperation }
+            return .envelope(Envelope(data: caller.acl.resultant()))
+        case .kv:
+            return try await kv.handle(request, relativePath: Self.relative(path, to: "secret"))
+        case .appRole:
+            return try await appRoles.handle(request, relativePath: Self.relative(path, to: "auth/approle"), caller: caller)
+        case .token:
+            return try await TokenHandlers.handle(self, request, caller, Self.relative(path, to: "auth/token"))
+        case .database:
+            return try await database(request, caller, relative: Self.relative(path, to: "database"))
+        case .lease:
+            guard let route = LeaseHandlers.route(path) else { throw APIError.unsupportedPath(path) }
+            return try await LeaseHandlers.handle(self, request, route, caller)
+        case .schedule:
             return try await ScheduleHandlers.handle(self, request)
-        }
-        if path.hasPrefix("sys/mayfly/") {
+        case .incident:
             return try await IncidentHandlers.handle(self, request, caller)
-        }
-        if path.hasPrefix("sys/policies/acl") || path.hasPrefix("sys/policy") {
+        case .policy:
             return try await PolicyHandlers.handle(self, request)
-        }
-        if path.hasPrefix("sys/") {
+        case .system:
             return try await SysHandlers.handle(self, request, caller)
+        case .metrics, .health, .sealStatus, .leader, .initialize, .unseal, .appRoleLogin, .certLogin:
+            throw APIError.unsupportedPath(path)
         }
-        throw APIError(status: 404, ["no handler for route \"\(Self.clip(path))\". route entry not found."])
+    }
+
+    /// `path` below the mount `prefix` (whole segments; the route table matched them).
+    static func relative(_ path: String, to prefix: String) -> String {
+        String(path.dropFirst(prefix.count + 1))
+    }
+
+    /// `database/`: configs and roles, static roles, credentials and root rotation.
+    private func database(_ request: LogicalRequest, _ caller: Caller, relative: String) async throws -> LogicalResponse {
+        let (section, name) = KVEngine.split(relative)
+        switch section {
+        case "static-roles", "static-creds", "rotate-role":
+            return try await staticRoles.handle(request, section: section, name: name, caller: caller)
+        case "rotate-root":
+            guard request.operation == .update else { throw APIError.unsupportedOperation }
+            try await databases.rotateRoot(name)
+            return .noContent
+        case "creds":
+            guard request.operation == .read else { throw APIError.unsupportedOperation }
+            return try await leases.issue(roleName: name, identity: caller.identityName, tokenHash: caller.entry?.idHash)
+        default:
+            if section == "config", request.operation == .delete { try await checkUnused(database: name) }
+            return try await databases.handle(request, relativePath: relative, caller: caller)
+        }
     }
 
     /// The caller of a request: its token when it sends one; otherwise the identity the
@@ -346,7 +403,7 @@ public final class Broker: Sendable {
         let (token, entry) = try await tokens.create(TokenRequest(
             policies: Array(Set(bound + ["default"])).sorted(), meta: meta, displayName: "cert-" + (commonName ?? "client"),
             path: "auth/cert/login", identity: request.identity!.summary))
-        logger.info("certificate login", metadata: ["identity": "\(request.identity!.summary)", "accessor": "\(entry.accessor)"])
+        logger.info("certificate login", metadata: ["identity": "\(request.identity!.summary)"])
         return .envelope(Envelope(auth: TokenHandlers.auth(entry, token: token)))
     }
 

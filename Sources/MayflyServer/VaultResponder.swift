@@ -3,6 +3,7 @@ public import Hummingbird
 public import Logging
 public import MayflyCore
 import NIOCore
+import NIOPosix
 import Metrics
 
 /// Translates HTTP to `LogicalRequest` and `LogicalResponse` back to HTTP with Vault's wire
@@ -32,15 +33,25 @@ public struct VaultResponder: HTTPResponder {
         let response: Response
         var path = ""
         do {
-            var logical = try await decode(&request, id: requestID, remote: context.remoteDescription)
-            if logical.token == nil || logical.path.hasPrefix("auth/") {
+            var logical = try decode(request, id: requestID, remote: context.remoteDescription)
+            let canonical = (try? RequestPath.canonical(logical.path, operation: logical.operation)) ?? logical.path
+            if logical.token == nil || canonical.hasPrefix("auth/") {
                 logical.identity = await PeerIdentityResolver.identity(of: context.channel)
             }
-            path = logical.path
-            if path == "sys/metrics" {
+            path = canonical
+            if canonical == "sys/metrics" {
+                logical.path = canonical
                 response = try await metrics(logical)
             } else {
-                let result = try await broker.handle(logical)
+                // Authorized before the body is read: a caller who may not send this request
+                // never gets its body parsed, and one with no caller may send only a small one.
+                var authorized = try await broker.authorize(logical)
+                path = authorized.request.path
+                if logical.operation == .update || logical.operation == .patch {
+                    authorized.request.data = try await body(
+                        &request, limit: authorized.isAuthenticated ? maxBodySize : min(maxBodySize, Self.unauthenticatedBodyLimit))
+                }
+                let result = try await broker.perform(authorized)
                 response = Self.encode(result, requestID: requestID, head: request.method == .head)
             }
         } catch let error as APIError {
@@ -85,15 +96,15 @@ public struct VaultResponder: HTTPResponder {
 
     // MARK: Decoding
 
-    private func decode(_ request: inout Request, id: String, remote: String) async throws -> LogicalRequest {
+    /// The request head as a logical request (no body yet). The path is only percent-decoded
+    /// here; the broker makes it canonical (`RequestPath`), once, for routing, ACL and handler.
+    private func decode(_ request: Request, id: String, remote: String) throws -> LogicalRequest {
         let rawPath = request.uri.path
         guard rawPath.hasPrefix("/v1/") else { throw APIError.notFound }
-        guard var path = String(rawPath.dropFirst(4)).removingPercentEncoding else {
+        guard let path = String(rawPath.dropFirst(4)).removingPercentEncoding else {
             throw APIError.badRequest("invalid path encoding")
         }
-        while path.contains("//") { path = path.replacingOccurrences(of: "//", with: "/") }
-        if path.hasPrefix("/") { path.removeFirst() }
-        guard path.utf8.count <= 4096 else { throw APIError.badRequest("path is too long") }
+        guard path.utf8.count <= RequestPath.maximumLength else { throw APIError.badRequest("path is too long") }
 
         if let wrap = request.headers[.init("X-Vault-Wrap-TTL")!], !wrap.isEmpty {
             throw APIError.badRequest("response wrapping is not supported")
@@ -124,13 +135,8 @@ public struct VaultResponder: HTTPResponder {
         default:
             throw APIError(status: 405, ["unsupported method \(request.method.rawValue)"])
         }
-        if operation == .list && !path.hasSuffix("/") { path += "/" }
-
         var data: [String: JSONValue] = [:]
-        switch operation {
-        case .update, .patch:
-            data = try await body(&request)
-        case .read, .list, .delete, .head:
+        if operation != .update && operation != .patch {
             for (key, value) in query where key != "list" { data[key] = .string(value) }
         }
         return LogicalRequest(
@@ -154,30 +160,52 @@ public struct VaultResponder: HTTPResponder {
         return fields.mapValues { .string($0.joined(separator: ",")) }
     }
 
-    private func body(_ request: inout Request) async throws -> [String: JSONValue] {
-        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBodySize {
+    /// Largest body accepted from a request without a caller (an unseal key, a login).
+    static let unauthenticatedBodyLimit = 64 * 1024
+
+    /// Bodies up to this size are parsed where they arrive; larger ones on `parsePool`.
+    static let inlineParseLimit = 64 * 1024
+
+    /// One thread for parsing large bodies: a few huge JSON bodies from authenticated callers
+    /// queue there instead of occupying the cooperative pool every other request runs on.
+    static let parsePool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        return pool
+    }()
+
+    /// Reads and parses the body (at most `limit` bytes; larger is 413).
+    private func body(_ request: inout Request, limit: Int) async throws -> [String: JSONValue] {
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
             throw APIError(status: 413, ["http: request body too large"])
         }
         let buffer: ByteBuffer
         do {
-            buffer = try await request.collectBody(upTo: maxBodySize)
+            buffer = try await request.collectBody(upTo: limit)
         } catch {
             throw APIError(status: 413, ["http: request body too large"])
         }
+        let isForm = request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true
+        guard buffer.readableBytes > Self.inlineParseLimit else { return try Self.parse(buffer, isForm: isForm) }
+        return try await Self.parsePool.runIfActive { try Self.parse(buffer, isForm: isForm) }
+    }
+
+    /// A JSON object (or, with the form content type, a form) as request data. As Vault: an
+    /// empty body and the JSON `null` (what `vault write -f` sends) are no data.
+    static func parse(_ buffer: ByteBuffer, isForm: Bool) throws -> [String: JSONValue] {
         let bytes = buffer.readableBytesView
         guard let first = bytes.first(where: { !($0 == 32 || $0 == 10 || $0 == 13 || $0 == 9) }) else { return [:] }
-        // As Vault: a form body is parsed as one unless it looks like JSON (curl -d sends
-        // JSON with the form content type).
-        if request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true,
-            first != UInt8(ascii: "{"), first != UInt8(ascii: "[")
-        {
+        // A form body is parsed as one unless it looks like JSON (curl -d sends JSON with the
+        // form content type).
+        if isForm, first != UInt8(ascii: "{"), first != UInt8(ascii: "[") {
             return try Self.form(String(decoding: bytes, as: UTF8.self))
         }
         let value = try JSONValue.parse(bytes)
-        guard case .object(let object) = value else {
-            throw APIError.badRequest("request body must be a JSON object, got \(value.typeName)")
+        switch value {
+        case .object(let object): return object
+        case .null: return [:]
+        default: throw APIError.badRequest("request body must be a JSON object, got \(value.typeName)")
         }
-        return object
     }
 
     static func token(_ headers: HTTPFields) -> String? {

@@ -114,7 +114,8 @@ import Testing
         #expect(try await t.storage.paths(withPrefix: "kv/", after: nil, limit: 10) == [])
     }
 
-    @Test(arguments: ["secret/data/", "secret/data/a//b", "secret/data/../x", "secret/data/a/./b"])
+    // (`secret/data/a//b` is the canonical `secret/data/a/b`: see AdversarialTests.)
+    @Test(arguments: ["secret/data/", "secret/data/../x", "secret/data/a/./b", "secret/data/a/\u{1}b"])
     func badPathsAre400(path: String) async throws {
         let t = try await TestBroker.make()
         #expect(await t.status(.update, path, ["data": ["a": "b"]]) == 400)

@@ -98,7 +98,8 @@ final class AuditLog: Sendable {
 
     private static func request(_ request: LogicalRequest, _ hasher: AuditHasher) -> JSONValue {
         [
-            "id": .string(request.id), "operation": .string(request.operation.rawValue), "path": .string(request.path),
+            "id": .string(request.id), "operation": .string(request.operation.rawValue),
+            "path": .string(RequestPath.redacted(request.path, hash: hasher.hash)),
             "data": request.data.isEmpty ? .null : hasher.hashStrings(.object(request.data)),
             "remote_address": .string(request.remoteAddress),
             "client_token": request.token.map { .string(hasher.hash($0)) } ?? .null,

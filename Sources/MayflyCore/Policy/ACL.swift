@@ -37,16 +37,11 @@ public struct ACL: Sendable {
     /// Everything.
     public static let root = ACL(policies: [.root])
 
-    /// Paths that also need `sudo` (Vault's root-protected paths, plus policy and token-role
+    /// Whether `capability` on `path` also needs `sudo`: decided by the route table, on whole
+    /// segments of the canonical path (Vault's root-protected paths, plus policy and token-role
     /// writes: either can grant any policy).
     public static func isRootProtected(_ path: String, _ capability: Capability = .read) -> Bool {
-        if path.hasPrefix("sys/policies/acl/") || path.hasPrefix("sys/policy/") || path.hasPrefix("auth/token/roles/") {
-            return [.create, .update, .patch, .delete].contains(capability)
-        }
-        return path == "sys/rotate" || path == "sys/seal" || path.hasPrefix("sys/leases/revoke-prefix/")
-            || path.hasPrefix("sys/leases/revoke-force/") || path.hasPrefix("sys/revoke-prefix/")
-            || path.hasPrefix("sys/revoke-force/") || path.hasPrefix("sys/leases/lookup/")
-            || path.hasPrefix("sys/audit") || path.hasPrefix("sys/auth/") || path.hasPrefix("sys/mayfly/")
+        RouteTable.needsSudo(path, capability)
     }
 
     /// The capabilities of the highest-priority rule matching `path` (`[.deny]` when it denies).
@@ -56,12 +51,23 @@ public struct ACL: Sendable {
         return granted.contains(.deny) ? [.deny] : granted
     }
 
-    /// Whether an operation needing `capability` may run on `path`.
+    /// Whether an operation needing `capability` may run on `path` (whose route says whether it
+    /// also needs `sudo`).
     public func allows(_ path: String, _ capability: Capability) -> Bool {
+        allows(path, capability, needsSudo: ACL.isRootProtected(path, capability))
+    }
+
+    /// Whether an operation needing `capability` (and `sudo` too when `needsSudo`) may run on `path`.
+    public func allows(_ path: String, _ capability: Capability, needsSudo: Bool) -> Bool {
         if isRoot { return true }
         let granted = capabilities(path)
         if granted.contains(.deny) || !granted.contains(capability) { return false }
-        return !ACL.isRootProtected(path, capability) || granted.contains(.sudo)
+        return !needsSudo || granted.contains(.sudo)
+    }
+
+    /// Whether the policies grant `sudo` on `path` (root always does).
+    public func hasSudo(on path: String) -> Bool {
+        isRoot || capabilities(path).contains(.sudo)
     }
 
     /// `sys/capabilities-self` form: sorted names, `["root"]` for root, `["deny"]` for nothing.
@@ -81,5 +87,23 @@ public struct ACL: Sendable {
             let fixed = pattern.firstWildcard.map { String(pattern.text.prefix($0)) } ?? pattern.text
             return fixed.hasPrefix(prefix) || prefix.hasPrefix(fixed)
         }
+    }
+
+    /// `sys/internal/ui/resultant-acl`: the merged rules, in Vault's shape (`exact_paths` and
+    /// `glob_paths`, the latter keyed without their `*`).
+    func resultant() -> JSONValue {
+        func describe(_ capabilities: Set<Capability>) -> JSONValue {
+            ["capabilities": .strings(capabilities.map(\.rawValue).sorted())]
+        }
+        var exactPaths: [String: JSONValue] = [:], globPaths: [String: JSONValue] = [:]
+        for (path, capabilities) in exact { exactPaths[path] = describe(capabilities) }
+        for (pattern, capabilities) in wildcards {
+            if pattern.isGlob {
+                globPaths[String(pattern.text.dropLast())] = describe(capabilities)
+            } else {
+                exactPaths[pattern.text] = describe(capabilities)
+            }
+        }
+        return ["exact_paths": .object(exactPaths), "glob_paths": .object(globPaths), "root": .bool(isRoot)]
     }
 }

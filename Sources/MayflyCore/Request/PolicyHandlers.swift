@@ -4,11 +4,12 @@ import Logging
 enum PolicyHandlers {
     static func handle(_ broker: Broker, _ request: LogicalRequest) async throws -> LogicalResponse {
         let store = broker.policies
-        let legacy = request.path.hasPrefix("sys/policy")
-        let base = legacy ? "sys/policy" : "sys/policies/acl"
-        var name = String(request.path.dropFirst(base.count))
-        if name.hasPrefix("/") { name.removeFirst() }
-        if name.hasSuffix("/") { name.removeLast() }
+        // The route table matched `sys/policy[/NAME]` or `sys/policies/acl[/NAME]` on whole
+        // segments; the name is the segment after the base, exactly as the ACL saw it.
+        let segments = RequestPath.segments(request.path)
+        let legacy = segments.count <= 3 && segments[1] == "policy"
+        let base = legacy ? 2 : 3
+        let name = segments.count > base ? String(segments[base]) : ""
         if name.isEmpty {
             guard request.operation == .list || (legacy && request.operation == .read) else { throw APIError.unsupportedOperation }
             let names = store.names()

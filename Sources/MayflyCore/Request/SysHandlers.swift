@@ -180,8 +180,8 @@ enum SysHandlers {
     static func handle(_ broker: Broker, _ request: LogicalRequest, _ caller: Caller) async throws -> LogicalResponse {
         switch request.path {
         case "sys/seal":
+            // `Broker.perform` seals once the response is on the audit record.
             try requireOperation(request, .update)
-            await broker.sealAll()
             return .noContent
         case "sys/rotate":
             try requireOperation(request, .update)
