@@ -41,7 +41,7 @@ final class AppRoleEngine: Sendable {
         self.tokens = tokens
     }
 
-    func handle(_ request: LogicalRequest, relativePath path: String) async throws -> LogicalResponse {
+    func handle(_ request: LogicalRequest, relativePath path: String, caller: Caller) async throws -> LogicalResponse {
         let parts = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         switch (parts.first ?? "", request.operation) {
         case ("role", .list) where parts.count <= 2 && (parts.count == 1 || parts[1].isEmpty):
@@ -54,7 +54,7 @@ final class AppRoleEngine: Sendable {
             let rest = Array(parts.dropFirst(2))
             switch (rest.joined(separator: "/"), request.operation) {
             case ("", .read): return try await readRole(name)
-            case ("", .update): return try await writeRole(name, request.data)
+            case ("", .update): return try await writeRole(name, request.data, caller: caller, path: request.path)
             case ("", .delete): return try await deleteRole(name)
             case ("role-id", .read):
                 return .envelope(Envelope(data: ["role_id": .string(try await role(name).roleID)]))
@@ -108,7 +108,11 @@ final class AppRoleEngine: Sendable {
         return list
     }
 
-    private func writeRole(_ name: String, _ data: [String: JSONValue]) async throws -> LogicalResponse {
+    /// A role hands its policies to every login: `PolicyGrant` decides whether `caller` may
+    /// attach them (never root; a policy the caller lacks only with sudo on `path`).
+    private func writeRole(_ name: String, _ data: [String: JSONValue], caller: Caller, path writePath: String)
+        async throws -> LogicalResponse
+    {
         let path = Self.prefix + "role/" + name
         let existing: AppRole? = try await barrier.get(path) != nil ? try await role(name) : nil
         // A restriction Mayfly would not enforce is refused, never stored and ignored.
@@ -125,6 +129,9 @@ final class AppRoleEngine: Sendable {
             throw APIError.badRequest("only service tokens are supported")
         }
         let policies = try TokenHandlers.stringList(data["token_policies"] ?? data["policies"], field: "token_policies")
+        if let policies {
+            try PolicyGrant.check(policies, writer: caller, path: writePath, target: .storedRole, field: "token_policies")
+        }
         var role = existing ?? AppRole(
             name: name, roleID: UUID().uuidString.lowercased(), policies: [], tokenTTL: 0, tokenMaxTTL: 0,
             tokenNumUses: 0, secretIDTTL: 0, secretIDNumUses: 0, bindSecretID: true, secretIDBoundCIDRs: [])
@@ -321,7 +328,8 @@ final class AppRoleEngine: Sendable {
             guard let entry else { throw invalid }
             metadata.merge(entry.metadata) { current, _ in current }
         }
-        var policies = role.policies
+        // A role stored before the policy-grant rule may still name root: it never gets it.
+        var policies = role.policies.filter { $0 != "root" }
         if !policies.contains("default") { policies.append("default") }
         let (token, tokenEntry) = try await tokens.create(TokenRequest(
             policies: policies.sorted(), meta: metadata, displayName: "approle", ttl: role.tokenTTL > 0 ? role.tokenTTL : nil,

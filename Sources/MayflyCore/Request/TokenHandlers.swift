@@ -8,8 +8,8 @@ enum TokenHandlers {
         async throws -> LogicalResponse
     {
         let tokens = broker.tokens
-        if route == "roles/" || route.hasPrefix("roles/") {
-            return try await roles(broker, request, name: String(route.dropFirst("roles/".count)))
+        if route == "roles" || route.hasPrefix("roles/") {
+            return try await roles(broker, request, caller, name: String(route.dropFirst("roles".count).drop { $0 == "/" }))
         }
         if route.hasPrefix("create/") {
             guard request.operation == .update else { throw APIError.unsupportedOperation }
@@ -93,7 +93,9 @@ enum TokenHandlers {
     }
 
     /// `auth/token/roles` (list) and `auth/token/roles/:name` (read, write, delete).
-    private static func roles(_ broker: Broker, _ request: LogicalRequest, name: String) async throws -> LogicalResponse {
+    private static func roles(_ broker: Broker, _ request: LogicalRequest, _ caller: Caller, name: String) async throws
+        -> LogicalResponse
+    {
         switch (name.isEmpty, request.operation) {
         case (true, .list), (true, .read):
             let names = try await broker.barrier.list(TokenRole.prefix).filter { !$0.hasSuffix("/") }
@@ -104,6 +106,8 @@ enum TokenHandlers {
             return .envelope(Envelope(data: role.json))
         case (false, .update):
             let role = try TokenRole.parse(name, request.data, existing: try await role(broker, name))
+            try PolicyGrant.check(role.allowedPolicies, writer: caller, path: request.path, target: .storedRole,
+                                  field: "allowed_policies")
             try await broker.barrier.put(TokenRole.prefix + name, try JSONEncoder().encode(role).bytes)
             broker.logger.info("token role written", metadata: ["role": "\(name)"])
             return .noContent
@@ -131,11 +135,20 @@ enum TokenHandlers {
         if let id = data["id"]?.stringValue, !id.isEmpty {
             throw APIError.badRequest("custom token ids are not supported")
         }
-        // A token carries the policies of whoever created it, never more, unless a role (which
-        // only sudo can write) allows others.
-        var policies = try (role ?? TokenRole(name: "")).policies(
-            requested: try stringList(data["policies"], field: "policies"), creator: caller.policies,
-            creatorIsRoot: caller.acl.isRoot)
+        // A token carries the policies of whoever created it, never more (PolicyGrant), unless a
+        // role allows others: its writer answered to PolicyGrant when it wrote the role.
+        let requested = try stringList(data["policies"], field: "policies")
+        let sudo = caller.acl.hasSudo(on: request.path)
+        var policies: [String]
+        if let role {
+            policies = try role.policies(requested: requested, creator: caller.policies, creatorIsRoot: caller.acl.isRoot)
+            if policies.contains("root") {
+                throw APIError(status: 403, ["permission denied: a token role never creates root tokens"])
+            }
+        } else {
+            policies = requested ?? caller.policies
+            try PolicyGrant.check(policies, writer: caller, path: request.path, target: .token, field: "policies")
+        }
         let noDefault = (try JSONValue.flag(data["no_default_policy"], field: "no_default_policy") ?? false) || role?.noDefaultPolicy == true
         if !noDefault && !policies.contains("default") && !policies.contains("root") { policies.append("default") }
         policies = Array(Set(policies)).sorted()
@@ -148,7 +161,7 @@ enum TokenHandlers {
             }
         }
         let requestedOrphan = try JSONValue.flag(data["no_parent"], field: "no_parent") ?? false
-        if requestedOrphan && !caller.acl.isRoot && !orphan {
+        if requestedOrphan && !sudo && !orphan {
             throw APIError.badRequest("root or sudo privileges required to create orphan token")
         }
         let noParent = orphan || requestedOrphan || role?.orphan == true
@@ -174,8 +187,10 @@ enum TokenHandlers {
         let (token, entry) = try await broker.tokens.create(TokenRequest(
             policies: policies, meta: meta, displayName: displayName, ttl: ttl, explicitMaxTTL: explicitMax,
             renewable: renewable, numUses: numUses, path: path,
-            parentHash: noParent ? nil : caller.entry?.idHash, identity: caller.identityName))
-        broker.logger.info("token created", metadata: ["accessor": "\(entry.accessor)", "policies": "\(policies)"])
+            parentHash: noParent ? nil : caller.entry?.idHash,
+            parentExpireTime: noParent ? nil : caller.entry?.expireTime, identity: caller.identityName))
+        // No accessor in the log: it is a handle that can look up and revoke the token.
+        broker.logger.info("token created", metadata: ["policies": "\(policies)"])
         return .envelope(Envelope(warnings: warnings, auth: auth(entry, token: token)))
     }
 
