@@ -17,5 +17,6 @@ public enum Migrations {
         Migration(name: "0002_leases", sql: String(decoding: PackageResources._002_leases_sql, as: UTF8.self)),
         Migration(name: "0003_lease_identity", sql: String(decoding: PackageResources._003_lease_identity_sql, as: UTF8.self)),
         Migration(name: "0004_lease_limits", sql: String(decoding: PackageResources._004_lease_limits_sql, as: UTF8.self)),
+        Migration(name: "0005_lease_token", sql: String(decoding: PackageResources._005_lease_token_sql, as: UTF8.self)),
     ]
 }

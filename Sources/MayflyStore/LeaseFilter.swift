@@ -11,10 +11,14 @@ public struct LeaseFilter: Sendable, Equatable, Codable {
     public var issuedBefore: Int64?
     /// Only leases in these states (all states when empty).
     public var states: [LeaseState]
+    /// Only leases obtained with these tokens (by keyed hash; any when empty).
+    public var tokenHashes: [String]
 
     public init(databases: [String] = [], roles: [String] = [], identities: [String] = [], leaseIDs: [String] = [],
-                issuedAfter: Int64? = nil, issuedBefore: Int64? = nil, states: [LeaseState] = [])
+                issuedAfter: Int64? = nil, issuedBefore: Int64? = nil, states: [LeaseState] = [],
+                tokenHashes: [String] = [])
     {
+        self.tokenHashes = tokenHashes
         self.databases = databases
         self.roles = roles
         self.identities = identities
@@ -22,5 +26,23 @@ public struct LeaseFilter: Sendable, Equatable, Codable {
         self.issuedAfter = issuedAfter
         self.issuedBefore = issuedBefore
         self.states = states
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case databases, roles, identities, leaseIDs, issuedAfter, issuedBefore, states, tokenHashes
+    }
+
+    /// Decodes filters written before `tokenHashes` existed too.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            databases: try container.decode([String].self, forKey: .databases),
+            roles: try container.decode([String].self, forKey: .roles),
+            identities: try container.decode([String].self, forKey: .identities),
+            leaseIDs: try container.decode([String].self, forKey: .leaseIDs),
+            issuedAfter: try container.decodeIfPresent(Int64.self, forKey: .issuedAfter),
+            issuedBefore: try container.decodeIfPresent(Int64.self, forKey: .issuedBefore),
+            states: try container.decode([LeaseState].self, forKey: .states),
+            tokenHashes: try container.decodeIfPresent([String].self, forKey: .tokenHashes) ?? [])
     }
 }

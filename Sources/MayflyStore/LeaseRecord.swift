@@ -31,10 +31,15 @@ public struct LeaseRecord: Sendable, Equatable {
     public var identity: String
     /// The role's `CONNECTION LIMIT` (0 for none counted).
     public var connectionLimit: Int
+    /// The keyed hash of the token the credential was obtained with ("" for none): revoking
+    /// that token revokes the lease.
+    public var tokenHash: String
 
     public init(id: String, database: String, role: String, username: String, state: LeaseState, issuedAt: Int64,
-                expiresAt: Int64, maxExpiresAt: Int64, identity: String = "", connectionLimit: Int = 0)
+                expiresAt: Int64, maxExpiresAt: Int64, identity: String = "", connectionLimit: Int = 0,
+                tokenHash: String = "")
     {
+        self.tokenHash = tokenHash
         self.connectionLimit = connectionLimit
         self.identity = identity
         self.id = id
@@ -71,6 +76,12 @@ public protocol LeaseStorage: Sendable {
     func connectionLimitSums() async throws -> [String: Int]
     /// Number of unrevoked leases of `identity`.
     func liveLeaseCount(identity: String) async throws -> Int
+    /// Marks lease `id` active if it is still pending; false when something else (a revocation)
+    /// changed it meanwhile.
+    func activateLease(id: String) async throws -> Bool
+    /// Marks the active and pending leases matching `filter` as revoking, due at `now` (pending
+    /// ones at `pendingDue`: their issuer may still be creating the role); returns how many.
+    func markRevoking(matching filter: LeaseFilter, now: Int64, pendingDue: Int64) async throws -> Int
 }
 
 extension LeaseStorage {

@@ -176,7 +176,7 @@ public final class SQLiteStorage: Storage {
 extension SQLiteStorage: LeaseStorage {
     private static let leaseColumns = """
         id, database_name, role_name, username, state, issued_at, expires_at, max_expires_at, last_renewal,
-        attempts, next_attempt_at, last_error, revoked_at, identity, connection_limit
+        attempts, next_attempt_at, last_error, revoked_at, identity, connection_limit, token_hash
         """
 
     private static func lease(_ row: Row) -> LeaseRecord {
@@ -190,19 +190,20 @@ extension SQLiteStorage: LeaseStorage {
         lease.revokedAt = row[12]
         lease.identity = row[13]
         lease.connectionLimit = row[14]
+        lease.tokenHash = row[15]
         return lease
     }
 
     private static func arguments(_ lease: LeaseRecord) -> StatementArguments {
         [lease.id, lease.database, lease.role, lease.username, lease.state.rawValue, lease.issuedAt, lease.expiresAt,
          lease.maxExpiresAt, lease.lastRenewal, lease.attempts, lease.nextAttemptAt, lease.lastError, lease.revokedAt,
-         lease.identity, lease.connectionLimit]
+         lease.identity, lease.connectionLimit, lease.tokenHash]
     }
 
     public func insertLease(_ lease: LeaseRecord) async throws {
         try await write { db in
             try db.execute(
-                sql: "INSERT INTO leases (\(Self.leaseColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                sql: "INSERT INTO leases (\(Self.leaseColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 arguments: Self.arguments(lease))
         }
     }
@@ -211,7 +212,7 @@ extension SQLiteStorage: LeaseStorage {
         guard !leases.isEmpty else { return }
         try await write { db in
             let statement = try db.cachedStatement(
-                sql: "REPLACE INTO leases (\(Self.leaseColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                sql: "REPLACE INTO leases (\(Self.leaseColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
             for lease in leases { try statement.execute(arguments: Self.arguments(lease)) }
         }
     }
@@ -277,6 +278,7 @@ extension SQLiteStorage: LeaseStorage {
         list("identity", filter.identities)
         list("id", filter.leaseIDs)
         list("state", filter.states.map(\.rawValue))
+        list("token_hash", filter.tokenHashes)
         if let after = filter.issuedAfter {
             clauses.append("issued_at >= ?")
             arguments += [after]
@@ -322,6 +324,27 @@ extension SQLiteStorage: LeaseStorage {
                 sums[row[0]] = row[1]
             }
             return sums
+        }
+    }
+
+    public func activateLease(id: String) async throws -> Bool {
+        try await write { db in
+            try db.execute(sql: "UPDATE leases SET state = 'active' WHERE id = ? AND state = 'pending'", arguments: [id])
+            return db.changesCount > 0
+        }
+    }
+
+    public func markRevoking(matching filter: LeaseFilter, now: Int64, pendingDue: Int64) async throws -> Int {
+        let (condition, arguments) = Self.condition(filter)
+        return try await write { db in
+            try db.execute(
+                sql: """
+                    UPDATE leases SET state = 'revoking',
+                        next_attempt_at = CASE state WHEN 'pending' THEN ? ELSE ? END
+                    WHERE \(condition) AND state IN ('pending', 'active')
+                    """,
+                arguments: [pendingDue, now] + arguments)
+            return db.changesCount
         }
     }
 

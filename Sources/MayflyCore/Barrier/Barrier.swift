@@ -218,6 +218,13 @@ public final class Barrier: Sendable {
         return (paths.count < limit ? nil : paths.last, rewrapped)
     }
 
+    /// Up to `limit` stored paths starting with `prefix`, in order, after `after` (for indexes
+    /// whose keys sort by time, such as token expiries).
+    func paths(withPrefix prefix: String, after: String?, limit: Int) async throws -> [String] {
+        _ = try currentKeyring()
+        return try await storage.paths(withPrefix: prefix, after: after, limit: limit)
+    }
+
     /// Immediate children of `prefix` (names; folders end in `/`).
     public func list(_ prefix: String) async throws -> [String] {
         _ = try currentKeyring()

@@ -58,16 +58,19 @@ final class LeaseManager: Sendable {
     /// Issues a credential of `roleName` to `identity` (recorded on the lease). For a role
     /// with `coalesce`, a request made while the same identity's issuance of the same role is
     /// in flight gets that issuance's answer.
-    func issue(roleName: String, identity: String = "") async throws -> LogicalResponse {
+    /// `tokenHash` is the keyed hash of the caller's token, if any: revoking that token revokes
+    /// the lease.
+    func issue(roleName: String, identity: String = "", tokenHash: String? = nil) async throws -> LogicalResponse {
         try DatabaseEngine.validateName(roleName, kind: "role")
         guard let role = try await databases.role(roleName) else {
             throw APIError.badRequest("unknown role: \(roleName)")
         }
-        guard role.coalesce == true else { return try await issue(role, identity: identity) }
-        let key = identity + "\u{0}" + roleName
+        guard role.coalesce == true else { return try await issue(role, identity: identity, tokenHash: tokenHash ?? "") }
+        // Shared only by requests of one identity with one token: a token's leases are its own.
+        let key = identity + "\u{0}" + (tokenHash ?? "") + "\u{0}" + roleName
         let task = inFlight.withLock { inFlight -> Task<LogicalResponse, any Error> in
             if let running = inFlight[key] { return running }
-            let task = Task { try await self.issue(role, identity: identity) }
+            let task = Task { try await self.issue(role, identity: identity, tokenHash: tokenHash ?? "") }
             inFlight[key] = task
             return task
         }
@@ -75,7 +78,7 @@ final class LeaseManager: Sendable {
         return try await task.value
     }
 
-    private func issue(_ role: DatabaseRole, identity: String) async throws -> LogicalResponse {
+    private func issue(_ role: DatabaseRole, identity: String, tokenHash: String) async throws -> LogicalResponse {
         let roleName = role.name
         guard let database = try await databases.config(role.database) else {
             throw APIError.internalError("role \(roleName) names database \(role.database), which is not configured")
@@ -93,7 +96,8 @@ final class LeaseManager: Sendable {
         let lease = LeaseRecord(
             id: leaseID, database: database.name, role: roleName, username: username, state: .pending,
             issuedAt: now, expiresAt: now + ttl, maxExpiresAt: now + role.maxTTL, identity: identity,
-            connectionLimit: max(0, role.connectionLimit))
+            connectionLimit: max(0, role.connectionLimit), tokenHash: tokenHash)
+        try await databases.ensureGroupsChecked(role, database: database)
         try await admission.admit(database, pool: try await databases.pool(database), connectionLimit: role.connectionLimit,
                                   identity: identity)
         // Intent before action: the lease is durable before the role exists.
@@ -127,9 +131,18 @@ final class LeaseManager: Sendable {
             throw APIError(status: 500, ["cannot create the database credential: \(DatabaseEngine.describe(error))"])
         }
         FaultInjection.point("after-create-role")
-        var active = lease
-        active.state = .active
-        try await leases.updateLease(active)
+        guard try await leases.activateLease(id: leaseID) else {
+            // Revoked while the role was being created (its token was revoked, or a leak
+            // response reached it): the sweeper drops the role now, and nothing is handed out.
+            // A revocation that ran before the role existed found nothing to drop: the role
+            // this request created goes now (what fails stays revoking for the sweeper).
+            if var revoking = try await leases.lease(id: leaseID), revoking.state != .active {
+                revoking.state = .revoking
+                revoking.revokedAt = nil
+                _ = await revokeBatch(try await markInFlight([revoking], now: Self.now()))
+            }
+            throw APIError(status: 403, ["permission denied: the credential was revoked while it was being issued (its token was revoked?)"])
+        }
         logger.info("credential issued", metadata: ["lease_id": "\(leaseID)", "username": "\(username)"])
         Counter(label: "mayfly_credentials_issued_total", dimensions: [("role", roleName)]).increment()
         Timer(label: "mayfly_credential_issue_duration_seconds", preferredDisplayUnit: .seconds)
@@ -187,9 +200,25 @@ final class LeaseManager: Sendable {
         return components.string ?? ""
     }
 
+    /// Marks the leases obtained with the tokens `hashes` for revocation (a token revoked or
+    /// expired takes its leases with it, as in Vault). The sweeper revokes them within seconds,
+    /// in batches, retrying until done; leases still being issued are given `inFlightGrace`.
+    func revokeObtained(byTokens hashes: [String]) async throws {
+        let now = Self.now()
+        for start in stride(from: 0, to: hashes.count, by: 500) {
+            let chunk = Array(hashes[start..<min(hashes.count, start + 500)])
+            let marked = try await leases.markRevoking(matching: LeaseFilter(tokenHashes: chunk), now: now,
+                                                       pendingDue: now + Self.inFlightGrace)
+            if marked > 0 { logger.info("revoking the leases of revoked tokens", metadata: ["leases": "\(marked)"]) }
+        }
+    }
+
     // MARK: Lookup and renew
 
-    func lookup(_ id: String) async throws -> LogicalResponse {
+    /// `sys/leases/lookup`. The database username is shown only to `showUsername` callers (the
+    /// identity that obtained the lease, or one holding sudo there): a lease id is not a right to
+    /// learn whose login it is.
+    func lookup(_ id: String, showUsername: (LeaseRecord) -> Bool = { _ in true }) async throws -> LogicalResponse {
         guard let lease = try await leases.lease(id: id), lease.state != .revoked else {
             throw APIError.badRequest("invalid lease")
         }
@@ -201,9 +230,9 @@ final class LeaseManager: Sendable {
             "last_renewal": lease.lastRenewal.map { .string(Timestamp.rfc3339(Date(timeIntervalSince1970: TimeInterval($0)))) } ?? .null,
             "ttl": .int(max(0, lease.expiresAt - now)),
             "renewable": .bool(lease.state == .active),
-            "state": .string(lease.state.rawValue), "username": .string(lease.username),
-            "revocation_attempts": .int(Int64(lease.attempts)),
+            "state": .string(lease.state.rawValue), "revocation_attempts": .int(Int64(lease.attempts)),
         ]
+        if showUsername(lease) { data["username"] = .string(lease.username) }
         if let error = lease.lastError { data["last_error"] = .string(error) }
         return .envelope(Envelope(data: .object(data)))
     }

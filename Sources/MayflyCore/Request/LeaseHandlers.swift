@@ -1,3 +1,5 @@
+import MayflyStore
+
 /// `sys/leases/*` and the legacy `sys/renew`, `sys/revoke`, `sys/revoke-prefix`,
 /// `sys/revoke-force` (vault-api.md §2.10).
 enum LeaseHandlers {
@@ -25,13 +27,15 @@ enum LeaseHandlers {
         }
         if let id = tail("lookup") { return .lookup(prefix: id) }
         if let id = tail("renew") { return .renew(id: id) }
-        if let prefix = tail("revoke-prefix") { return prefix.map { .revokePrefix($0) } }
-        if let prefix = tail("revoke-force") { return prefix.map { .revokeForce($0) } }
+        if let prefix = tail("revoke-prefix") { return .revokePrefix(prefix ?? "") }
+        if let prefix = tail("revoke-force") { return .revokeForce(prefix ?? "") }
         if let id = tail("revoke") { return .revoke(id: id) }
         return nil
     }
 
-    static func handle(_ broker: Broker, _ request: LogicalRequest, _ route: Route) async throws -> LogicalResponse {
+    static func handle(_ broker: Broker, _ request: LogicalRequest, _ route: Route, _ caller: Caller) async throws
+        -> LogicalResponse
+    {
         let leases = broker.leases
         func leaseID(_ fromPath: String?) throws -> String {
             if let id = request.data["lease_id"]?.stringValue, !id.isEmpty { return id }
@@ -43,7 +47,8 @@ enum LeaseHandlers {
         case (.lookup(let prefix), .list):
             return try await leases.list(prefix ?? "")
         case (.lookup(let id), .update), (.lookup(let id), .read):
-            return try await leases.lookup(try leaseID(id))
+            let sudo = caller.acl.hasSudo(on: "sys/leases/lookup")
+            return try await leases.lookup(try leaseID(id)) { sudo || ($0.identity == caller.identityName && !$0.identity.isEmpty) }
         case (.renew(let id), .update):
             let lease = try leaseID(id)
             if lease.hasPrefix("auth/") { throw APIError.badRequest("tokens cannot be renewed through this endpoint") }

@@ -11,6 +11,7 @@ final class ScheduledJobs: Sendable {
     private let staticRoles: StaticRoleManager
     private let incidents: IncidentManager
     private let rewrapper: KeyRewrapper
+    private let tokens: TokenStore
     private let cache = Mutex<(jobs: [ScheduledJob], at: Date)?>(nil)
     // Set by the Broker once both exist (the jobs need the seal manager for key rotation).
     let seal = Box()
@@ -23,8 +24,9 @@ final class ScheduledJobs: Sendable {
     }
 
     init(config: MayflyConfig, databases: DatabaseEngine, leases: LeaseManager, staticRoles: StaticRoleManager,
-         incidents: IncidentManager, rewrapper: KeyRewrapper)
+         incidents: IncidentManager, rewrapper: KeyRewrapper, tokens: TokenStore)
     {
+        self.tokens = tokens
         self.config = config
         self.databases = databases
         self.leases = leases
@@ -48,12 +50,17 @@ final class ScheduledJobs: Sendable {
 
     private func build() async -> [ScheduledJob] {
         let leases = leases, incidents = incidents, rewrapper = rewrapper, databases = databases
-        let staticRoles = staticRoles, rate = config.keyringRewrapRate, jitter = config.schedulerJitter
+        let staticRoles = staticRoles, rate = config.keyringRewrapRate, jitter = config.schedulerJitter, tokens = tokens
         var jobs: [ScheduledJob] = [
             ScheduledJob(name: "lease-sweep", schedule: Self.every(1), jitter: 0, recordEveryRun: false, durable: false,
                          lastRun: nil) { _ in
                 let handled = try await leases.sweep()
                 return handled > 0 ? "revoked or retried \(handled) lease(s)" : nil
+            },
+            ScheduledJob(name: "token-sweep", schedule: Self.every(1), jitter: 0, recordEveryRun: false, durable: false,
+                         lastRun: nil) { _ in
+                let handled = try await tokens.sweepExpired()
+                return handled > 0 ? "revoked \(handled) expired token(s) with the tokens they created and their leases" : nil
             },
             ScheduledJob(name: "incident-resume", schedule: Self.every(2), jitter: 0, recordEveryRun: false, durable: false,
                          lastRun: nil) { _ in

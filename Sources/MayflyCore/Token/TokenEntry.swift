@@ -41,8 +41,13 @@ public struct TokenEntry: Sendable, Codable, Equatable {
 
     /// True once the expiry has passed.
     public func isExpired(now: Date = Date()) -> Bool {
+        isExpired(at: Int64(now.timeIntervalSince1970))
+    }
+
+    /// True once the expiry has passed at `seconds` (Unix seconds).
+    public func isExpired(at seconds: Int64) -> Bool {
         guard let expireTime else { return false }
-        return expireTime <= Int64(now.timeIntervalSince1970)
+        return expireTime <= seconds
     }
 
     public var isOrphan: Bool { parentHash == nil }
