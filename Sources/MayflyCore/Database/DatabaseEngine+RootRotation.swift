@@ -63,9 +63,20 @@ extension DatabaseEngine {
                 connection.password = pending
                 admin = try await PGConnection.connect(connection)
             }
+            let statements = config.rootRotationStatements ?? []
+            let user = connection.user
             do {
                 try await admin.withSession { session in
-                    try session.execute("ALTER ROLE CURRENT_USER WITH PASSWORD \(try session.escapeLiteral(verifier))")
+                    if statements.isEmpty {
+                        try session.execute("ALTER ROLE CURRENT_USER WITH PASSWORD \(try session.escapeLiteral(verifier))")
+                    } else {
+                        // Vault's root_rotation_statements; {{password}} is the verifier, never the password.
+                        try session.execute(statements.map {
+                            $0.replacingOccurrences(of: "{{name}}", with: user)
+                                .replacingOccurrences(of: "{{username}}", with: user)
+                                .replacingOccurrences(of: "{{password}}", with: verifier)
+                        }.joined(separator: ";\n"))
+                    }
                 }
             } catch {
                 await admin.close()

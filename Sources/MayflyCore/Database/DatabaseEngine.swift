@@ -13,6 +13,8 @@ final class DatabaseEngine: Sendable {
     private let pools = Mutex<(pools: [String: PGPool], generation: [String: Int])>(([:], [:]))
     /// Serialises root rotations per database.
     let rootLocks = KeyedLock()
+    /// Roles whose groups passed `checkGroups`: the groups checked and when (Unix seconds).
+    private let verifiedGroups = Mutex<[String: (key: String, at: Int64)]>([:])
     static let pluginName = "postgresql-database-plugin"
 
     init(barrier: Barrier, logger: Logger) {
@@ -29,10 +31,29 @@ final class DatabaseEngine: Sendable {
         else { throw APIError.badRequest("\(field) \"\(Broker.clip(name))\" is not a valid role name (1-63 bytes, no control characters)") }
     }
 
-    /// Checks on the database that `groups` exist and that none of them is, or can become, a
-    /// superuser, a role with CREATEROLE, REPLICATION or BYPASSRLS, or the broker's own admin
-    /// login: a credential is a member of its groups, so any of those would let it take over
-    /// the database or the broker's login.
+    /// PostgreSQL's predefined roles with power over the server's operating system or other
+    /// sessions (DESIGN.md rule 16): a member runs programs or reads and writes files as the
+    /// server's OS user, or ends other sessions (the broker's among them).
+    static let predefinedPrivilegedRoles = [
+        "pg_execute_server_program", "pg_read_server_files", "pg_write_server_files", "pg_signal_backend",
+    ]
+
+    /// One row per role named `$1`: whether it is, or through any chain of memberships can
+    /// become, a superuser, a CREATEROLE, REPLICATION or BYPASSRLS role, one of
+    /// `predefinedPrivilegedRoles`, or the broker's own admin login (`current_user`).
+    static let privilegedRoleQuery = """
+        SELECT pg_has_role(g.oid, (SELECT oid FROM pg_roles WHERE rolname = current_user), 'MEMBER')
+            OR EXISTS (SELECT 1 FROM pg_roles r
+                       WHERE (r.rolsuper OR r.rolcreaterole OR r.rolreplication OR r.rolbypassrls
+                              OR r.rolname IN (\(predefinedPrivilegedRoles.map { "'\($0)'" }.joined(separator: ", "))))
+                         AND pg_has_role(g.oid, r.oid, 'MEMBER'))
+        FROM pg_roles g WHERE g.rolname = $1
+        """
+
+    /// Checks on the database that `roles` exist and that none of them is privileged
+    /// (`privilegedRoleQuery`): a credential is a member of its groups, and a static role hands
+    /// out its user's password, so any of those would let its holder take over the database,
+    /// the server's OS user or the broker's login. `field` names them in the error.
     func checkGroups(_ groups: [String], database: DatabaseConfig, field: String = "member_of") async throws {
         for group in groups { try Self.validateIdentifier(group, field: field) }
         guard !groups.isEmpty else { return }
@@ -41,12 +62,7 @@ final class DatabaseEngine: Sendable {
             found = try await pool(database).withSession { session in
                 var missing: [String] = [], privileged: [String] = []
                 for group in groups {
-                    let row = try session.query("""
-                        SELECT pg_has_role(g.oid, (SELECT oid FROM pg_roles WHERE rolname = current_user), 'MEMBER')
-                            OR EXISTS (SELECT 1 FROM pg_roles r WHERE (r.rolsuper OR r.rolcreaterole OR r.rolreplication
-                                OR r.rolbypassrls) AND pg_has_role(g.oid, r.oid, 'MEMBER'))
-                        FROM pg_roles g WHERE g.rolname = $1
-                        """, [group]).first
+                    let row = try session.query(Self.privilegedRoleQuery, [group]).first
                     if row == nil { missing.append(group) } else if row?[0] == "t" { privileged.append(group) }
                 }
                 return (missing, privileged)
@@ -55,12 +71,41 @@ final class DatabaseEngine: Sendable {
             throw APIError.badRequest("cannot check \(field) in database \"\(database.name)\": \(Self.describe(error))")
         }
         guard found.missing.isEmpty else {
-            throw APIError.badRequest("group role(s) \(found.missing.map { "\"\($0)\"" }.joined(separator: ", ")) do not exist in database \"\(database.name)\"")
+            throw APIError.badRequest("role(s) \(found.missing.map { "\"\($0)\"" }.joined(separator: ", ")) do not exist in database \"\(database.name)\"")
         }
         guard found.privileged.isEmpty else {
             throw APIError.badRequest(
-                "\(field) \(found.privileged.map { "\"\($0)\"" }.joined(separator: ", ")) is, or can become, a superuser, a role with CREATEROLE, REPLICATION or BYPASSRLS, or the broker's admin login: grant privileges to a plain group role instead")
+                "\(field) \(found.privileged.map { "\"\($0)\"" }.joined(separator: ", ")) is, or can become, a superuser, a role with CREATEROLE, REPLICATION or BYPASSRLS, a member of \(Self.predefinedPrivilegedRoles.joined(separator: ", ")), or the broker's admin login: grant privileges to a plain group role instead")
         }
+    }
+
+    /// Seconds a role's passed group check stays valid before issuance checks it again.
+    static let groupCheckInterval: Int64 = 300
+
+    /// The key under which a role's group check is remembered: its database and groups.
+    private static func groupKey(_ role: DatabaseRole) -> String {
+        role.database + "\u{0}" + role.memberOf.joined(separator: "\u{0}")
+    }
+
+    /// Remembers that `role`'s groups just passed `checkGroups`.
+    func groupsVerified(_ role: DatabaseRole) {
+        let now = Int64(Date().timeIntervalSince1970)
+        verifiedGroups.withLock { $0[role.name] = (Self.groupKey(role), now) }
+    }
+
+    /// Checks `role`'s groups before a credential of it is issued, unless they passed within
+    /// `groupCheckInterval`: a role from the config file (never checked when written), or one
+    /// whose group a DBA has since made privileged, issues nothing with OS or cross-session power.
+    func ensureGroupsChecked(_ role: DatabaseRole, database: DatabaseConfig) async throws {
+        guard !role.memberOf.isEmpty else { return }
+        let key = Self.groupKey(role), now = Int64(Date().timeIntervalSince1970)
+        if let checked = verifiedGroups.withLock({ $0[role.name] }), checked.key == key,
+            now - checked.at < Self.groupCheckInterval
+        {
+            return
+        }
+        try await checkGroups(role.memberOf, database: database)
+        verifiedGroups.withLock { $0[role.name] = (key, now) }
     }
 
     static func validateName(_ name: String, kind: String) throws {
@@ -268,20 +313,28 @@ final class DatabaseEngine: Sendable {
 
     // MARK: Routing
 
-    func handle(_ request: LogicalRequest, relativePath: String) async throws -> LogicalResponse {
+    /// `database/config`, `database/roles`, `database/reset`: `relativePath` is the canonical
+    /// path below `database/` (a list ends in `/`; nothing else does).
+    func handle(_ request: LogicalRequest, relativePath: String, caller: Caller) async throws -> LogicalResponse {
         let (section, name) = KVEngine.split(relativePath)
-        let trimmed = name.hasSuffix("/") ? String(name.dropLast()) : name
         switch (section, request.operation) {
-        case ("config", .list) where trimmed.isEmpty: return try await list("database/config/")
-        case ("roles", .list) where trimmed.isEmpty: return try await list("database/roles/")
-        case ("config", .read): return try await readConfig(trimmed)
-        case ("config", .update): return try await writeConfig(trimmed, request.data)
-        case ("config", .delete): return try await deleteConfig(trimmed)
-        case ("roles", .read): return try await readRole(trimmed)
-        case ("roles", .update): return try await writeRole(trimmed, request.data)
-        case ("roles", .delete): return try await deleteRole(trimmed)
+        case ("config", .list) where name.isEmpty: return try await list("database/config/")
+        case ("roles", .list) where name.isEmpty: return try await list("database/roles/")
+        case ("config", .read): return try await readConfig(name)
+        case ("config", .update):
+            try CustomStatements.requireSudo(request.data, fields: ["root_rotation_statements"], caller: caller,
+                                             path: request.path)
+            return try await writeConfig(name, request.data)
+        case ("config", .delete): return try await deleteConfig(name)
+        case ("roles", .read): return try await readRole(name)
+        case ("roles", .update):
+            try CustomStatements.requireSudo(request.data, fields: CustomStatements.roleFields, caller: caller,
+                                             path: request.path)
+            return try await writeRole(name, request.data, sudo: caller.acl.hasSudo(on: request.path))
+        case ("roles", .delete): return try await deleteRole(name)
         case ("reset", .update):
-            await dropPool(trimmed)
+            try Self.validateName(name, kind: "database")
+            await dropPool(name)
             return .noContent
         case ("config", _), ("roles", _), ("reset", _): throw APIError.unsupportedOperation
         default: throw APIError.unsupportedPath(relativePath)
@@ -306,7 +359,9 @@ final class DatabaseEngine: Sendable {
                 "owner_on_revoke": .string(config.ownerOnRevoke), "tls_insecure_allow": .bool(config.tlsInsecureAllow),
                 "connection_budget": .double(config.connectionBudget ?? 0.8),
             ],
-            "allowed_roles": .strings(config.allowedRoles), "root_credentials_rotate_statements": [],
+            "allowed_roles": .strings(config.allowedRoles),
+            "root_credentials_rotate_statements": .strings(config.rootRotationStatements ?? []),
+            "custom_statements": .bool(!(config.rootRotationStatements ?? []).isEmpty),
             "root_rotation_schedule": config.rootRotationSchedule.map { .string($0) } ?? "",
             "password_policy": "", "verify_connection": .bool(config.verifyConnection),
         ]))
@@ -341,7 +396,9 @@ final class DatabaseEngine: Sendable {
                 .flatMap { $0.isEmpty ? nil : $0 } ?? existing?.rootRotationSchedule,
             lastRootRotation: data["password"] == nil ? existing?.lastRootRotation : nil,
             pendingPassword: data["password"] == nil ? existing?.pendingPassword : nil,
-            connectionBudget: try Self.share(data["connection_budget"]) ?? existing?.connectionBudget)
+            connectionBudget: try Self.share(data["connection_budget"]) ?? existing?.connectionBudget,
+            rootRotationStatements: try Self.statements(data["root_rotation_statements"], field: "root_rotation_statements")
+                ?? existing?.rootRotationStatements)
         if let schedule = config.rootRotationSchedule { try StaticRoleManager.checkSchedule(schedule, timeZone: nil) }
         if let owner = data["owner_on_revoke"], !owner.isNull, owner.stringValue == nil {
             throw APIError.badRequest("owner_on_revoke must be a role name")
@@ -393,15 +450,21 @@ final class DatabaseEngine: Sendable {
             "rollback_statements": .strings(role.rollbackStatements), "renew_statements": .strings(role.renewStatements),
             "default_ttl": .int(role.defaultTTL), "max_ttl": .int(role.maxTTL), "credential_type": "password",
             "member_of": .strings(role.memberOf), "connection_limit": .int(Int64(role.connectionLimit)),
-            "coalesce": .bool(role.coalesce ?? false),
+            "coalesce": .bool(role.coalesce ?? false), "custom_statements": .bool(role.hasCustomStatements),
         ]))
     }
 
-    private func writeRole(_ name: String, _ data: [String: JSONValue]) async throws -> LogicalResponse {
+    /// `sudo`: whether the writer holds sudo on the role's path (custom SQL needs it; see
+    /// `CustomStatements`).
+    private func writeRole(_ name: String, _ data: [String: JSONValue], sudo: Bool) async throws -> LogicalResponse {
         try Self.validateName(name, kind: "role")
         let existing = try await role(name)
         guard let databaseName = data["db_name"]?.stringValue ?? existing?.database else {
             throw APIError.badRequest("db_name is required")
+        }
+        // Moving a role's custom SQL to another database runs it there: that is writing it anew.
+        if let existing, existing.hasCustomStatements, existing.database != databaseName, !sudo {
+            throw CustomStatements.denied(field: "db_name of a role with custom statements", path: "database/roles/\(name)")
         }
         guard let database = try await config(databaseName) else {
             throw APIError.badRequest("database \"\(Broker.clip(databaseName))\" is not configured")
@@ -427,6 +490,7 @@ final class DatabaseEngine: Sendable {
             coalesce: try JSONValue.flag(data["coalesce"], field: "coalesce") ?? existing?.coalesce)
         if role.connectionLimit < 0 && database.connectionBudget != 0 { throw AdmissionControl.unlimited(database.name) }
         try await checkGroups(role.memberOf, database: database)
+        groupsVerified(role)
         var warnings: [String] = []
         if role.creationStatements.contains(where: Self.grantsObjectsToUser) {
             let warning = "a creation statement grants object privileges to {{name}}: grant them to a group role and use member_of instead (per-user grants grow the ACL until GRANT fails)"

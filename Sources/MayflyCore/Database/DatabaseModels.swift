@@ -20,6 +20,10 @@ struct DatabaseConfig: Codable, Sendable {
     var pendingPassword: String? = nil
     /// Share of the server's `max_connections` live credentials may use (0.8 when nil).
     var connectionBudget: Double? = nil
+    /// Vault's `root_rotation_statements`: custom SQL that changes the admin password
+    /// (`{{name}}`/`{{username}}` the login, `{{password}}` its new SCRAM verifier); nil or empty
+    /// for `ALTER ROLE CURRENT_USER`.
+    var rootRotationStatements: [String]? = nil
 
     func allows(role: String) -> Bool {
         allowedRoles.contains { pattern in
@@ -43,4 +47,9 @@ struct DatabaseRole: Codable, Sendable {
     var rollbackStatements: [String]
     /// Concurrent identical requests (same identity and role) share one issuance.
     var coalesce: Bool? = nil
+
+    /// Whether the role runs Vault-style custom SQL (`CustomStatements`).
+    var hasCustomStatements: Bool {
+        !(creationStatements.isEmpty && revocationStatements.isEmpty && renewStatements.isEmpty && rollbackStatements.isEmpty)
+    }
 }

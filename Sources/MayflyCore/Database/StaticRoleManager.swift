@@ -89,14 +89,18 @@ final class StaticRoleManager: Sendable {
 
     // MARK: Routing
 
-    func handle(_ request: LogicalRequest, section: String, name: String) async throws -> LogicalResponse {
+    func handle(_ request: LogicalRequest, section: String, name: String, caller: Caller) async throws -> LogicalResponse {
         switch (section, request.operation) {
         case ("static-roles", .list) where name.isEmpty:
             let keys = try await names()
             guard !keys.isEmpty else { throw APIError.notFound }
             return .envelope(Envelope(data: ["keys": .strings(keys)]))
         case ("static-roles", .read): return try await read(name)
-        case ("static-roles", .update): return try await write(name, request.data)
+        case ("static-roles", .update):
+            // Custom SQL runs as the broker's admin login: writing it is admin power.
+            try CustomStatements.requireSudo(request.data, fields: ["rotation_statements"], caller: caller,
+                                             path: request.path)
+            return try await write(name, request.data)
         case ("static-roles", .delete): return try await delete(name)
         case ("static-creds", .read): return try await credentials(name)
         case ("rotate-role", .update):
@@ -115,6 +119,7 @@ final class StaticRoleManager: Sendable {
         var data: [String: JSONValue] = [
             "db_name": .string(role.database), "username": .string(role.username),
             "rotation_statements": .strings(role.rotationStatements), "credential_type": "password",
+            "custom_statements": .bool(!role.rotationStatements.isEmpty),
             "strategy": .string(role.strategy.rawValue), "member_of": .strings(role.memberOf),
         ]
         if let period = role.rotationPeriod { data["rotation_period"] = .int(period) }
@@ -270,6 +275,15 @@ final class StaticRoleManager: Sendable {
         let marker = Self.marker(role.name, storeID: storeID)
         let iterations = scramIterations
         let groups = role.memberOf.isEmpty ? [role.username] : role.memberOf
+        // Handing out this user's password must not hand out any database's admin login: its
+        // revocations would fail (credentials left live) and its holder could act as the broker.
+        for other in try await databases.configuredNames() {
+            guard let config = try await databases.config(other),
+                (try? PGConnectionConfig.parse(url: config.connectionURL).user) == role.username
+            else { continue }
+            throw APIError.badRequest(
+                "user \"\(role.username)\" is the admin login of database \"\(other)\": a static role cannot hand out the broker's own login (rotate it with database/rotate-root/\(other))")
+        }
         if role.strategy == .alternating { try await databases.checkGroups(groups, database: database) }
         do {
             try await databases.pool(database).withSession { session in
@@ -289,6 +303,12 @@ final class StaticRoleManager: Sendable {
                         throw APIError.badRequest(found[0] == "t"
                             ? "user \"\(role.username)\" is the broker's own admin login: rotate it with database/rotate-root"
                             : "user \"\(role.username)\" is a superuser: the broker's admin cannot change its password")
+                    }
+                    // Its password is handed out: the user must not be able to take over the
+                    // database, the server's OS user or the broker's login (DESIGN.md rule 16).
+                    if try session.query(DatabaseEngine.privilegedRoleQuery, [role.username]).first?[0] == "t" {
+                        throw APIError.badRequest(
+                            "user \"\(role.username)\" is, or can become, a superuser, a role with CREATEROLE, REPLICATION or BYPASSRLS, a member of \(DatabaseEngine.predefinedPrivilegedRoles.joined(separator: ", ")), or the broker's admin login: a static role cannot hand out its password")
                     }
                 case .alternating:
                     for user in role.usernames where try !exists(user) {
