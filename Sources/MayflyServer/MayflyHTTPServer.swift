@@ -41,7 +41,7 @@ public struct MayflyHTTPServer: Sendable {
             let logger = self.logger
             services.append(Application(
                 responder: responder,
-                server: .vault(tls: nil),
+                server: .vault(tls: nil, limits: ListenerLimits(listener), logger: logger),
                 configuration: .init(address: .unixDomainSocket(path: path), serverName: "mayfly", backlog: Self.backlog),
                 onServerRunning: { _ in
                     _ = chmod(path, mode_t(mode))
@@ -56,7 +56,7 @@ public struct MayflyHTTPServer: Sendable {
             let logger = self.logger
             services.append(Application(
                 responder: responder,
-                server: .vault(tls: tls),
+                server: .vault(tls: tls, limits: ListenerLimits(listener), logger: logger),
                 configuration: .init(address: .hostname(listener.host, port: listener.port), serverName: "mayfly",
                                      backlog: Self.backlog),
                 onServerRunning: { channel in
@@ -152,9 +152,12 @@ extension MayflyHTTPServer {
                 throw ServerError("cannot create the socket directory \(dir): \(error.localizedDescription)")
             }
         }
-        var info = stat()
-        guard stat(dir, &info) == 0 else { throw ServerError("cannot stat the socket directory \(dir)") }
-        if info.st_mode & S_IWOTH != 0 {
+        // FileManager, not stat(2): `stat` is ambiguous between Glibc and NIO's C shims here.
+        let resolved = URL(fileURLWithPath: dir).resolvingSymlinksInPath().path
+        guard let mode = (try? FileManager.default.attributesOfItem(atPath: resolved))?[.posixPermissions] as? Int else {
+            throw ServerError("cannot stat the socket directory \(dir)")
+        }
+        if mode & 0o002 != 0 {
             throw ServerError(
                 "refusing to listen on \(listener.path): its directory \(dir) is world-writable; use a directory only the server and its clients' group can write (e.g. mode 0750)")
         }
