@@ -70,6 +70,8 @@ func makeLogger(level: String) -> Logger {
 func serve(config: MayflyConfig, logger: Logger, configPath: String? = nil,
            onReady: @escaping @Sendable (Broker) async -> Void = { _ in }) async throws
 {
+    var config = config
+    DescriptorBudget.apply(to: &config, logger: logger)
     let broker: Broker
     let services: [any Service]
     do {
