@@ -104,7 +104,7 @@ let package = Package(
         .executableTarget(
             name: "mayfly",
             dependencies: [
-                "MayflyServer", "MayflyClient", "MayflyCore", "MayflyCrypto", "MayflyPostgres",
+                "MayflyServer", "MayflyClient", "MayflyCore", "MayflyCrypto", "MayflyPostgres", "MayflyStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
