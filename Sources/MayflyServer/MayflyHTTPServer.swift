@@ -36,20 +36,23 @@ public struct MayflyHTTPServer: Sendable {
         var services: [any Service] = []
         for listener in broker.config.unixListeners {
             let gid = try Self.prepareSocketDirectory(listener)
+            try UnixSocketFile.claim(listener.path)
             let path = listener.path
             let mode = listener.mode
             let logger = self.logger
-            services.append(Application(
+            let socket = UnixSocketFile(path: path)
+            services.append(UnixListenerService(socket: socket, application: Application(
                 responder: responder,
                 server: .vault(tls: nil, limits: ListenerLimits(listener), logger: logger),
                 configuration: .init(address: .unixDomainSocket(path: path), serverName: "mayfly", backlog: Self.backlog),
                 onServerRunning: { _ in
+                    socket.recordBound()
                     _ = chmod(path, mode_t(mode))
                     if let gid { _ = chown(path, uid_t.max, gid) }
                     logger.notice("listening", metadata: ["socket": "\(path)"])
                     await onRunning("unix://\(path)")
                 },
-                logger: logger))
+                logger: logger)))
         }
         for listener in broker.config.tcpListeners {
             let tls = try Self.tlsConfiguration(listener)
@@ -80,6 +83,17 @@ public struct MayflyHTTPServer: Sendable {
             services: services + [StartupTask(body: onStarted)], gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
+    }
+}
+
+/// Serves one Unix listener; at exit removes its socket file if it is still this server's.
+struct UnixListenerService: Service {
+    let socket: UnixSocketFile
+    let application: any Service
+
+    func run() async throws {
+        defer { socket.removeIfOurs() }
+        try await application.run()
     }
 }
 
@@ -124,6 +138,13 @@ struct StartupTask: Service {
 }
 
 extension MayflyHTTPServer {
+
+    /// Refuses a Unix socket path that another server answers on; removes a stale socket there.
+    /// `applications()` checks again just before binding; this lets startup fail before
+    /// anything else is opened.
+    public static func claimSocket(_ path: String) throws {
+        try UnixSocketFile.claim(path)
+    }
 
     /// Checks the socket's directory (created 0750 if missing; refused if world-writable)
     /// and resolves the owning group. Returns the gid to chown the socket to, if any.

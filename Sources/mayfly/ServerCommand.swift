@@ -77,7 +77,8 @@ func serve(config: MayflyConfig, logger: Logger, configPath: String? = nil,
     let services: [any Service]
     let storeLock: StoreLock
     do {
-        // Another server on the same store is refused before anything is opened.
+        // Another server on the same socket or store is refused before anything is opened.
+        for listener in config.unixListeners { try MayflyHTTPServer.claimSocket(listener.path) }
         storeLock = try StoreLock(storePath: config.storagePath)
         broker = try await Broker.open(config: config, logger: logger)
         services = try MayflyHTTPServer(broker: broker, logger: logger, configPath: configPath).applications()
