@@ -81,6 +81,7 @@ let package = Package(
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -104,7 +105,7 @@ let package = Package(
         .executableTarget(
             name: "mayfly",
             dependencies: [
-                "MayflyServer", "MayflyClient", "MayflyCore", "MayflyCrypto", "MayflyPostgres",
+                "MayflyServer", "MayflyClient", "MayflyCore", "MayflyCrypto", "MayflyPostgres", "MayflyStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

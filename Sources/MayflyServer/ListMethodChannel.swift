@@ -11,21 +11,33 @@ import NIOSSL
 /// yet hvac and the vault CLI send it. Before the parser, `LIST <uri> HTTP/1.1` is rewritten
 /// to `GET <uri>?list=true HTTP/1.1`, which Vault treats the same. The rewrite happens only at
 /// the start of a request: a handler after the parser reports where each request ends.
+///
+/// Each connection also gets a `ConnectionGuard` before the parser, which enforces the
+/// listener's timeouts and its seat in the listener's `ConnectionRegistry`.
 struct ListMethodChannel: ServerChildChannel {
     typealias Value = HTTP1Channel.Value
     let responder: HTTPChannelHandler.Responder
+    let limits: ListenerLimits
+    let registry: ConnectionRegistry
     private let template: HTTP1Channel
 
-    init(responder: @escaping HTTPChannelHandler.Responder) {
+    init(responder: @escaping HTTPChannelHandler.Responder, limits: ListenerLimits, registry: ConnectionRegistry) {
         self.responder = responder
+        self.limits = limits
+        self.registry = registry
         template = HTTP1Channel(responder: responder)
     }
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         let boundary = RequestBoundary()
+        let connection = ConnectionGuard(limits: limits, registry: registry, logger: logger)
         let http = HTTP1Channel(
-            responder: responder, configuration: .init(additionalChannelHandlers: [RequestEndObserver(boundary: boundary)]))
+            responder: responder,
+            configuration: .init(additionalChannelHandlers: [
+                RequestEndObserver(boundary: boundary), RequestProgressObserver(connection: connection),
+            ]))
         return channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(connection)
             try channel.pipeline.syncOperations.addHandler(ListMethodRewriter(boundary: boundary))
         }.flatMap {
             http.setup(channel: channel, logger: logger)
@@ -38,10 +50,11 @@ struct ListMethodChannel: ServerChildChannel {
 }
 
 extension HTTPServerBuilder {
-    /// HTTP/1.1 that accepts the `LIST` method, optionally over TLS.
-    static func vault(tls: TLSConfiguration?) -> HTTPServerBuilder {
-        .init { responder in
-            let base = ListMethodChannel(responder: responder)
+    /// HTTP/1.1 that accepts the `LIST` method, optionally over TLS, within `limits`.
+    static func vault(tls: TLSConfiguration?, limits: ListenerLimits, logger: Logger) -> HTTPServerBuilder {
+        let registry = ConnectionRegistry(maxConnections: limits.maxConnections, logger: logger)
+        return .init { responder in
+            let base = ListMethodChannel(responder: responder, limits: limits, registry: registry)
             guard let tls else { return base }
             return try TLSChannel(base, tlsConfiguration: tls)
         }

@@ -36,27 +36,30 @@ public struct MayflyHTTPServer: Sendable {
         var services: [any Service] = []
         for listener in broker.config.unixListeners {
             let gid = try Self.prepareSocketDirectory(listener)
+            try UnixSocketFile.claim(listener.path)
             let path = listener.path
             let mode = listener.mode
             let logger = self.logger
-            services.append(Application(
+            let socket = UnixSocketFile(path: path)
+            services.append(UnixListenerService(socket: socket, application: Application(
                 responder: responder,
-                server: .vault(tls: nil),
+                server: .vault(tls: nil, limits: ListenerLimits(listener), logger: logger),
                 configuration: .init(address: .unixDomainSocket(path: path), serverName: "mayfly", backlog: Self.backlog),
                 onServerRunning: { _ in
+                    socket.recordBound()
                     _ = chmod(path, mode_t(mode))
                     if let gid { _ = chown(path, uid_t.max, gid) }
                     logger.notice("listening", metadata: ["socket": "\(path)"])
                     await onRunning("unix://\(path)")
                 },
-                logger: logger))
+                logger: logger)))
         }
         for listener in broker.config.tcpListeners {
             let tls = try Self.tlsConfiguration(listener)
             let logger = self.logger
             services.append(Application(
                 responder: responder,
-                server: .vault(tls: tls),
+                server: .vault(tls: tls, limits: ListenerLimits(listener), logger: logger),
                 configuration: .init(address: .hostname(listener.host, port: listener.port), serverName: "mayfly",
                                      backlog: Self.backlog),
                 onServerRunning: { channel in
@@ -80,6 +83,17 @@ public struct MayflyHTTPServer: Sendable {
             services: services + [StartupTask(body: onStarted)], gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()
+    }
+}
+
+/// Serves one Unix listener; at exit removes its socket file if it is still this server's.
+struct UnixListenerService: Service {
+    let socket: UnixSocketFile
+    let application: any Service
+
+    func run() async throws {
+        defer { socket.removeIfOurs() }
+        try await application.run()
     }
 }
 
@@ -125,6 +139,13 @@ struct StartupTask: Service {
 
 extension MayflyHTTPServer {
 
+    /// Refuses a Unix socket path that another server answers on; removes a stale socket there.
+    /// `applications()` checks again just before binding; this lets startup fail before
+    /// anything else is opened.
+    public static func claimSocket(_ path: String) throws {
+        try UnixSocketFile.claim(path)
+    }
+
     /// Checks the socket's directory (created 0750 if missing; refused if world-writable)
     /// and resolves the owning group. Returns the gid to chown the socket to, if any.
     static func prepareSocketDirectory(_ listener: UnixListenerConfig) throws -> gid_t? {
@@ -152,9 +173,12 @@ extension MayflyHTTPServer {
                 throw ServerError("cannot create the socket directory \(dir): \(error.localizedDescription)")
             }
         }
-        var info = stat()
-        guard stat(dir, &info) == 0 else { throw ServerError("cannot stat the socket directory \(dir)") }
-        if info.st_mode & S_IWOTH != 0 {
+        // FileManager, not stat(2): `stat` is ambiguous between Glibc and NIO's C shims here.
+        let resolved = URL(fileURLWithPath: dir).resolvingSymlinksInPath().path
+        guard let mode = (try? FileManager.default.attributesOfItem(atPath: resolved))?[.posixPermissions] as? Int else {
+            throw ServerError("cannot stat the socket directory \(dir)")
+        }
+        if mode & 0o002 != 0 {
             throw ServerError(
                 "refusing to listen on \(listener.path): its directory \(dir) is world-writable; use a directory only the server and its clients' group can write (e.g. mode 0750)")
         }

@@ -4,6 +4,7 @@ import Logging
 import MayflyCore
 import MayflyCrypto
 import MayflyPostgres
+import MayflyServer
 
 /// `mayfly server --dev`: an initialised, unsealed server with its store in a temporary
 /// directory, its socket in `./.mayfly/`, and a throw-away PostgreSQL. Everything is removed
@@ -14,18 +15,28 @@ struct DevServer {
 
     func run() async throws {
         let logger = makeLogger(level: logLevel ?? "info")
+        let socketDir = FileManager.default.currentDirectoryPath + "/.mayfly"
+        var socket = socketDir + "/mayfly.sock"
+        if socket.utf8.count < 108 {
+            // Another dev server in this directory keeps its socket: refuse before touching anything.
+            do {
+                try MayflyHTTPServer.claimSocket(socket)
+            } catch {
+                FileHandle.standardError.write(Data("Error: cannot start: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
         Self.removeLeftovers(logger: logger)
         let root = try makeTemporaryDirectory(prefix: Self.prefix)
         defer { try? FileManager.default.removeItem(atPath: root) }
         try "\(getpid())\n".write(toFile: root + "/" + Self.ownerFile, atomically: true, encoding: .utf8)
-        let socketDir = FileManager.default.currentDirectoryPath + "/.mayfly"
         let madeSocketDir = !FileManager.default.fileExists(atPath: socketDir)
         try FileManager.default.createDirectory(atPath: socketDir, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o750])
-        // ./.mayfly goes too when this server made it and nothing else is left in it.
-        defer { if madeSocketDir { _ = unlink(socketDir + "/mayfly.sock"); _ = rmdir(socketDir) } }
+        // ./.mayfly goes too when this server made it and nothing else is left in it (the server
+        // removes its socket itself, if it is still its own).
+        defer { if madeSocketDir { _ = rmdir(socketDir) } }
         _ = chmod(socketDir, 0o750)
-        var socket = socketDir + "/mayfly.sock"
         if socket.utf8.count >= 108 { socket = root + "/mayfly.sock" }
 
         var config = MayflyConfig(storagePath: root + "/store/mayfly.db")

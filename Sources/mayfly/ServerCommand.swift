@@ -4,6 +4,7 @@ import Logging
 import MayflyCore
 import MayflyCrypto
 import MayflyServer
+import MayflyStore
 import ServiceLifecycle
 
 /// `mayfly server`: runs the broker from a config file, or a throw-away dev server.
@@ -70,9 +71,15 @@ func makeLogger(level: String) -> Logger {
 func serve(config: MayflyConfig, logger: Logger, configPath: String? = nil,
            onReady: @escaping @Sendable (Broker) async -> Void = { _ in }) async throws
 {
+    var config = config
+    DescriptorBudget.apply(to: &config, logger: logger)
     let broker: Broker
     let services: [any Service]
+    let storeLock: StoreLock
     do {
+        // Another server on the same socket or store is refused before anything is opened.
+        for listener in config.unixListeners { try MayflyHTTPServer.claimSocket(listener.path) }
+        storeLock = try StoreLock(storePath: config.storagePath)
         broker = try await Broker.open(config: config, logger: logger)
         services = try MayflyHTTPServer(broker: broker, logger: logger, configPath: configPath).applications()
     } catch {
@@ -85,5 +92,6 @@ func serve(config: MayflyConfig, logger: Logger, configPath: String? = nil,
     logger.notice("mayfly started", metadata: [
         "version": "\(Broker.version)", "initialized": "\(status.initialized)", "sealed": "\(status.sealed)",
     ])
+    defer { withExtendedLifetime(storeLock) {} }  // held until the server stops
     try await MayflyHTTPServer.run(services: services, logger: logger, onStarted: { await onReady(broker) })
 }

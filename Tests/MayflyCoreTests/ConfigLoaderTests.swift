@@ -61,6 +61,31 @@ import Testing
         #expect(config.seal == .shamir)
     }
 
+    @Test func readsListenerTimeoutsAndConnectionCaps() throws {
+        let defaults = try ConfigLoader.parse("""
+            storage "sqlite" { path = "/x" }
+            listener "unix" { path = "/s" }
+            listener "tcp" { address = "127.0.0.1:8200"  tls_cert_file = "c"  tls_key_file = "k" }
+            """, file: "mayfly.hcl")
+        let unix = try #require(defaults.unixListeners.first), tcp = try #require(defaults.tcpListeners.first)
+        #expect(unix.readHeaderTimeout == 10 && unix.idleTimeout == 300 && unix.maxConnections == 4096)
+        #expect(tcp.readHeaderTimeout == 10 && tcp.idleTimeout == 300 && tcp.tlsHandshakeTimeout == 10
+                && tcp.maxConnections == 4096)
+
+        let set = try ConfigLoader.parse("""
+            storage "sqlite" { path = "/x" }
+            listener "unix" { path = "/s"  http_read_header_timeout = "2s"  http_idle_timeout = "1m"  max_connections = 50 }
+            listener "tcp" {
+              address = "127.0.0.1:8200"  tls_cert_file = "c"  tls_key_file = "k"
+              http_read_header_timeout = 3  http_idle_timeout = "90s"  tls_handshake_timeout = "5s"  max_connections = 100
+            }
+            """, file: "mayfly.hcl")
+        #expect(set.unixListeners == [UnixListenerConfig(path: "/s", readHeaderTimeout: 2, idleTimeout: 60, maxConnections: 50)])
+        let setTCP = try #require(set.tcpListeners.first)
+        #expect(setTCP.readHeaderTimeout == 3 && setTCP.idleTimeout == 90 && setTCP.tlsHandshakeTimeout == 5
+                && setTCP.maxConnections == 100)
+    }
+
     @Test(arguments: [
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\nbogus = 1", 3, "unknown setting \"bogus\""),
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" {\n  path = \"/s\"\n  colour = \"red\"\n}", 4, "unknown setting \"colour\" in listener \"unix\""),
@@ -89,6 +114,11 @@ import Testing
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\nrole \"bad name\" { database = \"d\" }", 3, "invalid role name"),
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\ndatabase \"d\" { connection_url = \"postgresql://a@localhost/d\" }\nrole \"r\" {\n  database = \"d\"\n  connection_limit = -1\n}", 4, "needs connection_budget = 0"),
         ("storage \"sqlite\" { path = \"/x }", 1, ""),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" {\n  path = \"/s\"\n  http_idle_timeout = \"0s\"\n}", 4, "http_idle_timeout must be between 1s and 24h"),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\"  http_read_header_timeout = \"soon\" }", 2, "must be a duration"),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\"  max_connections = 0 }", 2, "max_connections must be a number between 1"),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\"  tls_handshake_timeout = \"5s\" }", 2, "unknown setting \"tls_handshake_timeout\" in listener \"unix\""),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"tcp\" {\n  address = \"127.0.0.1:1\" tls_cert_file = \"c\" tls_key_file = \"k\"\n  tls_handshake_timeout = \"2d\"\n}", 4, "tls_handshake_timeout must be between 1s and 24h"),
     ])
     func badConfigsNameFileAndLine(text: String, line: Int, fragment: String) {
         do {

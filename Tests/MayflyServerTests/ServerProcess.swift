@@ -99,6 +99,9 @@ final class ServerProcess: @unchecked Sendable {
 
     var isRunning: Bool { process?.isRunning ?? false }
 
+    /// The server's process id while it runs.
+    var pid: pid_t? { process.flatMap { $0.isRunning ? $0.processIdentifier : nil } }
+
     /// Sends `signal` without waiting (e.g. SIGHUP to reload).
     func signal(_ signal: Int32) {
         guard let process else { return }

@@ -83,6 +83,23 @@ public enum ConfigLoader {
             throw fail(member.line, "\(member.key) must be a duration such as \"15m\" or \"24h\" (at most 100 years)")
         }
 
+        /// A listener timeout: a duration of at least one second and at most a day.
+        func timeout(_ member: HCLMember) throws(ConfigError) -> Int64 {
+            let seconds = try duration(member)
+            guard (1...86_400).contains(seconds) else {
+                throw fail(member.line, "\(member.key) must be between 1s and 24h")
+            }
+            return seconds
+        }
+
+        /// A listener's `max_connections`: 1 to 1,000,000.
+        func connectionCap(_ member: HCLMember) throws(ConfigError) -> Int {
+            guard let value = member.value.intValue, (1...1_000_000).contains(value) else {
+                throw fail(member.line, "max_connections must be a number between 1 and 1000000")
+            }
+            return Int(value)
+        }
+
         mutating func read(_ members: [HCLMember]) throws(ConfigError) -> MayflyConfig {
             for member in members {
                 switch member.key {
@@ -240,6 +257,9 @@ public enum ConfigLoader {
                                 throw fail(item.line, "mode must not give access to others (use a group instead)")
                             }
                             listener.mode = mode
+                        case "http_read_header_timeout": listener.readHeaderTimeout = try timeout(item)
+                        case "http_idle_timeout": listener.idleTimeout = try timeout(item)
+                        case "max_connections": listener.maxConnections = try connectionCap(item)
                         default: throw fail(item.line, "unknown setting \"\(item.key)\" in listener \"unix\"")
                         }
                     }
@@ -252,6 +272,8 @@ public enum ConfigLoader {
                     var address: String?
                     var cert: String?, key: String?, clientCA: String?
                     var requireClient = false, minimum = "tls12"
+                    // Collects the optional connection settings, starting from the type's defaults.
+                    var limits = TCPListenerConfig(host: "", port: 0, certFile: "", keyFile: "")
                     for item in body {
                         switch item.key {
                         case "address": address = try string(item)
@@ -268,6 +290,10 @@ public enum ConfigLoader {
                             if try bool(item) {
                                 throw fail(item.line, "tls_disable is not supported: the TCP listener always uses TLS")
                             }
+                        case "http_read_header_timeout": limits.readHeaderTimeout = try timeout(item)
+                        case "http_idle_timeout": limits.idleTimeout = try timeout(item)
+                        case "tls_handshake_timeout": limits.tlsHandshakeTimeout = try timeout(item)
+                        case "max_connections": limits.maxConnections = try connectionCap(item)
                         default: throw fail(item.line, "unknown setting \"\(item.key)\" in listener \"tcp\"")
                         }
                     }
@@ -285,7 +311,9 @@ public enum ConfigLoader {
                     }
                     config.tcpListeners.append(TCPListenerConfig(
                         host: host.isEmpty ? "0.0.0.0" : host, port: port, certFile: cert, keyFile: key,
-                        clientCAFile: clientCA, requireClientCert: requireClient, minimumTLSVersion: minimum))
+                        clientCAFile: clientCA, requireClientCert: requireClient, minimumTLSVersion: minimum,
+                        readHeaderTimeout: limits.readHeaderTimeout, idleTimeout: limits.idleTimeout,
+                        tlsHandshakeTimeout: limits.tlsHandshakeTimeout, maxConnections: limits.maxConnections))
                 default:
                     throw fail(line, "unsupported listener \"\(label)\" (supported: unix, tcp)")
                 }

@@ -5,11 +5,22 @@ public struct UnixListenerConfig: Sendable, Equatable {
     public var mode: UInt16 = 0o660
     /// Group that owns the socket file (clients in it may connect).
     public var group: String?
+    /// Seconds a request head may take to arrive (`http_read_header_timeout`).
+    public var readHeaderTimeout: Int64 = 10
+    /// Seconds a connection with nothing in flight may stay silent (`http_idle_timeout`).
+    public var idleTimeout: Int64 = 300
+    /// Open connections at most; the longest-idle one makes room for a new one (`max_connections`).
+    public var maxConnections = 4096
 
-    public init(path: String, mode: UInt16 = 0o660, group: String? = nil) {
+    public init(path: String, mode: UInt16 = 0o660, group: String? = nil, readHeaderTimeout: Int64 = 10,
+                idleTimeout: Int64 = 300, maxConnections: Int = 4096)
+    {
         self.path = path
         self.mode = mode
         self.group = group
+        self.readHeaderTimeout = readHeaderTimeout
+        self.idleTimeout = idleTimeout
+        self.maxConnections = maxConnections
     }
 }
 
@@ -25,10 +36,23 @@ public struct TCPListenerConfig: Sendable, Equatable {
     public var requireClientCert: Bool = false
     /// `tls12` (default) or `tls13`.
     public var minimumTLSVersion: String = "tls12"
+    /// Seconds a request head may take to arrive, the first one's TLS handshake included (`http_read_header_timeout`).
+    public var readHeaderTimeout: Int64 = 10
+    /// Seconds a connection with nothing in flight may stay silent (`http_idle_timeout`).
+    public var idleTimeout: Int64 = 300
+    /// Seconds the TLS handshake may take (`tls_handshake_timeout`).
+    public var tlsHandshakeTimeout: Int64 = 10
+    /// Open connections at most; the longest-idle one makes room for a new one (`max_connections`).
+    public var maxConnections = 4096
 
     public init(host: String, port: Int, certFile: String, keyFile: String, clientCAFile: String? = nil,
-                requireClientCert: Bool = false, minimumTLSVersion: String = "tls12")
+                requireClientCert: Bool = false, minimumTLSVersion: String = "tls12", readHeaderTimeout: Int64 = 10,
+                idleTimeout: Int64 = 300, tlsHandshakeTimeout: Int64 = 10, maxConnections: Int = 4096)
     {
+        self.readHeaderTimeout = readHeaderTimeout
+        self.idleTimeout = idleTimeout
+        self.tlsHandshakeTimeout = tlsHandshakeTimeout
+        self.maxConnections = maxConnections
         self.host = host
         self.port = port
         self.certFile = certFile
