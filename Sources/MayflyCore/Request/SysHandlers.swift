@@ -136,9 +136,13 @@ enum SysHandlers {
         try requireOperation(request, .read)
         let target = request.path.dropFirst("sys/internal/ui/mounts".count).drop { $0 == "/" }
         if target.isEmpty {
-            // Every mount the caller can reach something under.
+            // Every mount the caller can reach something under (the system mount only for root:
+            // every token reaches a few sys/ paths through the default policy, which tells it
+            // nothing worth listing).
             var secrets: [String: JSONValue] = [:], auth: [String: JSONValue] = [:]
-            for mount in MountTable.secrets where caller.acl.hasAnyAccess(under: mount.path) {
+            for mount in MountTable.secrets where caller.acl.hasAnyAccess(under: mount.path)
+                && (mount.type != "system" || caller.acl.isRoot)
+            {
                 secrets[mount.path] = MountTable.info(mount, clusterID: broker.clusterID)
             }
             for mount in MountTable.auth where caller.acl.hasAnyAccess(under: "auth/" + mount.path) {

@@ -124,11 +124,21 @@ public actor SealManager {
         guard let config else { throw APIError.badRequest("Vault is not initialized") }
         guard rootKey == nil else { return status }
         guard case .shamir = mode else { throw APIError.badRequest("this server unseals from its key file") }
-        guard !share.isEmpty, share.count <= 256 else { throw APIError.badRequest("unseal failed, invalid key") }
-        if pendingShares.isEmpty { nonce = UUID().uuidString.lowercased() }
-        if !pendingShares.contains(where: { ConstantTime.equals($0, share) }) {
-            pendingShares.append(share)
+        // Only a share this store could have made counts towards the threshold, so garbage from
+        // any caller cannot spoil an unseal in progress: the key itself when there is one share,
+        // else the key plus a non-zero x coordinate, distinct from the shares given so far.
+        let single = config.secretShares <= 1
+        guard share.count == AEAD.keyLength + (single ? 0 : 1) else {
+            throw APIError.badRequest("unseal failed, invalid key: a share of this store is \(AEAD.keyLength + (single ? 0 : 1)) bytes")
         }
+        if pendingShares.contains(where: { ConstantTime.equals($0, share) }) { return status }
+        if !single {
+            guard share.last != 0, !pendingShares.contains(where: { $0.last == share.last }) else {
+                throw APIError.badRequest("unseal failed, invalid key: not a share of this store")
+            }
+        }
+        if pendingShares.isEmpty { nonce = UUID().uuidString.lowercased() }
+        pendingShares.append(share)
         guard pendingShares.count >= config.secretThreshold else { return status }
         let submitted = pendingShares
         pendingShares = []
