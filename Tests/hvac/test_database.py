@@ -96,3 +96,23 @@ def test_errors(client):
         "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'"])
     with pytest.raises(hvac.exceptions.InternalServerError):
         client.secrets.database.generate_credentials("other")  # not in allowed_roles: 500, as in Vault
+
+
+def test_custom_statements_need_sudo(client, server, group):
+    """Issue 16: custom SQL runs as the broker's admin login, so writing it needs sudo; roles
+    without it need none, and hvac's create_role with statements works for root (above)."""
+    client.sys.create_or_update_policy("db-operator", 'path "database/*" { capabilities = ["create", "read", "update", "list"] }')
+    client.sys.create_or_update_policy("db-admin", 'path "database/*" { capabilities = ["create", "read", "update", "list", "sudo"] }')
+    operator = server.client(client.auth.token.create(policies=["db-operator"])["auth"]["client_token"])
+    admin = server.client(client.auth.token.create(policies=["db-admin"])["auth"]["client_token"])
+    statements = ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'",
+                  "GRANT pg_execute_server_program TO \"{{name}}\""]
+    with pytest.raises(hvac.exceptions.Forbidden) as refused:
+        operator.secrets.database.create_role(name="sneaky", db_name="app", creation_statements=statements)
+    assert "creation_statements" in str(refused.value)
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        client.secrets.database.read_role("sneaky")
+    operator.write_data("database/roles/plain", data={"db_name": "app", "member_of": [group], "default_ttl": "5m"})
+    assert operator.secrets.database.read_role("plain")["data"]["custom_statements"] is False
+    admin.secrets.database.create_role(name="custom", db_name="app", creation_statements=statements[:1])
+    assert operator.secrets.database.read_role("custom")["data"]["custom_statements"] is True

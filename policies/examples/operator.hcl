@@ -1,5 +1,8 @@
-# An operator: manages databases, roles, KV and policies, looks up and revokes leases.
-# Revoking by prefix is root-protected, hence sudo.
+# An operator: manages databases, ordinary roles, KV and AppRoles, reads policies, looks up and
+# revokes leases. Revoking by prefix is root-protected, hence sudo there. Without sudo elsewhere
+# it cannot escalate: writing policies or token roles, custom SQL statements on roles, and
+# AppRole roles with a policy the operator does not hold (or root) all need sudo (README,
+# "Security model").
 
 path "database/*" {
   capabilities = ["create", "read", "update", "delete", "list"]
