@@ -10,12 +10,13 @@ import NIOTLS
 /// - the TLS handshake is not done `tls_handshake_timeout` after the connection was accepted;
 /// - a request head is not complete `http_read_header_timeout` after its first byte (for the
 ///   first request: after the connection was accepted, so the handshake counts too);
+/// - a request body is not read completely `http_read_timeout` after its head (a client that
+///   trickles a body holds no connection for longer);
 /// - a fresh connection sends nothing for min(`http_idle_timeout`, `http_read_header_timeout`);
 /// - a connection has nothing in flight and receives nothing for `http_idle_timeout`;
 /// - the registry evicts it to make room at `max_connections`.
 ///
-/// A request in flight (head read, and its body not yet read or its response not yet written)
-/// is never cut. Only touched on the channel's event loop.
+/// A request being handled (read, its response not yet written) is never cut. Only touched on the channel's event loop.
 final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -35,6 +36,8 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler, @un
     private var idleSince = NIODeadline.now()
     /// When the pending request head began; nil when no head bytes are pending.
     private var headStart: NIODeadline?
+    /// When the head of the request whose body is being read arrived.
+    private var bodyStart: NIODeadline?
     private var headsRead = 0
     private var requestsRead = 0
     private var responsesWritten = 0
@@ -104,11 +107,14 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler, @un
     func headReceived() {
         headsRead += 1
         headStart = nil
+        bodyStart = .now()
+        if let context { schedule(context) }
     }
 
     /// The parser reached a request's end.
     func requestRead() {
         requestsRead += 1
+        bodyStart = nil
         becameIdleIfDone()
     }
 
@@ -141,6 +147,7 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler, @un
 
     /// When the connection must close if nothing changes; nil while a request is in flight.
     private var deadline: NIODeadline? {
+        if headsRead > requestsRead, let bodyStart { return bodyStart + limits.readTimeout }
         guard headsRead == requestsRead && headsRead == responsesWritten else { return nil }
         if let headStart { return headStart + limits.readHeaderTimeout }
         guard served else {
@@ -152,6 +159,7 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler, @un
     }
 
     private var closeReason: String {
+        if headsRead > requestsRead { return "request body not read within http_read_timeout" }
         if headStart != nil { return "request head not complete within http_read_header_timeout" }
         if handshaking { return "TLS handshake not complete within tls_handshake_timeout" }
         return served ? "idle for http_idle_timeout" : "nothing sent within http_read_header_timeout/http_idle_timeout"

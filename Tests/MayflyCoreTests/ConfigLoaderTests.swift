@@ -68,9 +68,9 @@ import Testing
             listener "tcp" { address = "127.0.0.1:8200"  tls_cert_file = "c"  tls_key_file = "k" }
             """, file: "mayfly.hcl")
         let unix = try #require(defaults.unixListeners.first), tcp = try #require(defaults.tcpListeners.first)
-        #expect(unix.readHeaderTimeout == 10 && unix.idleTimeout == 300 && unix.maxConnections == 4096)
+        #expect(unix.readHeaderTimeout == 10 && unix.idleTimeout == 300 && unix.maxConnections == 4096 && unix.readTimeout == 30)
         #expect(tcp.readHeaderTimeout == 10 && tcp.idleTimeout == 300 && tcp.tlsHandshakeTimeout == 10
-                && tcp.maxConnections == 4096)
+                && tcp.maxConnections == 4096 && tcp.readTimeout == 30)
 
         let set = try ConfigLoader.parse("""
             storage "sqlite" { path = "/x" }
@@ -78,12 +78,13 @@ import Testing
             listener "tcp" {
               address = "127.0.0.1:8200"  tls_cert_file = "c"  tls_key_file = "k"
               http_read_header_timeout = 3  http_idle_timeout = "90s"  tls_handshake_timeout = "5s"  max_connections = 100
+              http_read_timeout = "45s"
             }
             """, file: "mayfly.hcl")
         #expect(set.unixListeners == [UnixListenerConfig(path: "/s", readHeaderTimeout: 2, idleTimeout: 60, maxConnections: 50)])
         let setTCP = try #require(set.tcpListeners.first)
         #expect(setTCP.readHeaderTimeout == 3 && setTCP.idleTimeout == 90 && setTCP.tlsHandshakeTimeout == 5
-                && setTCP.maxConnections == 100)
+                && setTCP.maxConnections == 100 && setTCP.readTimeout == 45)
     }
 
     @Test(arguments: [

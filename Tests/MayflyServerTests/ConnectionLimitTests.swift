@@ -111,6 +111,26 @@ import Testing
         #expect(server.isRunning)
     }
 
+    /// A client that sends a head and then trickles its body is closed after `http_read_timeout`
+    /// (it would otherwise hold its connection for as long as it likes), authenticated or not.
+    @Test func aBodyThatTricklesPastTheReadTimeoutIsClosed() async throws {
+        let server = try ServerProcess(unixListenerOptions: "http_read_timeout = \"2s\"  http_idle_timeout = \"5m\"")
+        try await server.start()
+        defer { server.kill(signal: SIGTERM) }
+        let trickle = try RawConnection.unix(server.socketPath)
+        try trickle.send("PUT /v1/sys/unseal HTTP/1.1\r\nHost: mayfly\r\nContent-Length: 100\r\n\r\n{\"key\":")
+        for _ in 0..<3 {
+            try await Task.sleep(for: .milliseconds(500))
+            if trickle.isOpen { try? trickle.send(" ") }
+        }
+        #expect(try await trickle.closes(within: 20), "a body still arriving after http_read_timeout is cut")
+        // A body sent at once is served as always.
+        let prompt = try RawConnection.unix(server.socketPath)
+        try prompt.send("PUT /v1/sys/unseal HTTP/1.1\r\nHost: mayfly\r\nContent-Length: 2\r\n\r\n{}")
+        #expect(try await prompt.readResponse(within: 10)?.hasPrefix("HTTP/1.1 ") == true)
+        prompt.close()
+    }
+
     @Test func aTLSHandshakeThatNeverCompletesIsClosed() async throws {
         let certificates = "/tmp/mf-cl-\(UUID().uuidString.prefix(6))"
         try FileManager.default.createDirectory(atPath: certificates, withIntermediateDirectories: true)

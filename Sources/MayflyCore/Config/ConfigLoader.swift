@@ -258,6 +258,7 @@ public enum ConfigLoader {
                             }
                             listener.mode = mode
                         case "http_read_header_timeout": listener.readHeaderTimeout = try timeout(item)
+                        case "http_read_timeout": listener.readTimeout = try timeout(item)
                         case "http_idle_timeout": listener.idleTimeout = try timeout(item)
                         case "max_connections": listener.maxConnections = try connectionCap(item)
                         default: throw fail(item.line, "unknown setting \"\(item.key)\" in listener \"unix\"")
@@ -291,6 +292,7 @@ public enum ConfigLoader {
                                 throw fail(item.line, "tls_disable is not supported: the TCP listener always uses TLS")
                             }
                         case "http_read_header_timeout": limits.readHeaderTimeout = try timeout(item)
+                        case "http_read_timeout": limits.readTimeout = try timeout(item)
                         case "http_idle_timeout": limits.idleTimeout = try timeout(item)
                         case "tls_handshake_timeout": limits.tlsHandshakeTimeout = try timeout(item)
                         case "max_connections": limits.maxConnections = try connectionCap(item)
@@ -313,7 +315,8 @@ public enum ConfigLoader {
                         host: host.isEmpty ? "0.0.0.0" : host, port: port, certFile: cert, keyFile: key,
                         clientCAFile: clientCA, requireClientCert: requireClient, minimumTLSVersion: minimum,
                         readHeaderTimeout: limits.readHeaderTimeout, idleTimeout: limits.idleTimeout,
-                        tlsHandshakeTimeout: limits.tlsHandshakeTimeout, maxConnections: limits.maxConnections))
+                        tlsHandshakeTimeout: limits.tlsHandshakeTimeout, maxConnections: limits.maxConnections,
+                        readTimeout: limits.readTimeout))
                 default:
                     throw fail(line, "unsupported listener \"\(label)\" (supported: unix, tcp)")
                 }

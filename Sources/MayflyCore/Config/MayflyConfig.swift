@@ -7,14 +7,17 @@ public struct UnixListenerConfig: Sendable, Equatable {
     public var group: String?
     /// Seconds a request head may take to arrive (`http_read_header_timeout`).
     public var readHeaderTimeout: Int64 = 10
+    /// Seconds a request body may take to arrive after its head (`http_read_timeout`).
+    public var readTimeout: Int64 = 30
     /// Seconds a connection with nothing in flight may stay silent (`http_idle_timeout`).
     public var idleTimeout: Int64 = 300
     /// Open connections at most; the longest-idle one makes room for a new one (`max_connections`).
     public var maxConnections = 4096
 
     public init(path: String, mode: UInt16 = 0o660, group: String? = nil, readHeaderTimeout: Int64 = 10,
-                idleTimeout: Int64 = 300, maxConnections: Int = 4096)
+                idleTimeout: Int64 = 300, maxConnections: Int = 4096, readTimeout: Int64 = 30)
     {
+        self.readTimeout = readTimeout
         self.path = path
         self.mode = mode
         self.group = group
@@ -38,6 +41,8 @@ public struct TCPListenerConfig: Sendable, Equatable {
     public var minimumTLSVersion: String = "tls12"
     /// Seconds a request head may take to arrive, the first one's TLS handshake included (`http_read_header_timeout`).
     public var readHeaderTimeout: Int64 = 10
+    /// Seconds a request body may take to arrive after its head (`http_read_timeout`).
+    public var readTimeout: Int64 = 30
     /// Seconds a connection with nothing in flight may stay silent (`http_idle_timeout`).
     public var idleTimeout: Int64 = 300
     /// Seconds the TLS handshake may take (`tls_handshake_timeout`).
@@ -47,8 +52,10 @@ public struct TCPListenerConfig: Sendable, Equatable {
 
     public init(host: String, port: Int, certFile: String, keyFile: String, clientCAFile: String? = nil,
                 requireClientCert: Bool = false, minimumTLSVersion: String = "tls12", readHeaderTimeout: Int64 = 10,
-                idleTimeout: Int64 = 300, tlsHandshakeTimeout: Int64 = 10, maxConnections: Int = 4096)
+                idleTimeout: Int64 = 300, tlsHandshakeTimeout: Int64 = 10, maxConnections: Int = 4096,
+                readTimeout: Int64 = 30)
     {
+        self.readTimeout = readTimeout
         self.readHeaderTimeout = readHeaderTimeout
         self.idleTimeout = idleTimeout
         self.tlsHandshakeTimeout = tlsHandshakeTimeout
