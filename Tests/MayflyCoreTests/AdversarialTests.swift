@@ -198,24 +198,20 @@ import Testing
     @Test func f07_numUsesHoldsUnderConcurrency() async throws {
         let t = try await TestBroker.make()
         _ = try await t.call(.update, "secret/data/app", ["data": ["k": "v"]])
-        let once = try await Self.token(t, policies: ["reader": #"path "secret/data/*" { capabilities = ["read"] }"#],
-                                        extra: ["num_uses": 1])
-        let served = await withTaskGroup(of: Bool.self) { group in
-            for _ in 0..<20 { group.addTask { await t.status(.read, "secret/data/app", token: once) == nil } }
-            var served = 0
-            for await ok in group where ok { served += 1 }
-            return served
+        let policy = ["reader": #"path "secret/data/*" { capabilities = ["read"] }"#]
+        /// How many of 20 concurrent reads a token serves.
+        func served(_ token: String) async -> Int {
+            await withTaskGroup(of: Bool.self) { group in
+                for _ in 0..<20 { group.addTask { await t.status(.read, "secret/data/app", token: token) == nil } }
+                var served = 0
+                for await ok in group where ok { served += 1 }
+                return served
+            }
         }
-        #expect(served == 1)
-        let thrice = try await Self.token(t, policies: ["reader": #"path "secret/data/*" { capabilities = ["read"] }"#],
-                                          extra: ["num_uses": 3])
-        let servedThrice = await withTaskGroup(of: Bool.self) { group in
-            for _ in 0..<20 { group.addTask { await t.status(.read, "secret/data/app", token: thrice) == nil } }
-            var served = 0
-            for await ok in group where ok { served += 1 }
-            return served
-        }
-        #expect(servedThrice == 3)
+        let once = try await Self.token(t, policies: policy, extra: ["num_uses": 1])
+        let thrice = try await Self.token(t, policies: policy, extra: ["num_uses": 3])
+        #expect(await served(once) == 1)
+        #expect(await served(thrice) == 3)
     }
 
     // MARK: Finding 8
