@@ -132,7 +132,11 @@ struct IncidentCommand: AsyncParsableCommand {
                 let (_, response) = try await options.call("POST", "sys/mayfly/exposure", json: body)
                 let report = response["data"] ?? .null
                 if options.format == .json { return Output.json(report) }
-                print("Exposure since \(report["since"]?.stringValue ?? since)")
+                print("Exposure since \(report["since"]?.stringValue ?? since)"
+                      + (report["path_prefix"]?.stringValue.map { " under \($0)" } ?? ""))
+                for warning in response["warnings"]?.arrayValue ?? [] {
+                    FileHandle.standardError.write(Data("Warning: \(warning.stringValue ?? "")\n".utf8))
+                }
                 print("\nKV secrets read (change these by hand):")
                 let kv = report["kv_reads"]?.arrayValue ?? []
                 if kv.isEmpty { print("  none") }

@@ -248,6 +248,20 @@ struct IncidentTests {
         _ = try await f.t.call(.update, "sys/leases/revoke-prefix/database/creds/r1")
     }
 
+    /// Issue 12, finding 1: a dry run (or a revoke) naming a role that does not exist says so,
+    /// and a dry run that would do nothing says that, with its completion time.
+    @Test func aRoleThatDoesNotExistIsNamedAndANothingPlanSaysSo() async throws {
+        let f = try await IncidentFixture.make()
+        for dry in [true, false] {
+            let status = await f.t.status(.update, "sys/mayfly/revoke", ["roles": ["no-such-role"], "reason": "typo", "dry_run": .bool(dry)])
+            #expect(status == 400, "dry_run \(dry)")
+        }
+        try await f.dynamicRole("quiet", in: "one")
+        let plan = try await f.t.data(.update, "sys/mayfly/revoke", ["roles": ["quiet"], "reason": "check", "dry_run": true])
+        #expect(plan["plan"]?.arrayValue?.first?.stringValue?.hasPrefix("nothing") == true, "\(plan)")
+        #expect(plan["completed_at"]?.stringValue != nil)
+    }
+
     @Test func dryRunChangesNothing() async throws {
         let f = try await IncidentFixture.make()
         try await f.dynamicRole("r1", in: "one")
@@ -333,6 +347,25 @@ struct IncidentTests {
         #expect(narrowed["identities"] == ["unix:uid:0"])
         let byPath = try await f.t.data(.update, "sys/mayfly/exposure", ["since": .int(since), "path": "a/"])
         #expect(byPath["kv_reads"]?.arrayValue?.count == 1 && byPath["credentials"] == [])
+        // Issue 12, finding 1: every form people type finds the reads, on whole segments.
+        for form in ["a/db", "secret/a/db", "secret/data/a/db", "secret/metadata/a/db", "/secret//a/db/", "a"] {
+            let found = try await f.t.data(.update, "sys/mayfly/exposure", ["since": .int(since), "path": .string(form)])
+            #expect(found["kv_reads"]?.arrayValue?.map { $0["path"] } == ["secret/data/a/db"], "--path \(form)")
+            #expect(found["credentials"] == [], "--path \(form)")
+        }
+        for form in ["database/creds/app", "database/creds/app/", "database/creds", "database"] {
+            let found = try await f.t.data(.update, "sys/mayfly/exposure", ["since": .int(since), "path": .string(form)])
+            #expect(found["credentials"]?.arrayValue?.count == 1, "--path \(form)")
+            #expect(found["kv_reads"] == [], "--path \(form)")
+        }
+        // A prefix is a whole segment, and a filter that matched nothing says so.
+        guard case .envelope(let nothing, _) = try await f.t.call(.update, "sys/mayfly/exposure",
+                                                                  ["since": .int(since), "path": "database/creds/ap"])
+        else { Issue.record("no report"); return }
+        #expect(nothing.data["credentials"] == [] && nothing.warnings.count == 1)
+        guard case .envelope(let ap, _) = try await f.t.call(.update, "sys/mayfly/exposure", ["since": .int(since), "path": "a/d"])
+        else { Issue.record("no report"); return }
+        #expect(ap.data["kv_reads"] == [] && ap.warnings.first?.contains("secret/data/a/d") == true)
         await #expect(throws: APIError.self, "a window that ends before it starts") {
             _ = try await f.t.data(.update, "sys/mayfly/exposure", ["since": .int(since), "until": .int(since - 60)])
         }

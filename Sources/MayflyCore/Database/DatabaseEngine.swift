@@ -68,6 +68,7 @@ final class DatabaseEngine: Sendable {
                 return (missing, privileged)
             }
         } catch {
+            if Self.isUnreachable(error) { throw Self.unreachable(database.name, error) }
             throw APIError.badRequest("cannot check \(field) in database \"\(database.name)\": \(Self.describe(error))")
         }
         guard found.missing.isEmpty else {
@@ -258,6 +259,20 @@ final class DatabaseEngine: Sendable {
             return Array(state.pools.values)
         }
         for pool in all { await pool.close() }
+    }
+
+    /// Whether `error` means the database could not be reached (no connection, or it dropped),
+    /// as opposed to a statement it refused.
+    static func isUnreachable(_ error: any Error) -> Bool {
+        guard let error = error as? PGError else { return false }
+        return error.code == .connection || error.code == .closed
+    }
+
+    /// The answer when database `name` cannot be reached: 502 with a message that says so (no
+    /// connection details), and a hint to retry.
+    static func unreachable(_ name: String, _ error: any Error) -> APIError {
+        APIError(status: 502, ["database \"\(Broker.clip(name))\" is unreachable; try again later"],
+                 detail: String(reflecting: error), retryAfter: 5)
     }
 
     /// A client-safe message for a PostgreSQL failure: SQLSTATE and the server message.

@@ -11,8 +11,27 @@ struct ExposureReport {
         var until: Int64?
         /// Canonical identity, or nil for everyone.
         var identity: String?
-        /// A path prefix (`secret/data/app` or `app/`: KV paths may be given without the mount).
+        /// A path prefix in any of the forms people type: `secret/data/app`, `secret/app` (what
+        /// `kv` commands take), `app` (no mount), `database/creds/ROLE`, `database/static-creds/NAME`.
         var path: String?
+    }
+
+    /// The audit-log prefix `filter` means, on whole segments: KV paths without the mount or in
+    /// the `kv` form (`secret/app`) become `secret/data/app`; others are taken as given.
+    static func prefix(_ filter: String?) -> String? {
+        guard let filter else { return nil }
+        let segments = filter.split(separator: "/", omittingEmptySubsequences: true)
+        guard let first = segments.first else { return nil }
+        let joined = segments.joined(separator: "/")
+        switch first {
+        case "database", "sys", "auth": return joined
+        case "secret":
+            if segments.count > 1, segments[1] == "data" { return joined }
+            let rest = segments.dropFirst().first.map { ["metadata", "delete", "undelete", "destroy"].contains($0) } == true
+                ? segments.dropFirst(2) : segments.dropFirst()
+            return (["secret", "data"] + rest).joined(separator: "/")
+        default: return "secret/data/" + joined
+        }
     }
 
     static let note = "Mayfly cannot change KV secrets: every path under kv_reads was readable by the listed identities in the window; change those secrets by hand. Live credentials are revoked with `mayfly revoke`."
@@ -22,6 +41,7 @@ struct ExposureReport {
             throw APIError.badRequest("no audit device is enabled: exposure is reconstructed from the audit log")
         }
         let until = query.until ?? Int64.max
+        let wanted = Self.prefix(query.path)
         var reads: [String: (count: Int, first: String, last: String)] = [:]
         var staticReads: [String: (count: Int, last: String)] = [:]
         try forEachLine(auditPath) { line in
@@ -36,7 +56,7 @@ struct ExposureReport {
             let identity = auth["identity"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 }
                 ?? request["identity"]?.stringValue ?? auth["display_name"].flatMap(\.stringValue).map { "token:" + $0 } ?? "unknown"
             if let wanted = query.identity, identity != wanted { return }
-            guard matches(path, query.path) else { return }
+            guard matches(path, wanted) else { return }
             if path.hasPrefix("secret/data/") {
                 let key = identity + "\u{0}" + path
                 let seen = reads[key]
@@ -47,7 +67,8 @@ struct ExposureReport {
             }
         }
         var credentials: [JSONValue] = []
-        if query.path == nil || matches("database/creds/", query.path) {
+        // Leases are `database/creds/ROLE/ID`: a filter at or below `database/creds` can match.
+        if wanted == nil || matches(wanted!, "database/creds") || matches(wanted!, "database") {
             var after: String?
             let now = Int64(Date().timeIntervalSince1970)
             let filter = LeaseFilter(identities: query.identity.map { [$0] } ?? [], issuedAfter: query.since,
@@ -56,7 +77,7 @@ struct ExposureReport {
                 let page = try await leases.leases(matching: filter, after: after, limit: 1000)
                 guard let last = page.last else { break }
                 after = last.id
-                for lease in page where matches(lease.id, query.path) {
+                for lease in page where matches(lease.id, wanted) {
                     let live = (lease.state == .active && lease.expiresAt > now) || lease.state == .pending
                         || lease.state == .revoking
                     credentials.append([
@@ -89,16 +110,17 @@ struct ExposureReport {
             "since": .string(Timestamp.rfc3339(Date(timeIntervalSince1970: TimeInterval(query.since)))),
             "until": query.until.map { .string(Timestamp.rfc3339(Date(timeIntervalSince1970: TimeInterval($0)))) } ?? .null,
             "identities": .strings(identities.sorted()), "kv_reads": .array(kv), "static_credential_reads": .array(statics),
-            "credentials": .array(credentials),
+            "path_prefix": wanted.map { .string($0) } ?? .null, "credentials": .array(credentials),
             "live_credentials": .int(Int64(credentials.filter { $0["live"]?.boolValue == true }.count)),
             "note": .string(note),
         ]
     }
 
-    /// Whether `path` is under `prefix` (a KV prefix may leave out `secret/data/`).
+    /// Whether `path` is `prefix` or below it, on whole segments (`secret/data/app` is not
+    /// under `secret/data/ap`).
     static func matches(_ path: String, _ prefix: String?) -> Bool {
         guard let prefix, !prefix.isEmpty else { return true }
-        return path.hasPrefix(prefix) || path.hasPrefix("secret/data/" + prefix)
+        return path == prefix || path.hasPrefix(prefix.hasSuffix("/") ? prefix : prefix + "/")
     }
 
     /// Calls `body` with each JSON line of the file at `path` (lines that do not parse are skipped).

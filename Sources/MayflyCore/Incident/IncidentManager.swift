@@ -82,6 +82,15 @@ final class IncidentManager: Sendable {
         for name in scope.databases where !configured.contains(name) {
             throw APIError.badRequest("database \"\(Broker.clip(name))\" is not configured")
         }
+        // A role named by mistake would revoke nothing and report success: a role must exist,
+        // or have credentials on record (a deleted role's leases can still be revoked).
+        for name in scope.roles {
+            if try await databases.role(name) != nil { continue }
+            if try await staticRoles.definition(name) != nil { continue }
+            let counts = try await leaseStorage.leaseCounts(matching: LeaseFilter(roles: [name]))
+            if counts.values.contains(where: { $0.values.reduce(0, +) > 0 }) { continue }
+            throw APIError.badRequest("role \"\(Broker.clip(name))\" does not exist and no credential of it is on record")
+        }
         let now = Self.now()
         let stamp = Timestamp.rfc3339(Date(timeIntervalSince1970: TimeInterval(now)))
             .filter { $0.isNumber }.prefix(14)
@@ -355,8 +364,10 @@ final class IncidentManager: Sendable {
             plan.append("revoke \(incident.tokensRevoked) token(s) and \(incident.secretIDsDestroyed) AppRole secret ID(s)")
         }
         if incident.actions.seal { plan.append("seal the broker") }
+        if plan.isEmpty { plan.append("nothing: no credential, static role or token is in the scope") }
         incident.plan = plan
         incident.state = .completed
+        incident.completedAt = incident.createdAt
         return incident
     }
 

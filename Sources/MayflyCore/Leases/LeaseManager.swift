@@ -97,9 +97,13 @@ final class LeaseManager: Sendable {
             id: leaseID, database: database.name, role: roleName, username: username, state: .pending,
             issuedAt: now, expiresAt: now + ttl, maxExpiresAt: now + role.maxTTL, identity: identity,
             connectionLimit: max(0, role.connectionLimit), tokenHash: tokenHash)
-        try await databases.ensureGroupsChecked(role, database: database)
-        try await admission.admit(database, pool: try await databases.pool(database), connectionLimit: role.connectionLimit,
-                                  identity: identity)
+        do {
+            try await databases.ensureGroupsChecked(role, database: database)
+            try await admission.admit(database, pool: try await databases.pool(database), connectionLimit: role.connectionLimit,
+                                      identity: identity)
+        } catch where DatabaseEngine.isUnreachable(error) {
+            throw DatabaseEngine.unreachable(database.name, error)
+        }
         // Intent before action: the lease is durable before the role exists.
         issuing.withLock { _ = $0.insert(leaseID) }
         defer { issuing.withLock { _ = $0.remove(leaseID) } }
@@ -128,6 +132,7 @@ final class LeaseManager: Sendable {
             failed.lastError = DatabaseEngine.describe(error)
             try? await leases.updateLease(failed)
             Counter(label: "mayfly_credential_issue_failures_total", dimensions: [("role", roleName)]).increment()
+            if DatabaseEngine.isUnreachable(error) { throw DatabaseEngine.unreachable(database.name, error) }
             throw APIError(status: 500, ["cannot create the database credential: \(DatabaseEngine.describe(error))"])
         }
         FaultInjection.point("after-create-role")
@@ -276,6 +281,7 @@ final class LeaseManager: Sendable {
             // Dropped meanwhile by a revocation (the sweeper, a prefix, an incident).
             throw APIError.badRequest("lease is being revoked")
         } catch {
+            if DatabaseEngine.isUnreachable(error) { throw DatabaseEngine.unreachable(database.name, error) }
             throw APIError(status: 500, ["cannot renew the database credential: \(DatabaseEngine.describe(error))"])
         }
         lease.expiresAt = newExpiry

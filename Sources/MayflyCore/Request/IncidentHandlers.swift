@@ -28,7 +28,17 @@ enum IncidentHandlers {
             }
             return .envelope(Envelope(data: try report(incident)))
         case ("exposure", .read), ("exposure", .update):
-            return .envelope(Envelope(data: try await exposure(broker, request)))
+            let report = try await exposure(broker, request)
+            // A filter that matched nothing is said so: "nobody read it" must not be the
+            // answer to a filter that was merely spelled differently.
+            var warnings: [String] = []
+            let empty = ["kv_reads", "static_credential_reads", "credentials"].allSatisfy { report[$0]?.arrayValue?.isEmpty != false }
+            if empty, let prefix = report["path_prefix"]?.stringValue {
+                warnings.append("nothing under \(prefix) was read or obtained in the window (the filter is matched on whole path segments)")
+            } else if empty, let identity = request.data["identity"]?.stringValue, !identity.isEmpty {
+                warnings.append("identity \(Broker.clip(identity)) read nothing and obtained nothing in the window")
+            }
+            return .envelope(Envelope(data: report, warnings: warnings))
         case ("revoke", _), ("incidents", _), ("exposure", _):
             throw APIError.unsupportedOperation
         default:
