@@ -370,7 +370,16 @@ public final class Broker: Sendable {
             return try await leases.issue(roleName: name, identity: caller.identityName, tokenHash: caller.entry?.idHash)
         default:
             if section == "config", request.operation == .delete { try await checkUnused(database: name) }
-            return try await databases.handle(request, relativePath: relative, caller: caller)
+            let result = try await databases.handle(request, relativePath: relative, caller: caller)
+            // A config read also shows its connection budget (Mayfly's addition).
+            if section == "config", request.operation == .read, !name.isEmpty, case .envelope(var envelope, let status) = result,
+                case .object(var data) = envelope.data
+            {
+                data["connection_budget_status"] = await leases.budgetStatus(name)
+                envelope.data = .object(data)
+                return .envelope(envelope, status: status)
+            }
+            return result
         }
     }
 

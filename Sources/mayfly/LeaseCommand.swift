@@ -81,7 +81,7 @@ struct LeaseCommand: AsyncParsableCommand {
 struct DatabaseCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "database", abstract: "Configure databases and the roles credentials are issued for.",
-        subcommands: [Config.self, Role.self])
+        subcommands: [Config.self, Role.self, Budget.self])
 
     enum Action: String, ExpressibleByArgument, CaseIterable { case write, read, list, delete }
 
@@ -123,6 +123,36 @@ struct DatabaseCommand: AsyncParsableCommand {
         @Argument(help: "key=value fields (key=@file reads a file).") var data: [String] = []
 
         func run() async throws { try await DatabaseCommand.run(options, section: "config", action: action, name: name, data: data) }
+    }
+
+    struct Budget: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show a database's connection budget: what live credentials may open, against what, and open now.")
+        @OptionGroup var options: ClientOptions
+        @Argument(help: "The database (as in database/config/NAME).") var name: String
+
+        func run() async throws {
+            try await runCLI {
+                let (_, body) = try await options.call("GET", "database/config/\(name)")
+                let status = body["data"]?["connection_budget_status"] ?? .null
+                if options.format == .json { return Output.json(status) }
+                print(Self.line(name, status))
+            }
+        }
+
+        /// One line: `orders: 12 live credentials may open 60 of 76 connections …`.
+        static func line(_ name: String, _ status: JSONValue) -> String {
+            let live = status["live_credentials"]?.intValue ?? 0
+            if let error = status["error"]?.stringValue { return "\(name): \(live) live credential(s); budget unknown: \(error)" }
+            let committed = status["committed_connections"]?.intValue ?? 0
+            let sessions = status["sessions"]?.intValue ?? 0
+            let maximum = status["max_connections"]?.intValue ?? 0
+            guard status["enabled"]?.boolValue == true else {
+                return "\(name): \(live) live credential(s) may open \(committed) connection(s); no budget (connection_budget = 0); max_connections \(maximum); \(sessions) session(s) open now"
+            }
+            let share = Int(((status["share"]?.doubleValue ?? 0) * 100).rounded())
+            return "\(name): \(live) live credential(s) may open \(committed) of \(status["budget_connections"]?.intValue ?? 0) connection(s) (\(share)% of max_connections \(maximum), less reserved connections and the broker's pool); \(sessions) session(s) open now"
+        }
     }
 
     struct Role: AsyncParsableCommand {

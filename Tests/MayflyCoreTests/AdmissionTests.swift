@@ -77,6 +77,8 @@ struct AdmissionTests {
         let refused = await Self.issue(t, as: Self.quiet)
         #expect(refused.status == 429 && refused.error?.retryAfter != nil)
         #expect(refused.error?.messages.first?.contains("connection budget of database db") == true, "\(String(describing: refused.error))")
+        #expect(refused.error?.messages.first?.contains("connection_limit") == true
+                && refused.error?.messages.first?.contains("connection_budget") == true, "the 429 names both ways out")
         let page = try await t.storage.liveLeases(prefix: "database/creds/app/", after: nil, limit: 10)
         _ = try await t.call(.update, "sys/leases/revoke", ["lease_id": .string(page[0].id)])
         #expect(await Self.issue(t, as: Self.quiet).status == 200, "a revoked credential gives its connections back")
@@ -92,6 +94,33 @@ struct AdmissionTests {
         #expect(unlimited.status == 400 && unlimited.error?.messages.first?.contains("connection_limit -1") == true,
                 "a budget set later refuses the unlimited role at issuance")
         _ = try await t.broker.leases.revokePrefix("database/creds/app/", force: false)
+    }
+
+    /// Issue 12, finding 4: a role with Vault-style creation statements is counted at the
+    /// limit PostgreSQL enforces (the template's role gets the role's `connection_limit`), and
+    /// `read database/config/NAME` shows the budget: live credentials, what they may open, the
+    /// budget and the sessions open now.
+    @Test func templatedRolesAreCountedAtTheLimitPostgreSQLEnforces() async throws {
+        let t = try await Self.broker { _ in }
+        _ = try await t.call(.update, "database/roles/templated", [
+            "db_name": "db", "connection_limit": 3, "default_ttl": "10m",
+            "creation_statements": [#"CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'"#],
+        ])
+        guard case .envelope(let issued, _) = try await t.call(.read, "database/creds/templated") else {
+            Issue.record("no credential"); return
+        }
+        let user = try #require(issued.data["username"]?.stringValue), password = try #require(issued.data["password"]?.stringValue)
+        let admin = try await PG.admin()
+        #expect(try await admin.query("SELECT rolconnlimit::text FROM pg_roles WHERE rolname = $1", [user]) == [["3"]])
+        await admin.close()
+        let session = try await PG.login(user, password)
+        let status = try #require(try await t.data(.read, "database/config/db")["connection_budget_status"])
+        #expect(status["live_credentials"] == 1 && status["committed_connections"] == 3, "\(status)")
+        #expect((status["budget_connections"]?.intValue ?? 0) > 0 && (status["max_connections"]?.intValue ?? 0) > 0)
+        #expect(status["sessions"] == 1)
+        await session.close()
+        _ = try await t.broker.leases.revokePrefix("database/creds/templated/", force: false)
+        #expect(try await t.data(.read, "database/config/db")["connection_budget_status"]?["committed_connections"] == 0)
     }
 
     @Test func coalescedRolesShareOneIssuanceOthersDoNot() async throws {

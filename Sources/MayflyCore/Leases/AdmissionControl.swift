@@ -94,7 +94,7 @@ final class AdmissionControl: Sendable {
         }
         if let inUse {
             throw APIError(status: 429, [
-                "connection budget of database \(database.name) is used up: live credentials may already open \(inUse) of \(budget) connections (\(Int(((database.connectionBudget ?? 0.8) * 100).rounded()))% of max_connections, less reserved connections and the broker's pool)",
+                "connection budget of database \(database.name) is used up: live credentials may already open \(inUse) of \(budget) connections (\(Int(((database.connectionBudget ?? 0.8) * 100).rounded()))% of max_connections, less reserved connections and the broker's pool). Wait for credentials to expire, lower the role's connection_limit (now \(connectionLimit)), or raise the database's connection_budget (now \(database.connectionBudget ?? 0.8))",
             ], retryAfter: Self.retryAfter)
         }
     }
@@ -104,6 +104,15 @@ final class AdmissionControl: Sendable {
     static func unlimited(_ database: String) -> APIError {
         APIError.badRequest(
             "connection_limit -1 (unlimited) cannot be admitted under the connection budget of database \(database): give the role a limit, or set connection_budget = 0 on the database")
+    }
+
+    /// What the budget of `database` looks like now: the connections live credentials may open
+    /// (the sum of their `CONNECTION LIMIT`s) against the budget, and `max_connections`.
+    func status(_ database: DatabaseConfig, pool: PGPool) async throws -> (committed: Int, budget: Int, maximum: Int) {
+        try await loaded()
+        let budget = try await budget(database, pool: pool)
+        let maximum = servers.withLock { $0[database.name]?.maximum } ?? 0
+        return (used.withLock { $0?[database.name] ?? 0 }, budget, maximum)
     }
 
     /// Gives back the connections of credentials that are gone.

@@ -162,6 +162,36 @@ final class LeaseManager: Sendable {
         return .envelope(envelope)
     }
 
+    /// The connection budget of database `name` for `read database/config/NAME` (Mayfly's
+    /// addition): live credentials and the connections they may open against the budget, and
+    /// the sessions they hold open now. PostgreSQL enforces each credential's limit, so the
+    /// sum is a bound on what they can ever open.
+    func budgetStatus(_ name: String) async -> JSONValue {
+        guard let database = try? await databases.config(name) else { return .null }
+        let share = database.connectionBudget ?? 0.8
+        var status: [String: JSONValue] = ["share": .double(share), "enabled": .bool(share != 0)]
+        let counts = (try? await leases.leaseCounts(matching: LeaseFilter(databases: [name], states: [.pending, .active, .revoking]))) ?? [:]
+        status["live_credentials"] = .int(Int64(counts[name]?.values.reduce(0, +) ?? 0))
+        do {
+            let pool = try await databases.pool(database)
+            let (committed, budget, maximum) = try await admission.status(database, pool: pool)
+            status["committed_connections"] = .int(Int64(committed))
+            status["budget_connections"] = .int(Int64(budget))
+            status["max_connections"] = .int(Int64(maximum))
+            let marker = "mayfly lease % store " + storeID
+            let rows = try await pool.withSession { session in
+                try session.query("""
+                    SELECT count(*) FROM pg_stat_activity a JOIN pg_roles r ON r.oid = a.usesysid
+                    WHERE shobj_description(r.oid, 'pg_authid') LIKE $1
+                    """, [marker])
+            }
+            status["sessions"] = .int(rows.first.flatMap { $0.first ?? nil }.flatMap { Int64($0) } ?? 0)
+        } catch {
+            status["error"] = .string(DatabaseEngine.isUnreachable(error) ? "database unreachable" : DatabaseEngine.describe(error))
+        }
+        return .object(status)
+    }
+
     /// `COMMENT ON ROLE` text of a dynamic role: `mayfly lease <lease id> store <store id>`.
     static func marker(leaseID: String, storeID: String) -> String {
         "mayfly lease \(leaseID) store \(storeID)"
@@ -180,7 +210,10 @@ final class LeaseManager: Sendable {
                     .replacingOccurrences(of: "{{username}}", with: username)
                     .replacingOccurrences(of: "{{password}}", with: verifier)
                     .replacingOccurrences(of: "{{expiration}}", with: expiration)
-            }.joined(separator: ";\n") + ";\n" + marker
+            }.joined(separator: ";\n")
+                // The template decides everything but the limit: PostgreSQL must enforce the
+                // one the connection budget counts.
+                + ";\nALTER ROLE \(name) CONNECTION LIMIT \(role.connectionLimit);\n" + marker
         }
         var sql = "CREATE ROLE \(name) WITH LOGIN PASSWORD \(try session.escapeLiteral(verifier)) "
             + "VALID UNTIL \(try session.escapeLiteral(expiration)) CONNECTION LIMIT \(role.connectionLimit)"

@@ -116,6 +116,15 @@ public enum JSONValue: Sendable, Equatable, Codable {
         }
     }
 
+    /// Numeric value of a number (integer or not).
+    public var doubleValue: Double? {
+        switch self {
+        case .int(let v): Double(v)
+        case .double(let v): v
+        default: nil
+        }
+    }
+
     /// Name of the JSON type, for error messages.
     public var typeName: String {
         switch self {
