@@ -27,6 +27,7 @@ struct StatusCommand: AsyncParsableCommand {
 struct ReadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "read", abstract: "Read any API path (GET).")
     @OptionGroup var options: ClientOptions
+    @Option(help: "Print only this field of the data (raw, for scripts), as Vault's -field.") var field: String?
     @Argument(help: "Path after /v1/, e.g. secret/data/app.") var path: String
     @Argument(help: "Query parameters as key=value.") var query: [String] = []
 
@@ -34,6 +35,14 @@ struct ReadCommand: AsyncParsableCommand {
         try await runCLI {
             let params = try Output.pairs(query).map { ($0.key, $0.value.stringValue ?? "") }
             let (_, body) = try await options.call("GET", path, query: params)
+            if let field {
+                // Vault's order: the data, then the envelope (lease_id, lease_duration, …).
+                guard let value = body["data"]?[field] ?? body[field] ?? body["data"]?["data"]?[field] else {
+                    throw CLIError(message: "field \"\(field)\" not present in \(path)", code: 1)
+                }
+                if case .string(let raw) = value { print(raw) } else { print(Output.text(value)) }
+                return
+            }
             Output.envelope(body, format: options.format)
         }
     }

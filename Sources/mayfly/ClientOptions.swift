@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MayflyClient
 import MayflyCore
+import Synchronization
 
 /// Output format of client commands.
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
@@ -26,6 +27,11 @@ struct ClientOptions: ParsableArguments {
     var format: OutputFormat = .table
 
     static let defaultAddress = "unix://./.mayfly/mayfly.sock"
+
+    /// Remembers the output format, so that errors follow it too (`runCLI`).
+    func validate() throws {
+        CLIOutput.format.withLock { $0 = format }
+    }
 
     private static func env(_ names: String...) -> String? {
         for name in names {
@@ -98,12 +104,23 @@ extension ClientOptions {
     }
 }
 
-/// Runs a command body, printing errors and exiting with their status.
+/// The output format of the command being run (set when its options are validated).
+enum CLIOutput {
+    static let format = Mutex(OutputFormat.table)
+}
+
+/// Runs a command body, printing errors (as `{"error": …, "exit_status": …}` with
+/// `--format json`) and exiting with their status.
 func runCLI(_ body: () async throws -> Void) async throws {
     do {
         try await body()
     } catch let error as CLIError {
-        FileHandle.standardError.write(Data((Output.visible(error.message) + "\n").utf8))
+        if CLIOutput.format.withLock({ $0 }) == .json {
+            let object: JSONValue = ["error": .string(error.message), "exit_status": .int(Int64(error.code))]
+            FileHandle.standardError.write(Data(object.encoded() + [10]))
+        } else {
+            FileHandle.standardError.write(Data((Output.visible(error.message) + "\n").utf8))
+        }
         throw ExitCode(error.code)
     }
 }

@@ -22,7 +22,8 @@ struct KVCommand: AsyncParsableCommand {
     static func changeVersions(_ options: ClientOptions, section: String, path: String, versions: String) async throws {
         try await runCLI {
             _ = try await options.call("POST", try apiPath(path, section), json: ["versions": try KVCommand.versions(versions)])
-            Output.success(options.format, "Success! Data written to: \(path)")
+            let done = section == "undelete" ? "restored" : "destroyed"
+            Output.success(options.format, "Success! Version(s) \(versions) of \(path) \(done)")
         }
     }
 
@@ -159,7 +160,18 @@ struct KVCommand: AsyncParsableCommand {
         func run() async throws {
             try await runCLI {
                 let (_, body) = try await options.call("GET", try apiPath(path, "metadata"))
-                if options.format == .json { Output.json(body) } else { Output.object(body["data"]?.objectValue ?? [:]) }
+                if options.format == .json { return Output.json(body) }
+                var fields = body["data"]?.objectValue ?? [:]
+                let versions = fields.removeValue(forKey: "versions")?.objectValue ?? [:]
+                Output.object(fields)
+                print("\n====== Versions ======")
+                let numbers = versions.keys.compactMap { Int($0) }.sorted()
+                Output.rows(["version", "created", "deleted", "destroyed"], numbers.map { number in
+                    let version = versions[String(number)]
+                    let deleted = version?["deletion_time"]?.stringValue ?? ""
+                    return [String(number), Output.second(version?["created_time"]?.stringValue),
+                            deleted.isEmpty ? "-" : Output.second(deleted), version?["destroyed"]?.boolValue == true ? "yes" : "no"]
+                })
             }
         }
     }

@@ -71,7 +71,15 @@ struct LeaseCommand: AsyncParsableCommand {
             try await runCLI {
                 let path = prefix.hasSuffix("/") ? prefix : prefix + "/"
                 let (_, body) = try await options.call("LIST", "sys/leases/lookup/\(path)")
-                printKeys(body, format: options.format)
+                guard options.format == .table else { return printKeys(body, format: options.format) }
+                Output.warnings(body)
+                let info = body["data"]?["key_info"]?.objectValue ?? [:]
+                let keys = body["data"]?["keys"]?.arrayValue?.compactMap(\.stringValue) ?? []
+                Output.rows(["lease", "username", "expires", "identity", "state"], keys.map { key in
+                    guard let item = info[key] else { return [key, "", "", "", key.hasSuffix("/") ? "(folder)" : ""] }
+                    return [path + key, item["username"]?.stringValue ?? "", Output.second(item["expire_time"]?.stringValue),
+                            item["identity"]?.stringValue ?? "", item["state"]?.stringValue ?? ""]
+                })
             }
         }
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import MayflyCore
 
 /// `mayfly`: the server and the operator's CLI.
 @main
@@ -15,8 +16,12 @@ struct MayflyCommand: AsyncParsableCommand {
             when the MAYFLY_ ones are unset.
 
             Exit status: 0 success, 1 error, 2 sealed or unreachable, 3 work still being
-            retried (revoke, incident show).
+            retried (revoke, incident show), 64 a command line that cannot be parsed.
+            `mayfly run` exits with its program's status; see `mayfly run --help` for
+            how its own failures differ.
+            With --format json, errors are a JSON object on stderr.
             """,
+        version: Broker.version,
         subcommands: [
             ServerCommand.self, StatusCommand.self, RunCommand.self, OperatorCommand.self, KVCommand.self, TokenCommand.self,
             LeaseCommand.self, DatabaseCommand.self, RevokeCommand.self, IncidentCommand.self, ScheduleCommand.self,

@@ -42,6 +42,23 @@ enum Output {
         for (key, value) in rows { print(pad(key) + "    " + text(value)) }
     }
 
+    /// A table with a header row and a dashed line under it, columns padded to fit.
+    static func rows(_ header: [String], _ rows: [[String]]) {
+        let all = [header, header.map { String(repeating: "-", count: $0.count) }] + rows.map { $0.map(visible) }
+        let widths = header.indices.map { column in all.map { $0.indices.contains(column) ? $0[column].count : 0 }.max() ?? 0 }
+        for row in all {
+            print(row.indices.map { row[$0].padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ").trimmingCharacters(in: .whitespaces))
+        }
+    }
+
+    /// An RFC 3339 time cut to the second (`2026-12-07T08:00:00Z`), for tables.
+    static func second(_ text: String?) -> String {
+        guard let text else { return "-" }
+        guard let dot = text.firstIndex(of: "."), text.hasSuffix("Z") else { return text }
+        return String(text[..<dot]) + "Z"
+    }
+
     /// Prints an object as a sorted key/value table.
     static func object(_ object: [String: JSONValue]) {
         table(object.keys.sorted().map { ($0, object[$0]!) })

@@ -88,11 +88,12 @@ struct IncidentCommand: AsyncParsableCommand {
                 }
                 if status == 404 { return print("No incidents.") }
                 let info = body["data"]?["key_info"]?.objectValue ?? [:]
-                for id in body["data"]?["keys"]?.arrayValue?.compactMap(\.stringValue) ?? [] {
+                let ids = body["data"]?["keys"]?.arrayValue?.compactMap(\.stringValue) ?? []
+                Output.rows(["incident", "state", "started", "requested by", "reason"], ids.map { id in
                     let item = info[id]
-                    print([id, item?["state"]?.stringValue ?? "", item?["created_at"]?.stringValue ?? "",
-                           item?["requested_by"]?.stringValue ?? "", item?["reason"]?.stringValue ?? ""].joined(separator: "  "))
-                }
+                    return [id, item?["state"]?.stringValue ?? "", Output.second(item?["created_at"]?.stringValue),
+                            item?["requested_by"]?.stringValue ?? "", item?["reason"]?.stringValue ?? ""]
+                })
             }
         }
     }

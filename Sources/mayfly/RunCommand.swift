@@ -30,8 +30,11 @@ struct RunCommand: AsyncParsableCommand {
             `mayfly run` retries with backoff and says so on stderr; the program never
             starts without its credentials.
 
-            Exit status: the program's (128 + signal when a signal ended it); 1 when
-            the credentials cannot be had.
+            Exit status: the program's (128 + signal when a signal ended it). Its own
+            failures happen before the program starts, and every message of its own on
+            stderr starts with "mayfly run:": 1 when a credential or secret cannot be
+            had, 127 when the program cannot be started, 64 for a bad command line,
+            128 + signal when stopped while still fetching.
             """)
 
     @OptionGroup var options: ClientOptions

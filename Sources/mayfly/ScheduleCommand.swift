@@ -17,18 +17,13 @@ struct ScheduleCommand: AsyncParsableCommand {
                 let (_, body) = try await options.call("LIST", "sys/mayfly/schedule")
                 if options.format == .json { return Output.json(body["data"] ?? .null) }
                 let info = body["data"]?["key_info"]?.objectValue ?? [:]
-                var rows = [["job", "expression", "zone", "next run", "last run", "last outcome"]]
-                for name in body["data"]?["keys"]?.arrayValue?.compactMap(\.stringValue) ?? [] {
+                let names = body["data"]?["keys"]?.arrayValue?.compactMap(\.stringValue) ?? []
+                Output.rows(["job", "expression", "zone", "next run", "last run", "last outcome"], names.map { name in
                     let job = info[name]
-                    rows.append([name] + ["expression", "time_zone", "next_run", "last_run", "last_outcome"].map {
-                        job?[$0]?.stringValue ?? "-"
-                    })
-                }
-                let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
-                for row in rows {
-                    print(row.indices.map { row[$0].padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
-                        .joined(separator: "  ").trimmingCharacters(in: .whitespaces))
-                }
+                    return [name, job?["expression"]?.stringValue ?? "-", job?["time_zone"]?.stringValue ?? "-",
+                            Output.second(job?["next_run"]?.stringValue), Output.second(job?["last_run"]?.stringValue),
+                            job?["last_outcome"]?.stringValue ?? "-"]
+                })
             }
         }
     }
@@ -45,12 +40,11 @@ struct ScheduleCommand: AsyncParsableCommand {
                 let (_, body) = try await options.call("GET", "sys/mayfly/schedule/\(job)/history")
                 if options.format == .json { return Output.json(body["data"] ?? .null) }
                 let runs = body["data"]?["runs"]?.arrayValue ?? []
-                if runs.isEmpty { print("no recorded runs of \(job)") }
-                for run in runs {
-                    let fields = ["start", "trigger", "outcome"].map { run[$0]?.stringValue ?? "" }
-                    let note = run["error"]?.stringValue ?? run["detail"]?.stringValue ?? ""
-                    print((fields + [note]).joined(separator: "  "))
-                }
+                if runs.isEmpty { return print("no recorded runs of \(job)") }
+                Output.rows(["start", "trigger", "outcome", "detail"], runs.map { run in
+                    [Output.second(run["start"]?.stringValue), run["trigger"]?.stringValue ?? "", run["outcome"]?.stringValue ?? "",
+                     run["error"]?.stringValue ?? run["detail"]?.stringValue ?? ""]
+                })
             }
         }
     }

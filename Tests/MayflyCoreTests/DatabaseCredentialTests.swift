@@ -334,6 +334,10 @@ struct DatabaseCredentialTests {
         for _ in 0..<3 { users.append(try await Self.issue(t).user) }
         let listed = try await t.data(.list, "sys/leases/lookup/database/creds/ro/")
         #expect(listed["keys"]?.arrayValue?.count == 3)
+        // Mayfly's addition for `mayfly lease list`: who holds each, until when, in what state.
+        let info = listed["key_info"]?.objectValue ?? [:]
+        #expect(Set(info.values.compactMap { $0["username"]?.stringValue }) == Set(users))
+        #expect(info.values.allSatisfy { $0["state"] == "active" && $0["expire_time"]?.stringValue != nil })
         #expect(await t.status(.update, "sys/leases/revoke-prefix/") == 400, "an empty prefix is not everything")
         #expect(await t.status(.delete, "database/config/db") == 400, "live credentials depend on the database")
         _ = try await t.call(.update, "sys/leases/revoke-prefix/database/creds/ro")

@@ -381,6 +381,8 @@ final class LeaseManager: Sendable {
     /// role); at most `listLimit` keys, with a warning when there are more.
     func list(_ prefix: String) async throws -> LogicalResponse {
         var keys: [String] = []
+        // Mayfly's addition (Vault lists keys only): who holds each lease, until when, in what state.
+        var info: [String: JSONValue] = [:]
         var after: String?
         var more = false
         paging: while true {
@@ -399,13 +401,20 @@ final class LeaseManager: Sendable {
                     continue paging
                 }
                 keys.append(String(rest))
+                info[String(rest)] = [
+                    "username": .string(lease.username), "identity": .string(lease.identity),
+                    "state": .string(lease.state.rawValue),
+                    "expire_time": .string(Timestamp.rfc3339(Date(timeIntervalSince1970: TimeInterval(lease.expiresAt)))),
+                ]
                 after = lease.id
             }
             if page.count < 1000 { break }
         }
         guard !keys.isEmpty else { throw APIError.notFound }
         let warnings = more ? ["more than \(Self.listLimit) keys: the list is cut off; list a longer prefix"] : []
-        return .envelope(Envelope(data: ["keys": .strings(keys)], warnings: warnings))
+        var data: [String: JSONValue] = ["keys": .strings(keys)]
+        if !info.isEmpty { data["key_info"] = .object(info) }
+        return .envelope(Envelope(data: .object(data), warnings: warnings))
     }
 
     static let listLimit = 10_000
