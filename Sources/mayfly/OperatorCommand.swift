@@ -90,10 +90,21 @@ struct OperatorCommand: AsyncParsableCommand {
         func run() async throws {
             try await runCLI {
                 let (_, body) = try await options.call("PUT", "sys/rotate")
-                if options.format == .json { Output.json(body) } else {
-                    print("Success! Rotated key\n")
-                    Output.object(body["data"]?.objectValue ?? [:])
+                if options.format == .json { return Output.json(body) }
+                print("Success! Rotated key\n")
+                Output.object(body["data"]?.objectValue ?? [:])
+                // On a terminal, follow the re-wrap of old entries to the new term (Ctrl-C stops
+                // watching; the re-wrap goes on in the server).
+                guard isatty(1) == 1 else { return }
+                while true {
+                    let status = try await options.call("GET", "sys/key-status").body["data"]?["rewrap"]
+                    let moved = status?["entries_moved"]?.intValue ?? 0
+                    let state = status?["state"]?.stringValue ?? "idle"
+                    FileHandle.standardOutput.write(Data("\rre-wrap: \(moved) entries moved to the new term (\(state))\u{1B}[K".utf8))
+                    if state != "running" { break }
+                    try await Task.sleep(for: .milliseconds(500))
                 }
+                print()
             }
         }
     }

@@ -59,6 +59,36 @@ enum Output {
         return String(text[..<dot]) + "Z"
     }
 
+    /// Runs `work`; on a terminal, meanwhile, a line on stderr says every second how long it
+    /// has taken and what `detail` reports (scripts, whose stderr is no terminal, see nothing).
+    static func withProgress<T: Sendable>(_ label: String, detail: @escaping @Sendable () async -> String? = { nil },
+                                          _ work: () async throws -> T) async throws -> T
+    {
+        guard isatty(2) == 1 else { return try await work() }
+        let start = ContinuousClock.now
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                if Task.isCancelled { break }
+                let elapsed = (ContinuousClock.now - start).components.seconds
+                let extra = await detail().map { ", \($0)" } ?? ""
+                FileHandle.standardError.write(Data("\r\(label) \(elapsed)s\(extra)\u{1B}[K".utf8))
+            }
+        }
+        do {
+            let result = try await work()
+            ticker.cancel()
+            _ = await ticker.value
+            FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+            return result
+        } catch {
+            ticker.cancel()
+            _ = await ticker.value
+            FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+            throw error
+        }
+    }
+
     /// Prints an object as a sorted key/value table.
     static func object(_ object: [String: JSONValue]) {
         table(object.keys.sorted().map { ($0, object[$0]!) })

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MayflyClient
 import MayflyCore
 
 /// `mayfly revoke`: the leak response — every matching database login dead, its sessions
@@ -62,11 +63,35 @@ struct RevokeCommand: AsyncParsableCommand {
             if let issuedAfter { body["issued_after"] = .string(issuedAfter) }
             if let issuedBefore { body["issued_before"] = .string(issuedBefore) }
             if !dryRun { FileHandle.standardError.write(Data("revoking… (databases in parallel; this waits for the report)\n".utf8)) }
-            let (_, response) = try await options.call("POST", "sys/mayfly/revoke", json: body)
+            let options = options, request = body
+            let (_, response) = try await Output.withProgress("revoking…", detail: { await Self.liveCredentials(options) }) {
+                try await options.call("POST", "sys/mayfly/revoke", json: request)
+            }
             let report = response["data"] ?? .null
             IncidentReport.print(report, format: options.format)
             if !dryRun && report["state"]?.stringValue != "completed" { throw ExitCode(3) }
         }
+    }
+}
+
+extension RevokeCommand {
+    /// "N credentials still live, M being revoked" from the server's metrics (the whole store),
+    /// or nil when the caller may not read them.
+    static func liveCredentials(_ options: ClientOptions) async -> String? {
+        guard let client = try? options.client() else { return nil }
+        defer { Task { try? await client.shutdown() } }
+        guard let response = try? await client.request("GET", "sys/metrics", body: nil, query: [("format", "prometheus")]),
+            response.status == 200
+        else { return nil }
+        var counts: [String: Int] = [:]
+        for line in String(decoding: response.body, as: UTF8.self).split(separator: "\n") where line.hasPrefix("mayfly_leases{") {
+            guard let state = line.split(separator: "\"").dropFirst().first, let value = line.split(separator: " ").last,
+                let number = Double(value)
+            else { continue }
+            counts[String(state)] = Int(number)
+        }
+        guard let active = counts["active"] else { return nil }
+        return "\(active) credential(s) still live, \(counts["revoking"] ?? 0) being revoked (whole store)"
     }
 }
 

@@ -92,6 +92,13 @@ func serve(config: MayflyConfig, logger: Logger, configPath: String? = nil,
     logger.notice("mayfly started", metadata: [
         "version": "\(Broker.version)", "initialized": "\(status.initialized)", "sealed": "\(status.sealed)",
     ])
+    // What the operator runs next, said where they look first.
+    if !status.initialized {
+        logger.notice("not initialised yet: run `mayfly operator init` (with a key-file seal it creates the key file and unseals)")
+    } else if status.sealed {
+        logger.notice("sealed: run `mayfly operator unseal` with \(status.threshold) of the \(status.shares) unseal key shares")
+    }
     defer { withExtendedLifetime(storeLock) {} }  // held until the server stops
     try await MayflyHTTPServer.run(services: services, logger: logger, onStarted: { await onReady(broker) })
+    logger.notice("mayfly stopped")
 }

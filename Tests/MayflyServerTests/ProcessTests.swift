@@ -105,6 +105,10 @@ import Testing
         server.kill(signal: SIGTERM)
         #expect(server.terminationStatus == nil || server.terminationStatus == 0)
         #expect(!FileManager.default.fileExists(atPath: server.socketPath))
+        // The log tells a person what to do next, and that the server stopped.
+        let log = server.log()
+        #expect(log.contains("not initialised yet: run `mayfly operator init`"), "\(log)")
+        #expect(log.contains("mayfly stopped"))
     }
 
     @Test func badConfigNamesFileAndLineAndDoesNotStart() async throws {
