@@ -148,6 +148,14 @@ extension MayflyHTTPServer {
 
     /// Checks the socket's directory (created 0750 if missing; refused if world-writable)
     /// and resolves the owning group. Returns the gid to chown the socket to, if any.
+    /// Checks what the listeners need from the host — socket directories and groups, TLS
+    /// certificates and keys — so a mistake there stops the server before the store is opened
+    /// and anything (databases, static roles) is applied.
+    public static func checkListeners(_ config: MayflyConfig) throws {
+        for listener in config.unixListeners { _ = try prepareSocketDirectory(listener) }
+        for listener in config.tcpListeners { _ = try tlsConfiguration(listener) }
+    }
+
     static func prepareSocketDirectory(_ listener: UnixListenerConfig) throws -> gid_t? {
         let directory = (listener.path as NSString).deletingLastPathComponent
         let dir = directory.isEmpty ? "." : directory

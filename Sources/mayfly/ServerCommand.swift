@@ -78,6 +78,7 @@ func serve(config: MayflyConfig, logger: Logger, configPath: String? = nil,
     let storeLock: StoreLock
     do {
         // Another server on the same socket or store is refused before anything is opened.
+        try MayflyHTTPServer.checkListeners(config)
         for listener in config.unixListeners { try MayflyHTTPServer.claimSocket(listener.path) }
         storeLock = try StoreLock(storePath: config.storagePath)
         broker = try await Broker.open(config: config, logger: logger)

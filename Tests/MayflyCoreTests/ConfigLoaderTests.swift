@@ -117,7 +117,12 @@ import Testing
         ("storage \"sqlite\" { path = \"/x }", 1, ""),
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" {\n  path = \"/s\"\n  http_idle_timeout = \"0s\"\n}", 4, "http_idle_timeout must be between 1s and 24h"),
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\"  http_read_header_timeout = \"soon\" }", 2, "must be a duration"),
-        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\"  max_connections = 0 }", 2, "max_connections must be a number between 1"),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\"  max_connections = 0 }", 2, "max_connections must be between 1"),
+        // Issue 12, finding 9: a wrong type says so; a bad time zone is reported at its own line.
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\ndatabase \"d\" {\n  connection_url = \"postgresql://a@localhost/d\"\n  max_connections = \"four\"\n}", 5, "max_connections must be a number, got string"),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\"  max_connections = \"many\" }", 2, "must be a number, got string"),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\nscram_iterations = true", 3, "must be a number, got bool"),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\ndatabase \"d\" { connection_url = \"postgresql://a@localhost/d\" }\nstatic_role \"m\" {\n  database = \"d\"\n  username = \"u\"\n  rotation_schedule = \"0 3 * * *\"\n  time_zone = \"Mars/Olympus\"\n}", 8, "not a known time zone"),
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\"  tls_handshake_timeout = \"5s\" }", 2, "unknown setting \"tls_handshake_timeout\" in listener \"unix\""),
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"tcp\" {\n  address = \"127.0.0.1:1\" tls_cert_file = \"c\" tls_key_file = \"k\"\n  tls_handshake_timeout = \"2d\"\n}", 4, "tls_handshake_timeout must be between 1s and 24h"),
     ])

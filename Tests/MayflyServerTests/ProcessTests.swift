@@ -128,6 +128,19 @@ import Testing
         #expect(output.contains("\(path):3: unknown setting \"frobnicate\""), "\(output)")
     }
 
+    /// Issue 12, finding 9: a listener the host cannot provide (an unknown group) stops the
+    /// server before the store is opened, so nothing from the config is applied first.
+    @Test func anUnknownGroupStopsTheServerBeforeTheStoreIsOpened() async throws {
+        let server = try ServerProcess(unixListenerOptions: #"group = "no-such-group-mf""#)
+        do {
+            try await server.start()
+            Issue.record("the server must refuse an unknown group")
+        } catch {
+            #expect(server.log().contains("group \"no-such-group-mf\" does not exist"), "\(server.log())")
+        }
+        #expect(!FileManager.default.fileExists(atPath: server.directory + "/data/mayfly.db"), "the store was not opened")
+    }
+
     @Test func worldWritableSocketDirectoryIsRefused() async throws {
         let server = try ServerProcess()
         _ = chmod(server.directory + "/run", 0o777)

@@ -92,12 +92,28 @@ public enum ConfigLoader {
             return seconds
         }
 
+        /// A whole number in `range`: a value of another type is "must be a number, got …", a
+        /// number outside the range "must be `what`".
+        func integer(_ member: HCLMember, _ range: ClosedRange<Int64>, _ what: String) throws(ConfigError) -> Int64 {
+            guard let value = member.value.intValue else {
+                throw fail(member.line, "\(member.key) must be a number, got \(member.value.typeName)")
+            }
+            guard range.contains(value) else { throw fail(member.line, "\(member.key) must be \(what)") }
+            return value
+        }
+
         /// A listener's `max_connections`: 1 to 1,000,000.
         func connectionCap(_ member: HCLMember) throws(ConfigError) -> Int {
-            guard let value = member.value.intValue, (1...1_000_000).contains(value) else {
-                throw fail(member.line, "max_connections must be a number between 1 and 1000000")
+            Int(try integer(member, 1...1_000_000, "between 1 and 1000000"))
+        }
+
+        /// An IANA time zone, checked where it is written.
+        func timeZone(_ member: HCLMember) throws(ConfigError) -> String {
+            let zone = try string(member)
+            guard TimeZone(identifier: zone) != nil else {
+                throw fail(member.line, "\(member.key) \"\(zone)\" is not a known time zone (an IANA name such as \"Europe/Berlin\")")
             }
-            return Int(value)
+            return zone
         }
 
         mutating func read(_ members: [HCLMember]) throws(ConfigError) -> MayflyConfig {
@@ -113,15 +129,9 @@ public enum ConfigLoader {
                     }
                     config.logLevel = level == "warn" ? "warning" : level
                 case "max_request_size":
-                    guard let size = member.value.intValue, size > 0, size <= 1 << 30 else {
-                        throw fail(member.line, "max_request_size must be a positive number of bytes (at most 1 GiB)")
-                    }
-                    config.maxRequestSize = Int(size)
+                    config.maxRequestSize = Int(try integer(member, 1...(1 << 30), "a positive number of bytes (at most 1 GiB)"))
                 case "scram_iterations":
-                    guard let count = member.value.intValue, (1...100_000).contains(count) else {
-                        throw fail(member.line, "scram_iterations must be between 1 and 100000")
-                    }
-                    config.scramIterations = Int(count)
+                    config.scramIterations = Int(try integer(member, 1...100_000, "between 1 and 100000"))
                 case "keyring_rotation_schedule":
                     let schedule = try string(member)
                     do {
@@ -131,15 +141,10 @@ public enum ConfigLoader {
                     }
                     config.keyringRotationSchedule = schedule
                 case "keyring_rewrap_rate":
-                    guard let rate = member.value.intValue, (1...100_000).contains(rate) else {
-                        throw fail(member.line, "keyring_rewrap_rate must be between 1 and 100000 entries per second")
-                    }
-                    config.keyringRewrapRate = Int(rate)
+                    config.keyringRewrapRate = Int(try integer(member, 1...100_000, "between 1 and 100000 entries per second"))
                 case "limits":
                     for item in try block(member) {
-                        guard let value = item.value.intValue, (0...1_000_000).contains(value) else {
-                            throw fail(item.line, "\(item.key) must be a number (0 disables the limit)")
-                        }
+                        let value = try integer(item, 0...1_000_000, "between 0 (no limit) and 1000000")
                         switch item.key {
                         case "leases_per_identity": config.leasesPerIdentity = Int(value)
                         case "issues_per_identity_per_minute": config.issuesPerIdentityPerMinute = Int(value)
@@ -187,10 +192,7 @@ public enum ConfigLoader {
                         }
                     }
                 case "login_rate_limit":
-                    guard let value = member.value.intValue, (0...1_000_000).contains(value) else {
-                        throw fail(member.line, "login_rate_limit must be a number of attempts per minute (0 disables)")
-                    }
-                    config.loginRateLimit = Int(value)
+                    config.loginRateLimit = Int(try integer(member, 0...1_000_000, "a number of attempts per minute (0 disables)"))
                 case "disable_mlock", "ui", "api_addr", "cluster_name":
                     continue  // accepted for Vault config compatibility; no effect here
                 default:
@@ -358,10 +360,7 @@ public enum ConfigLoader {
                     case "connection_url": database.connectionURL = try string(item)
                     case "password_file": database.passwordFile = try string(item)
                     case "max_connections":
-                        guard let value = item.value.intValue, (1...64).contains(value) else {
-                            throw fail(item.line, "max_connections must be between 1 and 64")
-                        }
-                        database.maxConnections = Int(value)
+                        database.maxConnections = Int(try integer(item, 1...64, "between 1 and 64"))
                     case "owner_on_revoke": database.ownerOnRevoke = try string(item)
                     case "allowed_roles": database.allowedRoles = try strings(item)
                     case "tls_insecure_allow": database.tlsInsecureAllow = try bool(item)
@@ -438,10 +437,7 @@ public enum ConfigLoader {
                     case "default_ttl": role.defaultTTL = try duration(item)
                     case "max_ttl": role.maxTTL = try duration(item)
                     case "connection_limit":
-                        guard let value = item.value.intValue, (-1...10000).contains(value) else {
-                            throw fail(item.line, "connection_limit must be between -1 and 10000")
-                        }
-                        role.connectionLimit = Int(value)
+                        role.connectionLimit = Int(try integer(item, -1...10000, "between -1 and 10000"))
                     case "creation_statements": role.creationStatements = try strings(item)
                     case "revocation_statements": role.revocationStatements = try strings(item)
                     case "renew_statements": role.renewStatements = try strings(item)
@@ -480,7 +476,7 @@ public enum ConfigLoader {
                         role.rotationSchedule = try string(item)
                         scheduleLine = item.line
                     case "rotation_period": role.rotationPeriod = try duration(item)
-                    case "time_zone": role.timeZone = try string(item)
+                    case "time_zone": role.timeZone = try timeZone(item)
                     case "rotation_statements": role.rotationStatements = try strings(item)
                     default: throw fail(item.line, "unknown setting \"\(item.key)\" in static_role \"\(name)\"")
                     }
