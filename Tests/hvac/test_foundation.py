@@ -51,6 +51,17 @@ def test_is_authenticated(server):
     assert server.client().is_authenticated() is False
 
 
+def test_write_with_a_null_body(server):
+    """`vault write -f` sends the JSON body `null`: no data, as Vault takes it (issue 12, finding 2)."""
+    client = root_client(server)
+    client.auth.approle.create_or_update_approle("force", token_policies=["default"])
+    # hvac's own adapter, with the body the Vault CLI sends for -f.
+    response = client.adapter.post("/v1/auth/approle/role/force/secret-id", data="null")
+    assert response["data"]["secret_id"]
+    created = client.adapter.post("/v1/auth/token/create", data="null")
+    assert created["auth"]["client_token"]
+
+
 def test_mounts_auth_methods_and_audit_devices(server):
     client = root_client(server)
     mounts = client.sys.list_mounted_secrets_engines()
