@@ -217,15 +217,15 @@ public final class Broker: Sendable {
         var audited = false
         if audit.isEnabled, !Self.unauditedPaths.contains(request.path) { audited = await !seal.isSealed }
         let caller = audited ? auditCaller(authorized.caller, request) : nil
-        if audited { try recordAudit { try audit.logRequest(request, caller: caller) } }
+        if audited { try await recordAudit { try await audit.logRequest(request, caller: caller) } }
         let result: LogicalResponse
         do {
             result = try await dispatchTranslated(authorized)
         } catch let error as APIError {
-            if audited { try recordAudit { try audit.logResponse(request, caller: caller, result: nil, error: error) } }
+            if audited { try await recordAudit { try await audit.logResponse(request, caller: caller, result: nil, error: error) } }
             throw error
         }
-        if audited { try recordAudit { try audit.logResponse(request, caller: caller, result: result, error: nil) } }
+        if audited { try await recordAudit { try await audit.logResponse(request, caller: caller, result: result, error: nil) } }
         // Sealing wipes the audit key, so it happens once the response line is written: a seal
         // is on the record, and refused like any request when the record cannot be written.
         if authorized.route.handler == .system, request.path == "sys/seal" { await sealAll() }
@@ -236,13 +236,13 @@ public final class Broker: Sendable {
     private func auditRefusal(_ request: LogicalRequest, caller: Caller?, error: APIError) async throws {
         guard audit.isEnabled, !Self.unauditedPaths.contains(request.path), await !seal.isSealed else { return }
         let described = auditCaller(caller, request)
-        try recordAudit { try audit.logRequest(request, caller: described) }
-        try recordAudit { try audit.logResponse(request, caller: described, result: nil, error: error) }
+        try await recordAudit { try await audit.logRequest(request, caller: described) }
+        try await recordAudit { try await audit.logResponse(request, caller: described, result: nil, error: error) }
     }
 
-    private func recordAudit(_ write: () throws -> Void) throws {
+    private func recordAudit(_ write: () async throws -> Void) async throws {
         do {
-            try write()
+            try await write()
         } catch {
             logger.critical("audit record not written; request refused", metadata: ["error": "\(String(reflecting: error))"])
             throw APIError(status: 500, ["audit log unavailable; request not served"], detail: String(reflecting: error))

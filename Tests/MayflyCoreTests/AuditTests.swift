@@ -108,6 +108,33 @@ import Testing
         guard case .intact = try AuditVerifier.verify(path: path) else { Issue.record("chain broken"); return }
     }
 
+    /// Issue 13: lines recorded concurrently are committed in groups; each is on disk when its
+    /// `record` returns, the chain stays whole and in order, and a failed group leaves nothing.
+    @Test func concurrentLinesAreGroupCommittedIntoOneChain() async throws {
+        let path = Self.temporaryFile()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let file = try AuditFile(path: path)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 1...300 {
+                group.addTask {
+                    try await file.record(["type": "request", "n": .int(Int64(index))])
+                    // Durable when it returns: the line is in the file already.
+                    let text = try String(contentsOfFile: path, encoding: .utf8)
+                    #expect(text.contains("\"n\":\(index),") || text.contains("\"n\":\(index)}"))
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try AuditVerifier.verify(path: path) == .intact(lines: 300))
+        let numbers = try Self.lines(path).compactMap { try JSONValue.parse(Array($0.utf8))["n"]?.intValue }
+        #expect(Set(numbers) == Set(1...300))
+        // A group that cannot be written fails every line in it and leaves the file as it was.
+        let full = try AuditFile(path: "/dev/full")
+        await #expect(throws: AuditError.self) { try await full.record(["type": "request"]) }
+        try await file.record(["type": "request", "n": 301])
+        #expect(try AuditVerifier.verify(path: path) == .intact(lines: 301))
+    }
+
     @Test func anAuditFileThatCannotBeOpenedStopsTheServer() async throws {
         await #expect(throws: (any Error).self) {
             _ = try await TestBroker.make { $0.auditPath = "/proc/self/no-such-dir/audit.log" }

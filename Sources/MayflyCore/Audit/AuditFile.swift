@@ -4,9 +4,12 @@ import Synchronization
 
 /// An append-only JSON-lines file in which every line carries its number (`seq`) and the
 /// SHA-256 of the previous line (`prev`), so `mayfly audit verify` finds an edited, deleted
-/// or reordered line. Each line is written with one `write(2)` and `fsync`ed before `append`
-/// returns. If a write fails, the file is cut back to the last complete line, so the chain
-/// stays verifiable and the failed line is not half there.
+/// or reordered line. A line is on disk (written and `fsync`ed) before `record`/`append`
+/// returns. Lines recorded concurrently are committed together, as the lease rows are: one
+/// `write` and one `fsync` for every line waiting, on a queue of its own (never an event-loop
+/// thread or the cooperative pool). If a write fails, the file is cut back to the last complete
+/// line, so the chain stays verifiable and no failed line is half there; every line of that
+/// group fails.
 public final class AuditFile: Sendable {
     /// `prev` of the first line.
     public static let genesis = Hex.encode(KeyedHash.sha256(Array("mayfly-audit-v1".utf8)))
@@ -18,8 +21,21 @@ public final class AuditFile: Sendable {
         var offset: off_t
     }
 
+    /// A line waiting for the next group commit.
+    private struct Waiting: Sendable {
+        let entry: [String: JSONValue]
+        let continuation: CheckedContinuation<Void, any Error>
+    }
+
+    private struct Queue {
+        var waiting: [Waiting] = []
+        var draining = false
+    }
+
     public let path: String
     private let state: Mutex<State>
+    private let queue = Mutex(Queue())
+    private let writer = DispatchQueue(label: "mayfly.audit.group-commit")
 
     /// Opens (creating with mode 0600) and continues the chain of an existing file.
     public init(path: String) throws {
@@ -60,33 +76,80 @@ public final class AuditFile: Sendable {
     }
 
     /// Appends `entry` (an object) with `seq` and `prev` added; durable when it returns.
+    /// Blocks the calling thread for the `fsync`: for tools and tests; the server uses `record`.
     public func append(_ entry: JSONValue) throws {
-        try state.withLock { state in
-            guard case .object(var members) = entry else { throw AuditError("audit entries are objects") }
-            members["seq"] = .int(Int64(state.seq + 1))
-            members["prev"] = .string(state.prev)
-            let line = JSONValue.object(members).encoded()
-            var bytes = line
-            bytes.append(10)
-            var written = 0
-            while written < bytes.count {
-                let result = bytes[written...].withUnsafeBytes { write(state.fd, $0.baseAddress, $0.count) }
-                if result < 0 && errno == EINTR { continue }
-                guard result > 0 else {
-                    let reason = String(cString: strerror(errno))
-                    if written > 0 { _ = ftruncate(state.fd, state.offset) }
-                    throw AuditError("write to \(path) failed: \(reason)")
-                }
-                written += result
+        guard case .object(let members) = entry else { throw AuditError("audit entries are objects") }
+        try state.withLock { try commit([members], &$0) }
+    }
+
+    /// Appends `entry` (an object) with `seq` and `prev` added; returns once it is durable,
+    /// having waited (suspended, no thread blocked) for the group commit that wrote it.
+    public func record(_ entry: JSONValue) async throws {
+        guard case .object(let members) = entry else { throw AuditError("audit entries are objects") }
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let start = queue.withLock { queue -> Bool in
+                queue.waiting.append(Waiting(entry: members, continuation: continuation))
+                if queue.draining { return false }
+                queue.draining = true
+                return true
             }
-            guard fsync(state.fd) == 0 || errno == EINVAL else {
-                let reason = String(cString: strerror(errno))
-                _ = ftruncate(state.fd, state.offset)
-                throw AuditError("fsync of \(path) failed: \(reason)")
-            }
-            state.seq += 1
-            state.prev = Hex.encode(KeyedHash.sha256(line))
-            state.offset += off_t(bytes.count)
+            if start { writer.async { self.drain() } }
         }
+    }
+
+    /// Commits groups until no line is waiting (runs on `writer`).
+    private func drain() {
+        while true {
+            let group = queue.withLock { queue -> [Waiting] in
+                guard !queue.waiting.isEmpty else {
+                    queue.draining = false
+                    return []
+                }
+                defer { queue.waiting.removeAll(keepingCapacity: true) }
+                return queue.waiting
+            }
+            guard !group.isEmpty else { return }
+            do {
+                try state.withLock { try commit(group.map(\.entry), &$0) }
+                for line in group { line.continuation.resume() }
+            } catch {
+                for line in group { line.continuation.resume(throwing: error) }
+            }
+        }
+    }
+
+    /// Writes `entries` as consecutive lines with one `write` and one `fsync`; on failure
+    /// nothing of them stays in the file and the chain is where it was.
+    private func commit(_ entries: [[String: JSONValue]], _ state: inout State) throws {
+        var seq = state.seq, prev = state.prev
+        var bytes: [UInt8] = []
+        for var members in entries {
+            seq += 1
+            members["seq"] = .int(Int64(seq))
+            members["prev"] = .string(prev)
+            let line = JSONValue.object(members).encoded()
+            prev = Hex.encode(KeyedHash.sha256(line))
+            bytes.append(contentsOf: line)
+            bytes.append(10)
+        }
+        var written = 0
+        while written < bytes.count {
+            let result = bytes[written...].withUnsafeBytes { write(state.fd, $0.baseAddress, $0.count) }
+            if result < 0 && errno == EINTR { continue }
+            guard result > 0 else {
+                let reason = String(cString: strerror(errno))
+                if written > 0 { _ = ftruncate(state.fd, state.offset) }
+                throw AuditError("write to \(path) failed: \(reason)")
+            }
+            written += result
+        }
+        guard fsync(state.fd) == 0 || errno == EINVAL else {
+            let reason = String(cString: strerror(errno))
+            _ = ftruncate(state.fd, state.offset)
+            throw AuditError("fsync of \(path) failed: \(reason)")
+        }
+        state.seq = seq
+        state.prev = prev
+        state.offset += off_t(bytes.count)
     }
 }

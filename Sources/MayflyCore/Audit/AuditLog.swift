@@ -62,15 +62,15 @@ final class AuditLog: Sendable {
         var identity: String
     }
 
-    func logRequest(_ request: LogicalRequest, caller: Caller?) throws {
+    func logRequest(_ request: LogicalRequest, caller: Caller?) async throws {
         guard let file, let hasher = hasher.withLock({ $0 }) else { return }
-        try file.append(.object([
+        try await file.record(.object([
             "time": .string(Timestamp.rfc3339(Date())), "type": "request",
             "auth": Self.auth(caller, hasher), "request": Self.request(request, hasher),
         ]))
     }
 
-    func logResponse(_ request: LogicalRequest, caller: Caller?, result: LogicalResponse?, error: APIError?) throws {
+    func logResponse(_ request: LogicalRequest, caller: Caller?, result: LogicalResponse?, error: APIError?) async throws {
         guard let file, let hasher = hasher.withLock({ $0 }) else { return }
         var entry: [String: JSONValue] = [
             "time": .string(Timestamp.rfc3339(Date())), "type": "response",
@@ -82,7 +82,7 @@ final class AuditLog: Sendable {
         } else if let result {
             entry["response"] = Self.response(result, hasher)
         }
-        try file.append(.object(entry))
+        try await file.record(.object(entry))
     }
 
     private static func auth(_ caller: Caller?, _ hasher: AuditHasher) -> JSONValue {
