@@ -21,6 +21,8 @@ public final class Barrier: Sendable {
     private let storage: any Storage
     private let keyring = Mutex<Keyring?>(nil)
     private let encryptions = Mutex<[UInt32: Int]>([:])
+    /// Decrypted values of hot paths (token entries, KV), wiped on seal.
+    let cache = PlaintextCache()
 
     public init(storage: any Storage) {
         self.storage = storage
@@ -48,6 +50,7 @@ public final class Barrier: Sendable {
             current?.wipe()
             current = nil
         }
+        cache.wipe()
     }
 
     func currentKeyring() throws -> Keyring {
@@ -100,8 +103,14 @@ public final class Barrier: Sendable {
     /// The plaintext at `path`, or nil.
     public func get(_ path: String) async throws -> [UInt8]? {
         _ = try currentKeyring()
+        let cacheable = PlaintextCache.isCacheable(path)
+        if cacheable, let cached = cache.get(path) { return cached }
+        let epoch = cache.epoch
         guard let entry = try await storage.get(path) else { return nil }
-        return try decrypt(entry)
+        let value = try decrypt(entry)
+        // Sealed meanwhile: nothing decrypted is kept past the seal.
+        if cacheable, !isSealed { cache.insert(path, value, readIn: epoch) }
+        return value
     }
 
     /// Key material at `path`, decrypted straight into guarded memory.
@@ -164,11 +173,31 @@ public final class Barrier: Sendable {
                 }
             }
             do {
-                return try await storage.commit(physical)
+                try await storage.commit(physical)
+                invalidate(operations)
+                return
             } catch let error as StorageError where error.code == .conflict && attempt < attempts - 1 {
                 continue
+            } catch {
+                // It may have committed before failing: the cache must not keep what it replaced.
+                invalidate(operations)
+                throw error
             }
         }
+    }
+
+    /// Drops from the cache whatever `operations` touched.
+    private func invalidate(_ operations: [BarrierOperation]) {
+        var paths: [String] = [], prefixes: [String] = []
+        for operation in operations {
+            switch operation {
+            case .put(let path, _), .delete(let path):
+                if PlaintextCache.isCacheable(path) { paths.append(path) }
+            case .deletePrefix(let prefix):
+                if PlaintextCache.prefixes.contains(where: { prefix.hasPrefix($0) || $0.hasPrefix(prefix) }) { prefixes.append(prefix) }
+            }
+        }
+        if !paths.isEmpty || !prefixes.isEmpty { cache.invalidate(paths: paths, prefixes: prefixes) }
     }
 
     /// The keyring term an entry is encrypted under (nil for an unknown format).
