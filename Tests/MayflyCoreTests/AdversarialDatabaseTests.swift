@@ -94,11 +94,11 @@ struct AdversarialDatabaseTests {
         #expect(try await t.storage.lease(id: bystander.lease)?.state == .active, "another token's credential stays")
 
         // A token that expires takes its credentials with it too.
-        let shortLived = try await AdversarialTests.token(t, policies: ["short": policy], extra: ["ttl": "2s"])
+        let shortLived = try await AdversarialTests.token(t, policies: ["short": policy], extra: ["ttl": "5s"])
         guard case .envelope(let second, _) = try await t.call(.read, "database/creds/ro", token: shortLived) else {
             Issue.record("no credential"); return
         }
-        try await Task.sleep(for: .seconds(3))
+        try await Task.sleep(for: .seconds(6))
         _ = try await t.call(.update, "sys/mayfly/schedule/token-sweep/run")
         try await Self.waitUntilDropped(t, lease: second.leaseID, username: second.data["username"]?.stringValue ?? "")
     }

@@ -45,46 +45,15 @@ public enum JSONValue: Sendable, Equatable, Codable {
 
     /// Parses JSON bytes; throws `APIError` 400 with a parse message when malformed.
     public static func parse(_ bytes: some Collection<UInt8>) throws -> JSONValue {
-        guard nestingDepth(bytes) <= maximumDepth else {
-            throw APIError.badRequest("failed to parse JSON input: nested more than \(maximumDepth) levels deep")
-        }
-        do {
-            return try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
-        } catch {
-            throw APIError.badRequest("failed to parse JSON input: malformed request body")
-        }
+        try JSONReader.parse(Array(bytes), maximumDepth: maximumDepth)
     }
 
-    /// Deepest nesting a request body may have. Decoding cost grows steeply with depth, and
-    /// bodies are parsed before the token is checked, so a deep body is refused by a linear scan
-    /// first (no Vault request nests more than a few levels).
+    /// Deepest nesting a request body may have (no Vault request nests more than a few levels).
     static let maximumDepth = 64
-
-    /// The deepest `[`/`{` nesting outside strings.
-    static func nestingDepth(_ bytes: some Collection<UInt8>) -> Int {
-        var depth = 0, deepest = 0, inString = false, escaped = false
-        for byte in bytes {
-            if inString {
-                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
-                continue
-            }
-            switch byte {
-            case UInt8(ascii: "\""): inString = true
-            case UInt8(ascii: "["), UInt8(ascii: "{"):
-                depth += 1
-                deepest = max(deepest, depth)
-            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
-            default: break
-            }
-        }
-        return deepest
-    }
 
     /// Compact JSON with sorted keys.
     public func encoded() -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? [UInt8](encoder.encode(self))) ?? Array("null".utf8)
+        JSONWriter.encode(self)
     }
 
     public var stringValue: String? { if case .string(let v) = self { v } else { nil } }

@@ -1,0 +1,88 @@
+import Foundation
+@testable import MayflyCore
+import Testing
+
+/// The hand-written JSON reader and writer of the hot path (issue 13) against Foundation's
+/// JSONDecoder and JSONEncoder, which they replace: the same values in, the same bytes out.
+@Suite struct JSONTests {
+    static func foundationDecode(_ text: String) -> JSONValue? {
+        try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+    }
+
+    static func foundationEncode(_ value: JSONValue) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try! encoder.encode(value), as: UTF8.self)
+    }
+
+    @Test(arguments: [
+        #"{}"#, #"[]"#, #"null"#, #"true"#, #"false"#, #"0"#, #"-12"#, #"9223372036854775807"#, #"-9223372036854775808"#,
+        #"1.5"#, #"-0.25e3"#, #"1e2"#, #"1.0"#, #"2.5E-3"#, #"18446744073709551616"#,
+        #" { "a" : [ 1 , 2 , { "b" : null } ] , "c" : "x" } "#,
+        #"{"s":"\"\\\/\b\f\n\r\t\u0041\u00e9\u4e2d\ud83d\ude00"}"#, #"{"dup":1,"dup":2}"#,
+        #"["é😀","plain"]"#, #"{"data":{"password":"pw","n":3,"list":["a",1,true,null,{"x":[]}]}}"#,
+    ])
+    func readsWhatFoundationReads(_ text: String) throws {
+        let ours = try JSONValue.parse(Array(text.utf8))
+        #expect(ours == Self.foundationDecode(text), "\(text)")
+    }
+
+    @Test(arguments: [
+        "", " ", "{", "}", "[1,]", "[1 2]", #"{"a":}"#, #"{"a" 1}"#, #"{a:1}"#, "01", "-", "1.", ".5", "1e", "+1",
+        #""\x""#, #""\u12""#, #""\ud800""#, #""\udc00x""#, "\"a\u{01}b\"", "nul", "truex", "[1]x", "NaN", "Infinity",
+        "{\"a\":1}}", "\"unterminated",
+    ])
+    func refusesWhatIsNotJSON(_ text: String) {
+        #expect(throws: APIError.self, "\(text)") { _ = try JSONValue.parse(Array(text.utf8)) }
+    }
+
+    @Test func refusesInvalidUTF8AndDeepNesting() {
+        #expect(throws: APIError.self) { _ = try JSONValue.parse([0x22, 0xC3, 0x28, 0x22]) }
+        #expect(throws: APIError.self) { _ = try JSONValue.parse([0x22, 0xFF, 0x22]) }
+        let deep = String(repeating: "[", count: 65) + String(repeating: "]", count: 65)
+        #expect(throws: APIError.self) { _ = try JSONValue.parse(Array(deep.utf8)) }
+        let fine = String(repeating: "[", count: 64) + String(repeating: "]", count: 64)
+        #expect((try? JSONValue.parse(Array(fine.utf8))) != nil)
+    }
+
+    @Test func writesWhatFoundationWrote() {
+        let values: [JSONValue] = [
+            ["b": 1, "a": 2, "B": 3, "ä": 4, "aa": 5], .double(1.0), .double(0.8), .double(1e-5), .double(1e16),
+            .double(123456789.125), .double(-0.0), .double(1e300), .string("a\u{1b}\u{8}\u{c}\n\r\t\"\\/é😀\u{7f}\u{0}"),
+            ["data": ["k": .array([.int(-1), .null, .bool(true), .strings(["x", "y"])])], "lease_duration": 0],
+        ]
+        for value in values {
+            #expect(String(decoding: value.encoded(), as: UTF8.self) == Self.foundationEncode(value), "\(value)")
+        }
+    }
+
+    /// Random values survive a write and a read unchanged.
+    @Test func randomValuesRoundTrip() throws {
+        var generator = SystemRandomNumberGenerator()
+        func random(_ depth: Int) -> JSONValue {
+            switch Int.random(in: 0..<(depth > 3 ? 5 : 7), using: &generator) {
+            case 0: return .null
+            case 1: return .bool(Bool.random(using: &generator))
+            case 2: return .int(Int64.random(in: .min ... .max, using: &generator))
+            case 3: return .double(Double.random(in: -1e6...1e6, using: &generator))
+            case 4:
+                let scalars = (0..<Int.random(in: 0...12, using: &generator)).compactMap { _ in
+                    Unicode.Scalar(UInt32.random(in: 0...0x2FFFF, using: &generator))
+                }
+                return .string(String(String.UnicodeScalarView(scalars)))
+            case 5: return .array((0..<Int.random(in: 0...4, using: &generator)).map { _ in random(depth + 1) })
+            default:
+                var members: [String: JSONValue] = [:]
+                for index in 0..<Int.random(in: 0...4, using: &generator) { members["k\(index)"] = random(depth + 1) }
+                return .object(members)
+            }
+        }
+        for _ in 0..<500 {
+            let value = random(0)
+            let back = try JSONValue.parse(value.encoded())
+            // A whole double comes back as an integer, as Foundation read it too.
+            if case .double(let number) = value, number.rounded() == number { continue }
+            #expect(back == value || Self.foundationDecode(String(decoding: value.encoded(), as: UTF8.self)) == back, "\(value)")
+        }
+    }
+}
