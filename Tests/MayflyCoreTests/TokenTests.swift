@@ -73,7 +73,13 @@ import Testing
         #expect(await t.status(.update, "auth/token/create", ["policies": 5]) == 400)
         #expect(await t.status(.update, "auth/token/create", ["type": "batch"]) == 400)
         #expect(await t.status(.update, "auth/token/create", ["meta": ["a": 1]]) == 400)
-        #expect(await t.status(.update, "auth/token/lookup", ["token": "hvs.nope"]) == 400)
+        // An unknown token is 403 "bad token", as Vault answers it (the bao CLI prints that text).
+        do {
+            _ = try await t.call(.update, "auth/token/lookup", ["token": "hvs.nope"])
+            Issue.record("expected 403")
+        } catch let error as APIError {
+            #expect(error.status == 403 && error.messages == ["bad token"])
+        }
         // Booleans as Vault reads them: "false" is false, a non-boolean is refused (never the default).
         guard case .envelope(let created, _) = try await t.call(.update, "auth/token/create", ["renewable": "false"])
         else { Issue.record("envelope expected"); return }

@@ -27,7 +27,8 @@ enum TokenHandlers {
             guard let token = request.data["token"]?.stringValue, !token.isEmpty else {
                 throw APIError.badRequest("missing token to look up")
             }
-            guard let entry = try await tokens.lookup(token: token) else { throw APIError.badRequest("bad token") }
+            // Vault answers 403 "bad token" for a token it does not know (token_store.go handleLookup).
+            guard let entry = try await tokens.lookup(token: token) else { throw APIError(status: 403, ["bad token"]) }
             return .envelope(Envelope(data: lookupData(entry, token: token)))
         case ("lookup-accessor", .update):
             guard let accessor = request.data["accessor"]?.stringValue,
