@@ -85,4 +85,30 @@ import Testing
             #expect(back == value || Self.foundationDecode(String(decoding: value.encoded(), as: UTF8.self)) == back, "\(value)")
         }
     }
+
+    /// The stored records the hot path decodes without JSONDecoder read back exactly what
+    /// JSONEncoder wrote (every field, optionals present and absent).
+    @Test func storedRecordsDecodeAsFoundationDecodedThem() throws {
+        let entries = [
+            TokenEntry(idHash: "ab", accessor: "acc", policies: ["default", "p"], meta: ["app": "x"], displayName: "token-x",
+                       creationTime: 1_700_000_000, creationTTL: 3600, expireTime: 1_700_003_600, explicitMaxTTL: 7200,
+                       renewable: true, numUses: 3, path: "auth/token/create", parentHash: "cd", lastRenewal: 1_700_000_100,
+                       identity: "unix:uid:1000"),
+            TokenEntry(idHash: "ef", accessor: "acc2", policies: ["root"], meta: nil, displayName: "root", creationTime: 1,
+                       creationTTL: 0, expireTime: nil, explicitMaxTTL: 0, renewable: false, numUses: 0, path: "auth/token/root",
+                       parentHash: nil, lastRenewal: nil, identity: nil),
+        ]
+        for entry in entries {
+            let stored = [UInt8](try JSONEncoder().encode(entry))
+            #expect(try TokenEntry.decode(stored) == entry)
+        }
+        let metadata = KVMetadata(
+            createdTime: "2026-12-07T08:00:00.000000000Z", updatedTime: "2026-12-07T08:01:00.000000000Z", currentVersion: 3,
+            oldestVersion: 1, maxVersions: 10, casRequired: true, deleteVersionAfter: 60, customMetadata: ["owner": "ops"],
+            versions: [1: .init(createdTime: "a", deletionTime: "", destroyed: true), 3: .init(createdTime: "c", deletionTime: "d", destroyed: false)])
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let stored = [UInt8](try encoder.encode(metadata))
+        #expect([UInt8](try encoder.encode(try KVMetadata.decode(stored))) == stored)
+    }
 }

@@ -71,7 +71,7 @@ public final class KVEngine: Sendable {
 
     private func loadMetadata(_ path: String) async throws -> KVMetadata? {
         guard let bytes = try await barrier.get(metaPath(path)) else { return nil }
-        return try Self.decoder.decode(KVMetadata.self, from: Data(bytes))
+        return try KVMetadata.decode(bytes)
     }
 
     private func loadConfig() async throws -> KVConfig {

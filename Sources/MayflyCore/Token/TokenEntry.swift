@@ -52,3 +52,32 @@ public struct TokenEntry: Sendable, Codable, Equatable {
 
     public var isOrphan: Bool { parentHash == nil }
 }
+
+extension TokenEntry {
+    /// Decodes a stored entry (the JSON `JSONEncoder` wrote) with the hot-path reader, not
+    /// Foundation's decoder: every authenticated request decodes one.
+    static func decode(_ bytes: [UInt8]) throws -> TokenEntry {
+        let json = try JSONValue.parse(bytes)
+        guard case .object(let fields) = json else { throw BarrierError.corrupt("token entry is not an object") }
+        func string(_ key: String) throws -> String {
+            guard let value = fields[key]?.stringValue else { throw BarrierError.corrupt("token entry lacks \(key)") }
+            return value
+        }
+        func int(_ key: String) throws -> Int64 {
+            guard let value = fields[key]?.intValue else { throw BarrierError.corrupt("token entry lacks \(key)") }
+            return value
+        }
+        func optionalInt(_ key: String) -> Int64? { fields[key]?.intValue }
+        func optionalString(_ key: String) -> String? { fields[key]?.stringValue }
+        var meta: [String: String]?
+        if case .object(let object)? = fields["meta"] { meta = object.compactMapValues(\.stringValue) }
+        return TokenEntry(
+            idHash: try string("idHash"), accessor: try string("accessor"),
+            policies: (fields["policies"]?.arrayValue ?? []).compactMap(\.stringValue), meta: meta,
+            displayName: try string("displayName"), creationTime: try int("creationTime"), creationTTL: try int("creationTTL"),
+            expireTime: optionalInt("expireTime"), explicitMaxTTL: try int("explicitMaxTTL"),
+            renewable: fields["renewable"]?.boolValue ?? false, numUses: try int("numUses"), path: try string("path"),
+            parentHash: optionalString("parentHash"), lastRenewal: optionalInt("lastRenewal"),
+            identity: optionalString("identity"))
+    }
+}

@@ -166,7 +166,7 @@ public final class TokenStore: Sendable {
 
     private func entry(idHash: String) async throws -> TokenEntry? {
         guard let bytes = try await barrier.get("token/id/\(idHash)") else { return nil }
-        let entry = try JSONDecoder().decode(TokenEntry.self, from: Data(bytes))
+        let entry = try TokenEntry.decode(bytes)
         // The lookup key is the keyed hash; compare in constant time anyway.
         guard ConstantTime.equals(Array(entry.idHash.utf8), Array(idHash.utf8)) else { return nil }
         if entry.isExpired(at: clock.seconds()) {
@@ -327,7 +327,7 @@ public final class TokenStore: Sendable {
 
     func rawEntry(idHash: String) async throws -> TokenEntry? {
         guard let bytes = try await barrier.get("token/id/\(idHash)") else { return nil }
-        return try JSONDecoder().decode(TokenEntry.self, from: Data(bytes))
+        return try TokenEntry.decode(bytes)
     }
 }
 
