@@ -15,7 +15,8 @@ extension DevModeTests {
         let port: Int
         let socketDirectory: String
         var values: [String: String] = [:]
-        var devUsers: [String] = []
+        /// The dynamic users issued so far, of role dev-readonly and of any role.
+        var devUsers: [String] = [], issuedUsers: [String] = []
         var migratorPassword: String?
 
         init(port: Int, socketDirectory: String) {
@@ -62,6 +63,7 @@ extension DevModeTests {
             let current = try await run.login(user, password, database: "postgres")
             #expect(current == [[user]], "the dev credential logs in")
             run.devUsers.append(user)
+            run.issuedUsers.append(user)
         }),
         ("mayfly lease revoke --prefix database/creds/dev-readonly", { run, _ in
             #expect(!run.devUsers.isEmpty)
@@ -72,6 +74,12 @@ extension DevModeTests {
             let user = try #require(run.values["username"]), password = try #require(run.values["password"])
             let count = try await run.login(user, password, database: "orders", query: "SELECT count(*) FROM orders")
             #expect(count == [["2"]], "an orders-ro credential reads the orders table")
+            run.issuedUsers.append(user)
+        }),
+        ("mayfly revoke --all", { run, output in
+            #expect(output.contains("state: completed"), "\(output)")
+            let left = try await run.existingRoles(run.issuedUsers)
+            #expect(left == [], "revoke --all leaves no dynamic role behind")
         }),
         ("mayfly read database/static-creds/orders-migrator", { run, _ in
             #expect(run.values["username"] == "migrator")
