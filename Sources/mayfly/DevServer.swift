@@ -7,8 +7,8 @@ import MayflyPostgres
 import MayflyServer
 
 /// `mayfly server --dev`: an initialised, unsealed server with its store in a temporary
-/// directory, its socket in `./.mayfly/`, and a throw-away PostgreSQL. Everything is removed
-/// on exit.
+/// directory, its socket in `./.mayfly/`, and a throw-away PostgreSQL with the databases the
+/// README's tour uses. Everything is removed on exit.
 struct DevServer {
     let noPostgres: Bool
     let logLevel: String?
@@ -64,7 +64,9 @@ struct DevServer {
 
                     Mayfly is running in dev mode: for trying things out, never for real secrets.
                     Its store and audit log live in \(root) and are deleted on exit (Ctrl-C).
+                    Paste these lines into another shell to use the `mayfly` CLI:
 
+                        \(Self.pathExport())
                         export MAYFLY_ADDR='unix://\(socketPath)'
                         export MAYFLY_TOKEN='\(result.rootToken)'
 
@@ -77,7 +79,8 @@ struct DevServer {
                     banner += """
 
                         Throw-away PostgreSQL \(database.version) is database "dev"; role "dev-readonly" issues logins
-                        that expire in 15 minutes and can read everything. Fetch one and use it:
+                        that expire in 15 minutes and can read everything. Database "orders" is the README tour's
+                        (table orders, group orders_reader, user migrator, group reporting). Fetch a login and use it:
 
                             mayfly read database/creds/dev-readonly
                             psql 'postgresql://<username>@127.0.0.1:\(database.port)/postgres'   # password from the output
@@ -97,6 +100,16 @@ struct DevServer {
 extension DevServer {
     static let prefix = "mayfly-dev-"
     static let ownerFile = "owner.pid"
+
+    /// The banner's line that puts this `mayfly` on `PATH`: its own directory, absolute.
+    static func pathExport() -> String {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
+        let directory = (executable as NSString).deletingLastPathComponent
+        let plain = directory.allSatisfy { $0.isLetter || $0.isNumber || "/._+-@,".contains($0) }
+        return plain ? "export PATH=\"\(directory):$PATH\""
+            : "export PATH='\(directory.replacingOccurrences(of: "'", with: "'\\''"))':\"$PATH\""
+    }
 
     /// Removes what dev servers that did not exit cleanly (kill -9, a crash) left behind: their
     /// temporary directory and the throw-away PostgreSQL still running in it. A directory is
@@ -190,18 +203,39 @@ struct DevPostgres: Sendable {
     }
 
     /// Creates the broker's admin login (CREATEROLE, not superuser) and a read-only group, and
-    /// declares database "dev" and role "dev-readonly" in the broker.
+    /// declares database "dev" and role "dev-readonly" in the broker. For the README's tour it
+    /// also creates PostgreSQL database `orders` (table `orders`, group `orders_reader`, login
+    /// `migrator` owning the table, group `reporting` for an alternating static role) and
+    /// declares it as database "orders", with the same admin login.
     func configure(_ broker: Broker, rootToken: String) async throws {
         let password = Base64.encodeURLSafeNoPadding(Random.bytes(32))
-        let superuser = try await PGConnection.connect(PGConnectionConfig(
-            host: socketDirectory, port: port, database: "postgres", user: "postgres", sslMode: "disable"))
-        try await superuser.execute("""
-            CREATE ROLE mayfly_admin LOGIN CREATEROLE PASSWORD \(try await superuser.escapeLiteral(SCRAMVerifier.make(password: password)));
+        func superuser(_ database: String) async throws -> PGConnection {
+            try await PGConnection.connect(PGConnectionConfig(
+                host: socketDirectory, port: port, database: database, user: "postgres", sslMode: "disable"))
+        }
+        let postgres = try await superuser("postgres")
+        try await postgres.execute("""
+            CREATE ROLE mayfly_admin LOGIN CREATEROLE PASSWORD \(try await postgres.escapeLiteral(SCRAMVerifier.make(password: password)));
             GRANT pg_signal_backend TO mayfly_admin;
             CREATE ROLE dev_readers NOLOGIN;
             GRANT pg_read_all_data TO dev_readers
             """)
-        await superuser.close()
+        try await postgres.execute("CREATE DATABASE orders")   // not in a transaction: a statement of its own
+        await postgres.close()
+        let orders = try await superuser("orders")
+        // The roles are created by the admin login, so that it may manage them on PostgreSQL 16+ too.
+        try await orders.execute("""
+            SET ROLE mayfly_admin;
+            CREATE ROLE orders_reader NOLOGIN;
+            CREATE ROLE reporting NOLOGIN IN ROLE orders_reader;
+            CREATE ROLE migrator LOGIN;
+            RESET ROLE;
+            CREATE TABLE orders (id integer PRIMARY KEY, item text NOT NULL, placed_at timestamptz NOT NULL DEFAULT now());
+            INSERT INTO orders (id, item) VALUES (1, 'mayfly lure'), (2, 'landing net');
+            ALTER TABLE orders OWNER TO migrator;
+            GRANT SELECT ON orders TO orders_reader
+            """)
+        await orders.close()
         func call(_ path: String, _ data: [String: JSONValue]) async throws {
             _ = try await broker.handle(LogicalRequest(id: "dev-setup", operation: .update, path: path, data: data, token: rootToken))
         }
@@ -211,6 +245,10 @@ struct DevPostgres: Sendable {
         ])
         try await call("database/roles/dev-readonly", [
             "db_name": "dev", "member_of": ["dev_readers"], "default_ttl": "15m", "max_ttl": "1h",
+        ])
+        try await call("database/config/orders", [
+            "connection_url": .string("postgresql://mayfly_admin@127.0.0.1:\(port)/orders?sslmode=disable"),
+            "password": .string(password), "allowed_roles": "*",
         ])
     }
 
