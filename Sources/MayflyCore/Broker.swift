@@ -358,6 +358,9 @@ public final class Broker: Sendable {
     /// `database/`: configs and roles, static roles, credentials and root rotation.
     private func database(_ request: LogicalRequest, _ caller: Caller, relative: String) async throws -> LogicalResponse {
         let (section, name) = KVEngine.split(relative)
+        // Static roles and database configs carry schedules: the job list changes with them.
+        let changesJobs = ["static-roles", "config"].contains(section) && [.update, .delete].contains(request.operation)
+        defer { if changesJobs { scheduledJobs.invalidate() } }
         switch section {
         case "static-roles", "static-creds", "rotate-role":
             return try await staticRoles.handle(request, section: section, name: name, caller: caller)

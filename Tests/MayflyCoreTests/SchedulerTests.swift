@@ -261,3 +261,23 @@ enum CronTestTime {
     static func date(_ text: String) -> Date { Date(timeIntervalSince1970: Timestamp.parse(text)!) }
     static func unix(_ text: String) -> Int64 { Int64(Timestamp.parse(text)!) }
 }
+
+/// The job list follows what is written through the API at once (it was cached for 5 s, so a
+/// static role or a root-rotation schedule just written could not be run or listed yet).
+@Suite struct ScheduledJobListTests {
+    @Test func aScheduleWrittenThroughTheAPIIsAJobAtOnce() async throws {
+        let t = try await TestBroker.make()
+        func jobs() async throws -> [String] {
+            try await t.data(.list, "sys/mayfly/schedule")["keys"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        }
+        #expect(try await !jobs().contains("root-rotation:orders"))
+        _ = try await t.call(.update, "database/config/orders", [
+            "plugin_name": "postgresql-database-plugin", "verify_connection": false, "allowed_roles": "*",
+            "connection_url": "postgresql://admin@127.0.0.1:5432/orders?sslmode=verify-full",
+            "root_rotation_schedule": "0 4 * * 0",
+        ])
+        #expect(try await jobs().contains("root-rotation:orders"))
+        _ = try await t.call(.delete, "database/config/orders")
+        #expect(try await !jobs().contains("root-rotation:orders"))
+    }
+}

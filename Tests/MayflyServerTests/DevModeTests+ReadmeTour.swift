@@ -129,18 +129,7 @@ extension DevModeTests {
             let script = banner.exports.values.sorted().joined(separator: "\n") + "\n" + text
             var env = environment
             env["PGPASSWORD"] = run.values["password"]
-            var (status, output) = try await Self.shell(script, in: directory, environment: env)
-            if status != 0, text.hasPrefix("mayfly schedule "), output.contains("no scheduled job") {
-                // A person reading on takes longer than the 5 s the scheduler caches its job list
-                // (ScheduledJobs.all); the test does not.
-                withKnownIssue("a static role written through the API is a scheduled job only after ScheduledJobs' 5 s cache expires",
-                               isIntermittent: true) { Issue.record("\(command): \(output)") }
-                let deadline = ContinuousClock.now + .seconds(8)
-                while status != 0, ContinuousClock.now < deadline {
-                    try await Task.sleep(for: .milliseconds(500))
-                    (status, output) = try await Self.shell(script, in: directory, environment: env)
-                }
-            }
+            let (status, output) = try await Self.shell(script, in: directory, environment: env)
             try #require(status == 0, "\(command) exited \(status):\n\(output)\n--- dev server:\n\(server.output.suffix(3000))")
             run.values.merge(ReadmeTour.tableValues(in: output)) { $1 }
             for (prefix, check) in Self.tourChecks where text.hasPrefix(prefix) {

@@ -41,6 +41,12 @@ final class ScheduledJobs: Sendable {
         (try? CronSchedule("@every \(min(max(1, seconds), DurationParser.maximum))s")) ?? (try! CronSchedule("@yearly"))
     }
 
+    /// Forgets the cached list (a static role or database config was written or deleted), so
+    /// the next look — `schedule list`, `schedule run` — sees the change at once.
+    func invalidate() {
+        cache.withLock { $0 = nil }
+    }
+
     func all() async -> [ScheduledJob] {
         if let cached = cache.withLock({ $0 }), Date().timeIntervalSince(cached.at) < 5 { return cached.jobs }
         let jobs = await build()
