@@ -106,9 +106,8 @@ import Testing
             createdTime: "2026-12-07T08:00:00.000000000Z", updatedTime: "2026-12-07T08:01:00.000000000Z", currentVersion: 3,
             oldestVersion: 1, maxVersions: 10, casRequired: true, deleteVersionAfter: 60, customMetadata: ["owner": "ops"],
             versions: [1: .init(createdTime: "a", deletionTime: "", destroyed: true), 3: .init(createdTime: "c", deletionTime: "d", destroyed: false)])
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let stored = [UInt8](try encoder.encode(metadata))
-        #expect([UInt8](try encoder.encode(try KVMetadata.decode(stored))) == stored)
+        let stored = [UInt8](try JSONEncoder().encode(metadata))
+        #expect(try KVMetadata.decode(stored) == metadata)
+        #expect(try KVMetadata.decode(stored) == JSONDecoder().decode(KVMetadata.self, from: Data(stored)))
     }
 }

@@ -46,6 +46,11 @@ struct RevocationFaultTests {
         let lastError = try #require(lookup["data"]?["last_error"]?.stringValue)
         #expect(lastError.contains("connection") || lastError.contains("connect"), "the error says why: \(lastError)")
         #expect(!lastError.contains(try cluster.value("MAYFLY_TEST_PG_PASSWORD")), "no secret in the recorded error")
+        // Issue 12, finding 5: a client asking for a credential now is told the database is
+        // unreachable (not "internal error"), and when to try again.
+        let unreachable = try await server.request("GET", "database/creds/app", token: token)
+        #expect(unreachable.status == 502, "\(unreachable.status)")
+        #expect(String(decoding: unreachable.body, as: UTF8.self).contains(#"database \"fragile\" is unreachable"#))
 
         // PostgreSQL comes back; nobody touches Mayfly; the sweeper's retry finishes the job.
         try await cluster.startServer()

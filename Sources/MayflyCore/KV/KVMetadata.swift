@@ -1,6 +1,6 @@
 /// The metadata of one KV v2 secret: its settings and the state of every kept version.
-struct KVMetadata: Codable, Sendable {
-    struct Version: Codable, Sendable {
+struct KVMetadata: Codable, Sendable, Equatable {
+    struct Version: Codable, Sendable, Equatable {
         var createdTime: String
         /// RFC 3339 time at which the version counts as deleted ("" when never).
         var deletionTime: String
