@@ -551,6 +551,7 @@ final class LeaseManager: Sendable {
                 do {
                     let (dropped, closed) = try await self.reconcile(databaseNames: databaseNames, afterRestart: true)
                     logger.info("reconciled after unseal", metadata: ["dropped": "\(dropped)", "closed": "\(closed)"])
+                    MemoryTrim.release()
                 } catch {
                     logger.warning("reconcile after unseal failed; it runs again periodically",
                                    metadata: ["error": "\(String(reflecting: error))"])

@@ -78,6 +78,7 @@ final class ScheduledJobs: Sendable {
                 let (dropped, closed) = try await leases.reconcile(databaseNames: try await databases.configuredNames(),
                                                                    afterRestart: false)
                 try await leases.admission.resync()
+                MemoryTrim.release()
                 return "dropped \(dropped) role(s) without a lease, closed \(closed) lease(s) without a role"
             },
             ScheduledJob(name: "keyring-rewrap", schedule: Self.every(1), jitter: 0, recordEveryRun: false, durable: false,
