@@ -37,12 +37,8 @@ struct JSONReader {
         guard index < bytes.count else { throw Self.malformed }
         switch bytes[index] {
         case UInt8(ascii: "{"):
-            depth += 1
-            guard depth <= maximumDepth else {
-                throw APIError.badRequest("failed to parse JSON input: nested more than \(maximumDepth) levels deep")
-            }
+            try enter(maximumDepth)
             defer { depth -= 1 }
-            index += 1
             var members: [String: JSONValue] = [:]
             skipWhitespace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
@@ -71,12 +67,8 @@ struct JSONReader {
                 return .object(members)
             }
         case UInt8(ascii: "["):
-            depth += 1
-            guard depth <= maximumDepth else {
-                throw APIError.badRequest("failed to parse JSON input: nested more than \(maximumDepth) levels deep")
-            }
+            try enter(maximumDepth)
             defer { depth -= 1 }
-            index += 1
             var items: [JSONValue] = []
             skipWhitespace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
@@ -110,6 +102,15 @@ struct JSONReader {
         default:
             return try number()
         }
+    }
+
+    /// Steps into an object or array (past its opening bracket), one level deeper.
+    private mutating func enter(_ maximumDepth: Int) throws {
+        depth += 1
+        guard depth <= maximumDepth else {
+            throw APIError.badRequest("failed to parse JSON input: nested more than \(maximumDepth) levels deep")
+        }
+        index += 1
     }
 
     private mutating func literal(_ word: StaticString) throws {
