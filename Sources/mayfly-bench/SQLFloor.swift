@@ -2,10 +2,9 @@ import Foundation
 import MayflyCore
 import MayflyCrypto
 
-/// The SQL baselines, sent by one `psql` session over the same TLS connection settings Mayfly
-/// uses: the raw floor (Mayfly's own `CREATE ROLE` + `COMMENT ON ROLE`, one transaction per
-/// credential) and the Vault-default path (plaintext password hashed by PostgreSQL at its
-/// default 4,096 SCRAM iterations, plus the per-user `GRANT` of Vault's documented example).
+/// The SQL floor, sent by one `psql` session over the same TLS connection settings Mayfly
+/// uses: Mayfly's own `CREATE ROLE … IN ROLE group` + `COMMENT ON ROLE`, one transaction per
+/// credential, with a SCRAM verifier computed here at Mayfly's iteration count.
 struct SQLFloor {
     /// libpq conninfo of the admin login, without the password (taken from `PGPASSWORD`).
     var conninfo: String
@@ -16,16 +15,12 @@ struct SQLFloor {
         var description: String
     }
 
-    /// Creates the group role and a few tables the Vault-default path grants on.
+    /// Creates the group role when it is missing.
     func prepare() throws {
         _ = try psql("""
             DO $$ BEGIN
               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '\(group)') THEN CREATE ROLE "\(group)" NOLOGIN; END IF;
             END $$;
-            CREATE TABLE IF NOT EXISTS bench_orders (id bigint PRIMARY KEY, note text);
-            CREATE TABLE IF NOT EXISTS bench_customers (id bigint PRIMARY KEY, name text);
-            CREATE TABLE IF NOT EXISTS bench_invoices (id bigint PRIMARY KEY, total numeric);
-            GRANT SELECT ON bench_orders, bench_customers, bench_invoices TO "\(group)";
             """)
     }
 
@@ -47,70 +42,14 @@ struct SQLFloor {
                 """
         }
         let seconds = try psql(sql)
-        try drop(names, revoke: false)
+        try drop(names)
         return seconds
     }
 
-    /// Seconds for `count` credentials created the Vault-default way.
-    func vaultDefault(count: Int) throws -> Double {
-        let expiration = Timestamp.postgres(Int64(Date().timeIntervalSince1970) + 3600)
-        var names: [String] = []
+    private func drop(_ names: [String]) throws {
         var sql = ""
-        for _ in 0..<count {
-            let name = "v-vault-" + Random.string(count: 20, alphabet: Array("abcdefghijklmnopqrstuvwxyz0123456789"))
-            names.append(name)
-            let password = Base64.encodeURLSafeNoPadding(Random.bytes(32))
-            sql += """
-                CREATE ROLE "\(name)" WITH LOGIN PASSWORD '\(password)' VALID UNTIL '\(expiration)';
-                GRANT SELECT ON ALL TABLES IN SCHEMA public TO "\(name)";
-
-                """
-        }
-        let seconds = try psql(sql)
-        try drop(names, revoke: true)
-        return seconds
-    }
-
-    private func drop(_ names: [String], revoke: Bool) throws {
-        var sql = ""
-        for name in names {
-            if revoke { sql += "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM \"\(name)\";\n" }
-            sql += "DROP ROLE \"\(name)\";\n"
-        }
+        for name in names { sql += "DROP ROLE \"\(name)\";\n" }
         _ = try psql(sql)
-    }
-
-    /// Seconds to revoke `count` credentials the way Vault's PostgreSQL plugin does by default
-    /// (`defaultDeleteUser`): one lease at a time, each statement a round trip — look the role
-    /// up, find its schema grants, REVOKE per schema, on `public` and CONNECT, then DROP ROLE.
-    /// The roles are created first (untimed) with Mayfly's shape. Vault ends no sessions.
-    func vaultRevoke(count: Int) throws -> Double {
-        let expiration = Timestamp.postgres(Int64(Date().timeIntervalSince1970) + 3600)
-        var names: [String] = []
-        var setup = ""
-        for _ in 0..<count {
-            let name = "v-vrev-" + Random.string(count: 20, alphabet: Array("abcdefghijklmnopqrstuvwxyz0123456789"))
-            names.append(name)
-            let verifier = SCRAMVerifier.make(password: Base64.encodeURLSafeNoPadding(Random.bytes(32)), iterations: iterations)
-            setup += "CREATE ROLE \"\(name)\" WITH LOGIN PASSWORD '\(verifier)' VALID UNTIL '\(expiration)' IN ROLE \"\(group)\";\n"
-        }
-        try psql(setup)
-        var sql = ""
-        for name in names {
-            sql += """
-                SELECT exists (SELECT rolname FROM pg_roles WHERE rolname = '\(name)');
-                SELECT DISTINCT table_schema FROM information_schema.role_column_grants WHERE grantee = '\(name)';
-                REVOKE ALL PRIVILEGES ON ALL TABLES IN SCHEMA public FROM "\(name)";
-                REVOKE ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA public FROM "\(name)";
-                REVOKE USAGE ON SCHEMA public FROM "\(name)";
-                SELECT current_database();
-                REVOKE CONNECT ON DATABASE current_database_placeholder FROM "\(name)";
-                DROP ROLE IF EXISTS "\(name)";
-
-                """
-        }
-        let database = try psqlOutput("SELECT current_database()").trimmingCharacters(in: .whitespacesAndNewlines)
-        return try psql(sql.replacingOccurrences(of: "current_database_placeholder", with: "\"\(database)\""))
     }
 
     /// Number of sessions of roles whose name starts with `prefix`.
