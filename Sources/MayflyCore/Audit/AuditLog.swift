@@ -82,7 +82,8 @@ final class AuditLog: Sendable {
         } else if let result {
             entry["response"] = Self.response(result, hasher)
         }
-        try await file.record(.object(entry))
+        // Written before the response is sent; on disk within AuditFile.flushDelay.
+        try await file.record(.object(entry), durable: false)
     }
 
     private static func auth(_ caller: Caller?, _ hasher: AuditHasher) -> JSONValue {
