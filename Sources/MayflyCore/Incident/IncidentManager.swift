@@ -222,28 +222,9 @@ final class IncidentManager: Sendable {
             sweepStarted = Self.now()
             let before = done
             var after: String?
-            paging: while true {
-                let page: [LeaseRecord]
-                do {
-                    page = try await leaseStorage.leases(matching: filter, after: after, limit: LeaseManager.batchSize)
-                } catch {
-                    result.failures.append(IncidentFailure(what: "credentials", database: name, reason: "storage error", retrying: true))
-                    break
-                }
-                guard let last = page.last else { break }
-                after = last.id
-                let now = Self.now()
-                // A revocation already in flight (a request or the sweeper) owns its leases.
-                let due = page.filter { $0.state != .revoking || ($0.nextAttemptAt ?? 0) <= now }
-                guard !due.isEmpty else { continue }
-                let marked: [LeaseRecord]
-                do {
-                    marked = try await leases.markInFlight(due, now: now)
-                } catch {
-                    result.failures.append(IncidentFailure(what: "credentials", database: name, reason: "storage error", retrying: true))
-                    break
-                }
-                let outcome = await leases.revokeLeases(marked)
+            // Takes in one batch's outcome; false when the database is failing (the rest waits
+            // for the next pass).
+            func absorb(_ outcome: LeaseManager.RevocationOutcome) -> Bool {
                 result.sessionsTerminated += outcome.sessionsTerminated
                 done += outcome.revoked
                 result.revoked += outcome.revoked
@@ -252,12 +233,47 @@ final class IncidentManager: Sendable {
                     let reason = failure.split(separator: ":", maxSplits: 1).dropFirst().first
                         .map { String($0).trimmingWhitespace() } ?? failure
                     result.failures.append(IncidentFailure(what: "credentials", database: name, reason: reason, retrying: true))
-                    // The database is failing: the rest waits for the next pass.
-                    if outcome.revoked == 0 { break paging }
+                    if outcome.revoked == 0 { return false }
                 }
                 if done > 0 && done % 1000 < LeaseManager.batchSize {
                     logger.info("incident progress", metadata: ["incident": "\(incident.id)", "database": "\(name)", "revoked": "\(done)"])
                 }
+                return true
+            }
+            // Batches overlap, as in revoke-prefix: the next is read and sent while PostgreSQL
+            // drops the previous one.
+            await withTaskGroup(of: LeaseManager.RevocationOutcome.self) { group in
+                var running = 0
+                paging: while true {
+                    let page: [LeaseRecord]
+                    do {
+                        page = try await leaseStorage.leases(matching: filter, after: after, limit: LeaseManager.batchSize)
+                    } catch {
+                        result.failures.append(IncidentFailure(what: "credentials", database: name, reason: "storage error", retrying: true))
+                        break
+                    }
+                    guard let last = page.last else { break }
+                    after = last.id
+                    let now = Self.now()
+                    // A revocation already in flight (a request or the sweeper) owns its leases.
+                    let due = page.filter { $0.state != .revoking || ($0.nextAttemptAt ?? 0) <= now }
+                    guard !due.isEmpty else { continue }
+                    let marked: [LeaseRecord]
+                    do {
+                        marked = try await leases.markInFlight(due, now: now)
+                    } catch {
+                        result.failures.append(IncidentFailure(what: "credentials", database: name, reason: "storage error", retrying: true))
+                        break
+                    }
+                    if running == LeaseManager.parallelBatches, let outcome = await group.next() {
+                        running -= 1
+                        if !absorb(outcome) { break paging }
+                    }
+                    let leases = leases
+                    group.addTask { await leases.revokeLeases(marked) }
+                    running += 1
+                }
+                for await outcome in group { _ = absorb(outcome) }
             }
             if done == before && sweepStarted <= incident.createdAt { try? await Task.sleep(for: .milliseconds(50)) }
         } while sweepStarted <= incident.createdAt && result.failures.isEmpty

@@ -37,6 +37,8 @@ final class LeaseManager: Sendable {
     static let inFlightGrace: Int64 = 60
     /// Leases revoked per batch and per database.
     static let batchSize = 200
+    /// Batches of one revoke-prefix in flight at once.
+    static let parallelBatches = 2
     private static let lowerAlphanumerics = Array("abcdefghijklmnopqrstuvwxyz0123456789")
     private static let base62 = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
@@ -362,12 +364,23 @@ final class LeaseManager: Sendable {
         let prefix = prefix.hasSuffix("/") ? prefix : prefix + "/"
         var after: String?
         var failures: [String] = []
-        while true {
-            let page = try await leases.liveLeases(prefix: prefix, after: after, limit: Self.batchSize)
-            guard let last = page.last else { break }
-            after = last.id
-            let marked = try await markInFlight(page, now: Self.now())
-            failures += await revokeBatch(marked, force: force)
+        // Batches overlap: while PostgreSQL drops one batch's roles the next is read and sent,
+        // on another admin connection (the pool bounds how many run at once).
+        try await withThrowingTaskGroup(of: [String].self) { group in
+            var running = 0
+            while true {
+                let page = try await leases.liveLeases(prefix: prefix, after: after, limit: Self.batchSize)
+                guard let last = page.last else { break }
+                after = last.id
+                let marked = try await markInFlight(page, now: Self.now())
+                if running == Self.parallelBatches, let done = try await group.next() {
+                    failures += done
+                    running -= 1
+                }
+                group.addTask { await self.revokeBatch(marked, force: force) }
+                running += 1
+            }
+            for try await done in group { failures += done }
         }
         if !failures.isEmpty && !force {
             throw APIError(status: 500, ["failed to revoke \(failures.count) lease(s), retrying: \(failures.prefix(3).joined(separator: "; "))"])
