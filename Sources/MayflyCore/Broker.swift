@@ -189,7 +189,8 @@ public final class Broker: Sendable {
             request.path = try RequestPath.canonical(request.path, operation: request.operation)
             let route = RouteTable.route(request.path, request.operation)
             if let route, route.isPublic { return AuthorizedRequest(request: request, route: route, caller: nil) }
-            guard await !seal.isSealed else { throw APIError.sealed }
+            // The barrier's flag, read without a hop to the seal manager's actor (hot path).
+            guard !barrier.isSealed else { throw APIError.sealed }
             let authenticated = try await authenticate(request)
             caller = authenticated
             guard let route else {
@@ -215,7 +216,7 @@ public final class Broker: Sendable {
     public func perform(_ authorized: AuthorizedRequest) async throws -> LogicalResponse {
         let request = authorized.request
         var audited = false
-        if audit.isEnabled, !Self.unauditedPaths.contains(request.path) { audited = await !seal.isSealed }
+        if audit.isEnabled, !Self.unauditedPaths.contains(request.path) { audited = !barrier.isSealed }
         let caller = audited ? auditCaller(authorized.caller, request) : nil
         if audited { try await recordAudit { try await audit.logRequest(request, caller: caller) } }
         let result: LogicalResponse
@@ -234,7 +235,7 @@ public final class Broker: Sendable {
 
     /// Audits a request refused before it was performed (both lines), when the device is on.
     private func auditRefusal(_ request: LogicalRequest, caller: Caller?, error: APIError) async throws {
-        guard audit.isEnabled, !Self.unauditedPaths.contains(request.path), await !seal.isSealed else { return }
+        guard audit.isEnabled, !Self.unauditedPaths.contains(request.path), !barrier.isSealed else { return }
         let described = auditCaller(caller, request)
         try await recordAudit { try await audit.logRequest(request, caller: described) }
         try await recordAudit { try await audit.logResponse(request, caller: described, result: nil, error: error) }
@@ -276,7 +277,7 @@ public final class Broker: Sendable {
         } catch {
             // A seal that lands while a request runs closes its database pools and wipes its
             // keys under it: the request is answered as sealed, not as an internal error.
-            if !authorized.route.isPublic, await seal.isSealed { throw APIError.sealed }
+            if !authorized.route.isPublic, barrier.isSealed { throw APIError.sealed }
             throw translate(error)
         }
     }

@@ -4,18 +4,19 @@ import Synchronization
 
 /// An append-only JSON-lines file in which every line carries its number (`seq`) and the
 /// SHA-256 of the previous line (`prev`), so `mayfly audit verify` finds an edited, deleted
-/// or reordered line. Lines recorded concurrently are committed together, as the lease rows
-/// are: one `write` (and at most one `fsync`) for every line waiting, on a queue of its own
-/// (never an event-loop thread or the cooperative pool).
+/// or reordered line.
 ///
-/// A durable line (a request, recorded before it is handled) is on disk — written and
-/// `fsync`ed — when `record` returns. A line recorded with `durable: false` (a response,
-/// recorded before it is sent) is written when `record` returns and on disk within
-/// `flushDelay`, with the next durable group, whichever comes first: a crash can lose only
-/// responses of the last moments, never a request that was handled. If a write fails, the
-/// file is cut back to the last complete line, so the chain stays verifiable and no failed
-/// line is half there; every line of that group fails. If a deferred `fsync` fails, every later
-/// line fails (the device fails closed) until the file is reopened.
+/// Group commit, on two queues of its own (never an event-loop thread or the cooperative
+/// pool): lines recorded concurrently are written together with one `write`, and a sync loop
+/// `fsync`s whatever has been written while writing goes on, so one `fsync` covers every line
+/// written before it began. A durable line (a request, recorded before it is handled) is on
+/// disk when `record` returns. A line recorded with `durable: false` (a response, recorded
+/// before it is sent) is written when `record` returns and on disk with the sync loop's next
+/// `fsync`, a moment later: a crash can lose only responses of the last moments, never a
+/// request that was handled. If a write fails, the file is cut back to the last complete line,
+/// so the chain stays verifiable and no failed line is half there; every line of that group
+/// fails. If an `fsync` fails, what was waiting for it fails and so does every later line (the
+/// device fails closed) until the file is reopened.
 public final class AuditFile: Sendable {
     /// `prev` of the first line.
     public static let genesis = Hex.encode(KeyedHash.sha256(Array("mayfly-audit-v1".utf8)))
@@ -24,14 +25,18 @@ public final class AuditFile: Sendable {
         var fd: Int32
         var seq: Int
         var prev: String
+        /// Bytes written (the end of the last complete line).
         var offset: off_t
-        /// Lines written since the last `fsync`.
-        var unsynced = false
-        /// Why the device failed closed (a deferred `fsync` failed), if it did.
+        /// Bytes known to be on disk.
+        var synced: off_t = 0
+        /// Durable lines waiting for the sync loop: the offset that must be on disk, and whom to tell.
+        var syncWaiters: [(end: off_t, continuation: CheckedContinuation<Void, any Error>)] = []
+        var syncing = false
+        /// Why the device failed closed (an `fsync` failed), if it did.
         var broken: String?
     }
 
-    /// A line waiting for the next group commit.
+    /// A line waiting for the next group write.
     private struct Waiting: Sendable {
         let entry: [String: JSONValue]
         let durable: Bool
@@ -43,13 +48,11 @@ public final class AuditFile: Sendable {
         var draining = false
     }
 
-    /// Longest a line recorded with `durable: false` stays written but not yet `fsync`ed.
-    static let flushDelay: DispatchTimeInterval = .milliseconds(20)
-
     public let path: String
     private let state: Mutex<State>
     private let queue = Mutex(Queue())
-    private let writer = DispatchQueue(label: "mayfly.audit.group-commit")
+    private let writer = DispatchQueue(label: "mayfly.audit.write")
+    private let syncer = DispatchQueue(label: "mayfly.audit.sync")
 
     /// Opens (creating with mode 0600) and continues the chain of an existing file.
     public init(path: String) throws {
@@ -82,7 +85,7 @@ public final class AuditFile: Sendable {
             offset = off_t(end)
             if end < bytes.count { _ = ftruncate(fd, offset) }
         }
-        state = Mutex(State(fd: fd, seq: seq, prev: prev, offset: offset))
+        state = Mutex(State(fd: fd, seq: seq, prev: prev, offset: offset, synced: offset))
     }
 
     deinit {
@@ -94,21 +97,24 @@ public final class AuditFile: Sendable {
     public func append(_ entry: JSONValue) throws {
         guard case .object(let members) = entry else { throw AuditError("audit entries are objects") }
         try state.withLock { state in
+            if let broken = state.broken { throw AuditError(broken) }
             let before = state
             try commit([members], &state)
-            do {
-                try sync(&state)
-            } catch {
+            guard fsync(state.fd) == 0 || errno == EINVAL else {
+                let reason = String(cString: strerror(errno))
                 _ = ftruncate(state.fd, before.offset)
-                state = before
-                throw error
+                state.offset = before.offset
+                state.seq = before.seq
+                state.prev = before.prev
+                throw AuditError("fsync of \(path) failed: \(reason)")
             }
+            state.synced = max(state.synced, state.offset)
         }
     }
 
     /// Appends `entry` (an object) with `seq` and `prev` added; returns once it is written —
     /// and with `durable`, on disk — having waited (suspended, no thread blocked) for the group
-    /// commit that wrote it.
+    /// write and, if durable, the `fsync` that covered it.
     public func record(_ entry: JSONValue, durable: Bool = true) async throws {
         guard case .object(let members) = entry else { throw AuditError("audit entries are objects") }
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
@@ -122,7 +128,7 @@ public final class AuditFile: Sendable {
         }
     }
 
-    /// Commits groups until no line is waiting (runs on `writer`).
+    /// Writes groups until no line is waiting (runs on `writer`).
     private func drain() {
         while true {
             let group = queue.withLock { queue -> [Waiting] in
@@ -134,54 +140,60 @@ public final class AuditFile: Sendable {
                 return queue.waiting
             }
             guard !group.isEmpty else { return }
-            let durable = group.contains(where: \.durable)
             do {
-                let deferSync = try state.withLock { state -> Bool in
+                let startSync = try state.withLock { state -> Bool in
                     if let broken = state.broken { throw AuditError(broken) }
-                    let before = state
                     try commit(group.map(\.entry), &state)
-                    if durable {
-                        do {
-                            try sync(&state)
-                        } catch {
-                            // Not on disk: the group is taken back out, the chain is where it was.
-                            _ = ftruncate(state.fd, before.offset)
-                            state = before
-                            throw error
-                        }
-                    }
-                    return !durable
+                    for line in group where line.durable { state.syncWaiters.append((state.offset, line.continuation)) }
+                    guard !state.syncing else { return false }
+                    state.syncing = true
+                    return true
                 }
-                for line in group { line.continuation.resume() }
-                if deferSync { writer.asyncAfter(deadline: .now() + Self.flushDelay) { self.flushDeferred() } }
+                for line in group where !line.durable { line.continuation.resume() }
+                if startSync { syncer.async { self.syncLoop() } }
             } catch {
                 for line in group { line.continuation.resume(throwing: error) }
             }
         }
     }
 
-    /// `fsync`s lines written without it, if no durable group has done so meanwhile.
-    private func flushDeferred() {
-        state.withLock { state in
-            guard state.unsynced, state.broken == nil else { return }
-            do {
-                try sync(&state)
-            } catch {
-                state.broken = "audit file \(path) could not be synced; every request fails until it is reopened: \(error)"
+    /// `fsync`s until everything written is on disk, telling each durable line's waiter once its
+    /// line is (runs on `syncer`, beside the writes).
+    private func syncLoop() {
+        while true {
+            let target: (fd: Int32, end: off_t)? = state.withLock { state in
+                guard state.synced < state.offset, state.broken == nil else {
+                    state.syncing = false
+                    return nil
+                }
+                return (state.fd, state.offset)
+            }
+            guard let target else { return }
+            let ok = fsync(target.fd) == 0 || errno == EINVAL
+            let reason = ok ? "" : String(cString: strerror(errno))
+            let (done, failed) = state.withLock { state -> ([CheckedContinuation<Void, any Error>], [CheckedContinuation<Void, any Error>]) in
+                if ok {
+                    state.synced = max(state.synced, target.end)
+                    let done = state.syncWaiters.filter { $0.end <= target.end }.map(\.continuation)
+                    state.syncWaiters.removeAll { $0.end <= target.end }
+                    return (done, [])
+                }
+                state.broken = "fsync of \(path) failed (\(reason)); every request fails until the audit file is reopened"
+                let failed = state.syncWaiters.map(\.continuation)
+                state.syncWaiters = []
+                state.syncing = false
+                return ([], failed)
+            }
+            for continuation in done { continuation.resume() }
+            if !failed.isEmpty || !ok {
+                for continuation in failed { continuation.resume(throwing: AuditError("fsync of \(path) failed: \(reason)")) }
+                return
             }
         }
     }
 
-    /// `fsync`s what has been written.
-    private func sync(_ state: inout State) throws {
-        guard fsync(state.fd) == 0 || errno == EINVAL else {
-            throw AuditError("fsync of \(path) failed: \(String(cString: strerror(errno)))")
-        }
-        state.unsynced = false
-    }
-
     /// Writes `entries` as consecutive lines with one `write`; on failure nothing of them stays
-    /// in the file and the chain is where it was. (The caller `fsync`s.)
+    /// in the file and the chain is where it was. (Syncing is the caller's.)
     private func commit(_ entries: [[String: JSONValue]], _ state: inout State) throws {
         var seq = state.seq, prev = state.prev
         var bytes: [UInt8] = []
@@ -208,6 +220,5 @@ public final class AuditFile: Sendable {
         state.seq = seq
         state.prev = prev
         state.offset += off_t(bytes.count)
-        state.unsynced = true
     }
 }
