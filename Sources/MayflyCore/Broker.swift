@@ -213,24 +213,52 @@ public final class Broker: Sendable {
 
     /// The second half: audits the request, runs its handler and audits the response. If an
     /// audit line cannot be written the request fails and nothing is served.
+    ///
+    /// The request line is on disk before the request is handled. A pure read (`isPureRead`:
+    /// it changes nothing) is read while its line goes to disk, and nothing of it is returned
+    /// until the line is there: what a client can observe is the same, and the read does not
+    /// wait for the `fsync` twice in a row.
     public func perform(_ authorized: AuthorizedRequest) async throws -> LogicalResponse {
         let request = authorized.request
         var audited = false
         if audit.isEnabled, !Self.unauditedPaths.contains(request.path) { audited = !barrier.isSealed }
         let caller = audited ? auditCaller(authorized.caller, request) : nil
-        if audited { try await recordAudit { try await audit.logRequest(request, caller: caller) } }
+        var requestLine: Task<Void, any Error>?
+        if audited {
+            if Self.isPureRead(authorized) {
+                let audit = audit
+                requestLine = Task { try await audit.logRequest(request, caller: caller) }
+            } else {
+                try await recordAudit { try await audit.logRequest(request, caller: caller) }
+            }
+        }
         let result: LogicalResponse
         do {
             result = try await dispatchTranslated(authorized)
         } catch let error as APIError {
+            if let requestLine { try await recordAudit { try await requestLine.value } }
             if audited { try await recordAudit { try await audit.logResponse(request, caller: caller, result: nil, error: error) } }
             throw error
         }
+        if let requestLine { try await recordAudit { try await requestLine.value } }
         if audited { try await recordAudit { try await audit.logResponse(request, caller: caller, result: result, error: nil) } }
         // Sealing wipes the audit key, so it happens once the response line is written: a seal
         // is on the record, and refused like any request when the record cannot be written.
         if authorized.route.handler == .system, request.path == "sys/seal" { await sealAll() }
         return result
+    }
+
+    /// Requests that change nothing, whatever their answer: KV reads and lists, a token's own
+    /// lookup — not a limited-use token (a use is a write), and not `database/creds` (a read
+    /// that creates a login).
+    static func isPureRead(_ authorized: AuthorizedRequest) -> Bool {
+        guard [.read, .list, .head].contains(authorized.request.operation), (authorized.caller?.entry?.numUses ?? 0) == 0
+        else { return false }
+        switch authorized.route.handler {
+        case .kv: return true
+        case .token: return authorized.request.path == "auth/token/lookup-self"
+        default: return false
+        }
     }
 
     /// Audits a request refused before it was performed (both lines), when the device is on.
