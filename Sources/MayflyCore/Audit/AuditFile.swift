@@ -6,16 +6,16 @@ import Synchronization
 /// SHA-256 of the previous line (`prev`), so `mayfly audit verify` finds an edited, deleted
 /// or reordered line.
 ///
-/// Group commit, on two queues of its own (never an event-loop thread or the cooperative
-/// pool): lines recorded concurrently are written together with one `write`, and a sync loop
-/// `fsync`s whatever has been written while writing goes on, so one `fsync` covers every line
-/// written before it began. A durable line (a request, recorded before it is handled) is on
+/// Group commit: each line is encoded by its caller and appended with one short `write` (to
+/// the page cache) under a lock; a sync loop on a queue of its own (never an event-loop thread
+/// or the cooperative pool) `fsync`s whatever has been written while writing goes on, so one
+/// `fsync` covers every line written before it began. A durable line (a request, recorded before it is handled) is on
 /// disk when `record` returns. A line recorded with `durable: false` (a response, recorded
 /// before it is sent) is written when `record` returns and on disk with the sync loop's next
 /// `fsync`, a moment later: a crash can lose only responses of the last moments, never a
 /// request that was handled. If a write fails, the file is cut back to the last complete line,
-/// so the chain stays verifiable and no failed line is half there; every line of that group
-/// fails. If an `fsync` fails, what was waiting for it fails and so does every later line (the
+/// so the chain stays verifiable and no failed line is half there. Lines carry their keys in
+/// any order, `prev` and `seq` last (the verifier reads them by name). If an `fsync` fails, what was waiting for it fails and so does every later line (the
 /// device fails closed) until the file is reopened.
 public final class AuditFile: Sendable {
     /// `prev` of the first line.
@@ -36,22 +36,8 @@ public final class AuditFile: Sendable {
         var broken: String?
     }
 
-    /// A line waiting for the next group write.
-    private struct Waiting: Sendable {
-        let entry: [String: JSONValue]
-        let durable: Bool
-        let continuation: CheckedContinuation<Void, any Error>
-    }
-
-    private struct Queue {
-        var waiting: [Waiting] = []
-        var draining = false
-    }
-
     public let path: String
     private let state: Mutex<State>
-    private let queue = Mutex(Queue())
-    private let writer = DispatchQueue(label: "mayfly.audit.write")
     private let syncer = DispatchQueue(label: "mayfly.audit.sync")
 
     /// Opens (creating with mode 0600) and continues the chain of an existing file.
@@ -95,11 +81,11 @@ public final class AuditFile: Sendable {
     /// Appends `entry` (an object) with `seq` and `prev` added; durable when it returns.
     /// Blocks the calling thread for the `fsync`: for tools and tests; the server uses `record`.
     public func append(_ entry: JSONValue) throws {
-        guard case .object(let members) = entry else { throw AuditError("audit entries are objects") }
+        let body = try Self.body(entry)
         try state.withLock { state in
             if let broken = state.broken { throw AuditError(broken) }
             let before = state
-            try commit([members], &state)
+            try write(body, &state)
             guard fsync(state.fd) == 0 || errno == EINVAL else {
                 let reason = String(cString: strerror(errno))
                 _ = ftruncate(state.fd, before.offset)
@@ -113,48 +99,49 @@ public final class AuditFile: Sendable {
     }
 
     /// Appends `entry` (an object) with `seq` and `prev` added; returns once it is written —
-    /// and with `durable`, on disk — having waited (suspended, no thread blocked) for the group
-    /// write and, if durable, the `fsync` that covered it.
+    /// and with `durable`, on disk, having waited (suspended, no thread blocked) for the `fsync`
+    /// that covered it.
     public func record(_ entry: JSONValue, durable: Bool = true) async throws {
-        guard case .object(let members) = entry else { throw AuditError("audit entries are objects") }
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let start = queue.withLock { queue -> Bool in
-                queue.waiting.append(Waiting(entry: members, durable: durable, continuation: continuation))
-                if queue.draining { return false }
-                queue.draining = true
-                return true
+        let body = try Self.body(entry)
+        guard durable else {
+            let start = try state.withLock { state -> Bool in
+                if let broken = state.broken { throw AuditError(broken) }
+                try write(body, &state)
+                return startSyncing(&state)
             }
-            if start { writer.async { self.drain() } }
+            if start { syncer.async { self.syncLoop() } }
+            return
+        }
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            do {
+                let start = try state.withLock { state -> Bool in
+                    if let broken = state.broken { throw AuditError(broken) }
+                    try write(body, &state)
+                    state.syncWaiters.append((state.offset, continuation))
+                    return startSyncing(&state)
+                }
+                if start { syncer.async { self.syncLoop() } }
+            } catch {
+                continuation.resume(throwing: error)
+            }
         }
     }
 
-    /// Writes groups until no line is waiting (runs on `writer`).
-    private func drain() {
-        while true {
-            let group = queue.withLock { queue -> [Waiting] in
-                guard !queue.waiting.isEmpty else {
-                    queue.draining = false
-                    return []
-                }
-                defer { queue.waiting.removeAll(keepingCapacity: true) }
-                return queue.waiting
-            }
-            guard !group.isEmpty else { return }
-            do {
-                let startSync = try state.withLock { state -> Bool in
-                    if let broken = state.broken { throw AuditError(broken) }
-                    try commit(group.map(\.entry), &state)
-                    for line in group where line.durable { state.syncWaiters.append((state.offset, line.continuation)) }
-                    guard !state.syncing else { return false }
-                    state.syncing = true
-                    return true
-                }
-                for line in group where !line.durable { line.continuation.resume() }
-                if startSync { syncer.async { self.syncLoop() } }
-            } catch {
-                for line in group { line.continuation.resume(throwing: error) }
-            }
+    /// Whether the caller must start the sync loop (it was not running).
+    private func startSyncing(_ state: inout State) -> Bool {
+        guard !state.syncing else { return false }
+        state.syncing = true
+        return true
+    }
+
+    /// `entry` encoded without its closing brace, ready for `,"prev":…,"seq":…}`.
+    private static func body(_ entry: JSONValue) throws -> [UInt8] {
+        guard case .object(let members) = entry, !members.isEmpty else {
+            throw AuditError("audit entries are non-empty objects")
         }
+        var bytes = JSONValue.object(members).encoded()
+        bytes.removeLast()
+        return bytes
     }
 
     /// `fsync`s until everything written is on disk, telling each durable line's waiter once its
@@ -192,23 +179,21 @@ public final class AuditFile: Sendable {
         }
     }
 
-    /// Writes `entries` as consecutive lines with one `write`; on failure nothing of them stays
-    /// in the file and the chain is where it was. (Syncing is the caller's.)
-    private func commit(_ entries: [[String: JSONValue]], _ state: inout State) throws {
-        var seq = state.seq, prev = state.prev
-        var bytes: [UInt8] = []
-        for var members in entries {
-            seq += 1
-            members["seq"] = .int(Int64(seq))
-            members["prev"] = .string(prev)
-            let line = JSONValue.object(members).encoded()
-            prev = Hex.encode(KeyedHash.sha256(line))
-            bytes.append(contentsOf: line)
-            bytes.append(10)
-        }
+    /// Writes `body` (an encoded object without its closing brace) with `prev` and `seq` added
+    /// as the next line; on failure nothing of it stays in the file and the chain is where it
+    /// was. (Syncing is the caller's.)
+    private func write(_ body: [UInt8], _ state: inout State) throws {
+        var line = body
+        line.append(contentsOf: #","prev":""#.utf8)
+        line.append(contentsOf: state.prev.utf8)
+        line.append(contentsOf: #"","seq":"#.utf8)
+        line.append(contentsOf: String(state.seq + 1).utf8)
+        line.append(UInt8(ascii: "}"))
+        let prev = Hex.encode(KeyedHash.sha256(line))
+        line.append(10)
         var written = 0
-        while written < bytes.count {
-            let result = bytes[written...].withUnsafeBytes { write(state.fd, $0.baseAddress, $0.count) }
+        while written < line.count {
+            let result = line[written...].withUnsafeBytes { Glibc.write(state.fd, $0.baseAddress, $0.count) }
             if result < 0 && errno == EINTR { continue }
             guard result > 0 else {
                 let reason = String(cString: strerror(errno))
@@ -217,8 +202,8 @@ public final class AuditFile: Sendable {
             }
             written += result
         }
-        state.seq = seq
+        state.seq += 1
         state.prev = prev
-        state.offset += off_t(bytes.count)
+        state.offset += off_t(line.count)
     }
 }
