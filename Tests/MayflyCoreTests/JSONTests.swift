@@ -111,3 +111,14 @@ import Testing
         #expect(try KVMetadata.decode(stored) == JSONDecoder().decode(KVMetadata.self, from: Data(stored)))
     }
 }
+
+/// RFC 3339 timestamps as Vault prints them (written by hand since issue 13).
+@Suite struct TimestampTests {
+    @Test func formatsLikeVault() {
+        #expect(Timestamp.rfc3339(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000000000Z")
+        #expect(Timestamp.rfc3339(Date(timeIntervalSince1970: 1_733_562_000.5)) == "2024-12-07T09:00:00.500000000Z")
+        #expect(Timestamp.rfc3339(Date(timeIntervalSince1970: 253_402_300_799)) == "9999-12-31T23:59:59.000000000Z")
+        let now = Date()
+        #expect(Timestamp.parse(Timestamp.rfc3339(now)).map { abs($0 - now.timeIntervalSince1970) < 0.001 } == true)
+    }
+}

@@ -64,17 +64,19 @@ final class AuditLog: Sendable {
 
     func logRequest(_ request: LogicalRequest, caller: Caller?) async throws {
         guard let file, let hasher = hasher.withLock({ $0 }) else { return }
+        let token = request.token.map { JSONValue.string(hasher.hash($0)) } ?? .null
         try await file.record(.object([
             "time": .string(Timestamp.rfc3339(Date())), "type": "request",
-            "auth": Self.auth(caller, hasher), "request": Self.request(request, hasher),
+            "auth": Self.auth(caller, hasher, token: token), "request": Self.request(request, hasher, token: token),
         ]))
     }
 
     func logResponse(_ request: LogicalRequest, caller: Caller?, result: LogicalResponse?, error: APIError?) async throws {
         guard let file, let hasher = hasher.withLock({ $0 }) else { return }
+        let token = request.token.map { JSONValue.string(hasher.hash($0)) } ?? .null
         var entry: [String: JSONValue] = [
             "time": .string(Timestamp.rfc3339(Date())), "type": "response",
-            "auth": Self.auth(caller, hasher), "request": Self.request(request, hasher),
+            "auth": Self.auth(caller, hasher, token: token), "request": Self.request(request, hasher, token: token),
         ]
         if let error {
             entry["error"] = .string(error.messages.joined(separator: "; "))
@@ -82,14 +84,15 @@ final class AuditLog: Sendable {
         } else if let result {
             entry["response"] = Self.response(result, hasher)
         }
-        // Written before the response is sent; on disk within AuditFile.flushDelay.
+        // Written before the response is sent; on disk with the next fsync.
         try await file.record(.object(entry), durable: false)
     }
 
-    private static func auth(_ caller: Caller?, _ hasher: AuditHasher) -> JSONValue {
+    /// `token`: the request's token, HMAC'd once for both places it appears.
+    private static func auth(_ caller: Caller?, _ hasher: AuditHasher, token: JSONValue) -> JSONValue {
         guard let caller else { return .null }
         return [
-            "client_token": caller.token.map { .string(hasher.hash($0)) } ?? .null,
+            "client_token": caller.token == nil ? .null : token,
             "accessor": caller.accessor.map { .string(hasher.hash($0)) } ?? .null,
             "policies": .strings(caller.policies), "token_policies": .strings(caller.policies),
             "display_name": .string(caller.displayName), "token_type": "service",
@@ -97,13 +100,13 @@ final class AuditLog: Sendable {
         ]
     }
 
-    private static func request(_ request: LogicalRequest, _ hasher: AuditHasher) -> JSONValue {
+    private static func request(_ request: LogicalRequest, _ hasher: AuditHasher, token: JSONValue) -> JSONValue {
         [
             "id": .string(request.id), "operation": .string(request.operation.rawValue),
             "path": .string(RequestPath.redacted(request.path, hash: hasher.hash)),
             "data": request.data.isEmpty ? .null : hasher.hashStrings(.object(request.data)),
             "remote_address": .string(request.remoteAddress),
-            "client_token": request.token.map { .string(hasher.hash($0)) } ?? .null,
+            "client_token": token,
             "identity": request.identity.map { .string($0.summary) } ?? .null,
             "mount_type": .string(String(request.path.split(separator: "/").first ?? "")),
         ]

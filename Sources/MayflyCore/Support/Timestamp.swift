@@ -14,12 +14,27 @@ public enum Timestamp {
         var time = time_t(whole)
         var parts = tm()
         gmtime_r(&time, &parts)
-        let nanoText = String(min(nanos, 999_999_999))
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d.%@Z",
-            Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
-            Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec),
-            String(repeating: "0", count: 9 - nanoText.count) + nanoText)
+        // Digits written by hand: this runs for every audit line, and String(format:) is slow.
+        var out: [UInt8] = []
+        out.reserveCapacity(30)
+        func digits(_ value: Int, _ width: Int) {
+            var divisor = 1
+            for _ in 1..<width { divisor *= 10 }
+            var rest = value
+            while divisor > 0 {
+                out.append(UInt8(ascii: "0") + UInt8(rest / divisor % 10))
+                rest %= divisor
+                divisor /= 10
+            }
+        }
+        digits(Int(parts.tm_year) + 1900, 4); out.append(UInt8(ascii: "-"))
+        digits(Int(parts.tm_mon) + 1, 2); out.append(UInt8(ascii: "-"))
+        digits(Int(parts.tm_mday), 2); out.append(UInt8(ascii: "T"))
+        digits(Int(parts.tm_hour), 2); out.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_min), 2); out.append(UInt8(ascii: ":"))
+        digits(Int(parts.tm_sec), 2); out.append(UInt8(ascii: "."))
+        digits(min(nanos, 999_999_999), 9); out.append(UInt8(ascii: "Z"))
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// `2026-01-02 15:04:05+0000`: the `VALID UNTIL` and `{{expiration}}` format.
