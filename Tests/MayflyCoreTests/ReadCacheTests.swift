@@ -29,12 +29,19 @@ import Testing
     @Test func aWriteIsVisibleToTheNextReadWhateverReadsRaceIt() async throws {
         let t = try await TestBroker.make()
         _ = try await t.call(.update, "secret/data/app", ["data": ["n": 0]])
-        // Readers hammer the path, trying to put an old value back into the cache.
+        // Readers hammer the path, trying to put an old value back into the cache. A cached
+        // read need not suspend, so each reader yields after every read: without it, readers
+        // that never give up their thread can starve the writer on a small cooperative pool.
         let stop = ManagedAtomicFlag()
         let readers = Task {
             await withTaskGroup(of: Void.self) { group in
                 for _ in 0..<4 {
-                    group.addTask { while !stop.isSet { _ = try? await t.call(.read, "secret/data/app") } }
+                    group.addTask {
+                        while !stop.isSet {
+                            _ = try? await t.call(.read, "secret/data/app")
+                            await Task.yield()
+                        }
+                    }
                 }
             }
         }
