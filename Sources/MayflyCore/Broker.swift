@@ -225,7 +225,7 @@ public final class Broker: Sendable {
         let caller = audited ? auditCaller(authorized.caller, request) : nil
         var requestLine: Task<Void, any Error>?
         if audited {
-            if Self.isPureRead(authorized) {
+            if Self.isPureRead(authorized) || Self.isIssuance(authorized) {
                 let audit = audit
                 requestLine = Task { try await audit.logRequest(request, caller: caller) }
             } else {
@@ -234,7 +234,8 @@ public final class Broker: Sendable {
         }
         let result: LogicalResponse
         do {
-            result = try await dispatchTranslated(authorized)
+            let gate = requestLine.map(AuditGate.init)
+            result = try await AuditGate.$current.withValue(gate) { try await dispatchTranslated(authorized) }
         } catch let error as APIError {
             if let requestLine { try await recordAudit { try await requestLine.value } }
             if audited { try await recordAudit { try await audit.logResponse(request, caller: caller, result: nil, error: error) } }
@@ -257,8 +258,17 @@ public final class Broker: Sendable {
         switch authorized.route.handler {
         case .kv: return true
         case .token: return authorized.request.path == "auth/token/lookup-self"
+        case .database: return authorized.request.path.hasPrefix("database/static-creds/")
         default: return false
         }
+    }
+
+    /// A credential request: its lease intent (a row only Mayfly sees, closed by reconcile if
+    /// nothing follows) is written while the request line goes to disk; the role is created in
+    /// PostgreSQL only once the line is there (`AuditGate`).
+    static func isIssuance(_ authorized: AuthorizedRequest) -> Bool {
+        authorized.request.operation == .read && authorized.route.handler == .database
+            && authorized.request.path.hasPrefix("database/creds/")
     }
 
     /// Audits a request refused before it was performed (both lines), when the device is on.

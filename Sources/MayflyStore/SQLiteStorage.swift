@@ -54,14 +54,14 @@ public final class SQLiteStorage: Storage {
 
     public func get(_ path: String) async throws -> StoredEntry? {
         try await run { db in
-            try Row.fetchOne(db, sql: "SELECT version, value FROM entries WHERE path = ?", arguments: [path])
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT version, value FROM entries WHERE path = ?"), arguments: [path])
                 .map { StoredEntry(path: path, version: $0[0], value: [UInt8]($0[1] as Data)) }
         }
     }
 
     public func version(of path: String) async throws -> Int64 {
         try await run { db in
-            try Int64.fetchOne(db, sql: "SELECT version FROM entries WHERE path = ?", arguments: [path]) ?? 0
+            try Int64.fetchOne(db.cachedStatement(sql: "SELECT version FROM entries WHERE path = ?"), arguments: [path]) ?? 0
         }
     }
 
@@ -74,20 +74,20 @@ public final class SQLiteStorage: Storage {
                 case .put(let entry, let expected):
                     if let expected {
                         let current = try Int64.fetchOne(
-                            db, sql: "SELECT version FROM entries WHERE path = ?", arguments: [entry.path]) ?? 0
+                            db.cachedStatement(sql: "SELECT version FROM entries WHERE path = ?"), arguments: [entry.path]) ?? 0
                         guard current == expected else {
                             throw StorageError(.conflict, "\(entry.path): expected version \(expected), found \(current)")
                         }
                     }
-                    try db.execute(
+                    try db.cachedStatement(
                         sql: """
                             INSERT INTO entries (path, version, value, updated_at) VALUES (?, ?, ?, ?)
                             ON CONFLICT (path) DO UPDATE SET version = excluded.version,
                                 value = excluded.value, updated_at = excluded.updated_at
-                            """,
-                        arguments: [entry.path, entry.version, Data(entry.value), now])
+                            """
+                    ).execute(arguments: [entry.path, entry.version, Data(entry.value), now])
                 case .delete(let path):
-                    try db.execute(sql: "DELETE FROM entries WHERE path = ?", arguments: [path])
+                    try db.cachedStatement(sql: "DELETE FROM entries WHERE path = ?").execute(arguments: [path])
                 case .deletePrefix(let prefix):
                     try db.execute(
                         sql: "DELETE FROM entries WHERE path >= ? AND substr(path, 1, ?) = ?",
@@ -202,9 +202,9 @@ extension SQLiteStorage: LeaseStorage {
 
     public func insertLease(_ lease: LeaseRecord) async throws {
         try await write { db in
-            try db.execute(
-                sql: "INSERT INTO leases (\(Self.leaseColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                arguments: Self.arguments(lease))
+            try db.cachedStatement(
+                sql: "INSERT INTO leases (\(Self.leaseColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ).execute(arguments: Self.arguments(lease))
         }
     }
 
@@ -219,7 +219,8 @@ extension SQLiteStorage: LeaseStorage {
 
     public func lease(id: String) async throws -> LeaseRecord? {
         try await run { db in
-            try Row.fetchOne(db, sql: "SELECT \(Self.leaseColumns) FROM leases WHERE id = ?", arguments: [id]).map(Self.lease)
+            try Row.fetchOne(db.cachedStatement(sql: "SELECT \(Self.leaseColumns) FROM leases WHERE id = ?"), arguments: [id])
+                .map(Self.lease)
         }
     }
 
@@ -329,7 +330,7 @@ extension SQLiteStorage: LeaseStorage {
 
     public func activateLease(id: String) async throws -> Bool {
         try await write { db in
-            try db.execute(sql: "UPDATE leases SET state = 'active' WHERE id = ? AND state = 'pending'", arguments: [id])
+            try db.cachedStatement(sql: "UPDATE leases SET state = 'active' WHERE id = ? AND state = 'pending'").execute(arguments: [id])
             return db.changesCount > 0
         }
     }
@@ -350,7 +351,7 @@ extension SQLiteStorage: LeaseStorage {
 
     public func liveLeaseCount(identity: String) async throws -> Int {
         try await run { db in
-            try Int.fetchOne(db, sql: "SELECT count(*) FROM leases WHERE identity = ? AND state != 'revoked'",
+            try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM leases WHERE identity = ? AND state != 'revoked'"),
                              arguments: [identity]) ?? 0
         }
     }

@@ -532,4 +532,32 @@ struct DatabaseCredentialTests {
         await admin.close()
         _ = try await first.call(.update, "sys/leases/revoke", ["lease_id": .string(credential.lease)])
     }
+
+    /// A credential request's lease intent is written while its audit line goes to disk, but
+    /// the role is created only once the line is there: when it cannot be written, the request
+    /// fails, no role exists in PostgreSQL and the intent is closed, not left live.
+    @Test func noRoleIsCreatedForARequestWhoseAuditLineFails() async throws {
+        let path = AuditTests.temporaryFile()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let t = try await TestBroker.make { $0.auditPath = path }
+        _ = try await t.call(.update, "database/config/db", try PG.configBody())
+        let role = PG.unique("aud")
+        _ = try await t.call(.update, "database/roles/\(role)", ["db_name": "db", "default_ttl": "60s"])
+        // Audited and working: the credential is issued.
+        let issued = try await Self.issue(t, role: role)
+        let admin = try await PG.admin()
+        defer { Task { await admin.close() } }
+        let prefix = "v-\(role)-"
+        let roles = { try await admin.query("SELECT rolname FROM pg_roles WHERE starts_with(rolname, $1)", [prefix]).compactMap { $0[0] } }
+        #expect(try await roles() == [issued.user])
+
+        try t.broker.audit.reopen(path: "/dev/full")
+        #expect(await t.status(.read, "database/creds/\(role)") == 500)
+        #expect(try await roles() == [issued.user], "no role was created for the unaudited request")
+        let live = try await t.storage.leases(matching: LeaseFilter(roles: [role], states: [.pending, .active]),
+                                              after: nil, limit: 100)
+        #expect(live.map(\.id) == [issued.lease], "the failed request's intent is closed")
+        try t.broker.audit.reopen(path: path)
+        _ = try await t.broker.leases.revokePrefix("database/creds/\(role)/", force: false)
+    }
 }

@@ -117,6 +117,18 @@ final class LeaseManager: Sendable {
         }
         FaultInjection.point("after-lease-write")
         do {
+            // The intent row went to disk beside the request's audit line; nothing outside
+            // Mayfly changes before that line is there too.
+            try await AuditGate.current?.wait()
+        } catch {
+            var closed = lease
+            closed.state = .revoking
+            closed.nextAttemptAt = now
+            closed.lastError = "the request's audit line was not written"
+            try? await leases.updateLease(closed)
+            throw error
+        }
+        do {
             let validUntil = now + ttl + Self.validUntilSkew
             try await databases.pool(database).withSession { session in
                 try session.execute(
