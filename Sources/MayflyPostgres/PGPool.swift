@@ -1,7 +1,13 @@
 import NIOPosix
 
-/// A small bounded pool of connections to one database. At most `maxConnections` are open;
-/// further callers wait in FIFO order. Broken connections are discarded, not reused.
+/// A small bounded pool of connections to one cluster: to its database, and (for revocation's
+/// `REASSIGN OWNED`) to the cluster's other databases. At most `maxConnections` are open,
+/// whatever database they are to; further callers wait in FIFO order. An idle connection is
+/// kept for reuse, and closed to make room when a caller needs a connection to another
+/// database and the pool is full. One to another database is closed after `otherDatabaseIdle`
+/// unused, so that it serves a run of revocation batches but never holds up a `CREATE
+/// DATABASE` from its template or a `DROP DATABASE` (PostgreSQL waits 5 s for other sessions).
+/// Broken connections are discarded, not reused.
 ///
 /// The pool owns one thread per connection for libpq's blocking calls, so that a slow
 /// statement never holds up Swift's cooperative pool or another connection.
@@ -10,7 +16,10 @@ public actor PGPool {
     public private(set) var config: PGConnectionConfig
     public nonisolated let maxConnections: Int
     private let threadPool: NIOThreadPool
-    private var idle: [PGConnection] = []
+    /// Idle connections and the database each is connected to, oldest first.
+    private var idle: [(database: String, connection: PGConnection, since: ContinuousClock.Instant)] = []
+    /// How long an idle connection to another database than `config.database` is kept.
+    public static let otherDatabaseIdle = Duration.seconds(1)
     private var open = 0
     private var waiters: [CheckedContinuation<Void, Never>] = []
     private var closed = false
@@ -20,8 +29,8 @@ public actor PGPool {
     public init(config: PGConnectionConfig, maxConnections: Int) {
         self.config = config
         self.maxConnections = max(1, maxConnections)
-        // One more thread than connections, for the short-lived connections to the cluster's
-        // other databases (`withConnection(toDatabase:)`).
+        // One more thread than connections: a connection being closed to make room for another
+        // may still hold one while its successor connects.
         threadPool = NIOThreadPool(numberOfThreads: self.maxConnections + 1)
         threadPool.start()
     }
@@ -32,15 +41,7 @@ public actor PGPool {
 
     /// Runs `body` with a pooled connection.
     public func withConnection<T: Sendable>(_ body: @Sendable (PGConnection) async throws -> T) async throws -> T {
-        let connection = try await checkout()
-        do {
-            let result = try await body(connection)
-            await checkin(connection)
-            return result
-        } catch {
-            await checkin(connection)
-            throw error
-        }
+        try await withConnection(toDatabase: config.database, body)
     }
 
     /// Runs `body` in one session of a pooled connection (one thread hop for the whole block).
@@ -48,30 +49,18 @@ public actor PGPool {
         try await withConnection { try await $0.withSession(body) }
     }
 
-    /// Runs `body` with a short-lived connection to another database of the same cluster
-    /// (same login and TLS settings), closed afterwards; counts against the pool's limit.
+    /// Runs `body` with a pooled connection to `database` of the same cluster (same login and
+    /// TLS settings); it counts against the pool's limit like any other.
     public func withConnection<T: Sendable>(
         toDatabase database: String, _ body: @Sendable (PGConnection) async throws -> T
     ) async throws -> T {
-        if database == config.database { return try await withConnection(body) }
-        try await reserve()
-        var other = config
-        other.database = database
-        let connection: PGConnection
-        do {
-            connection = try await connect(other)
-        } catch {
-            release()
-            throw error
-        }
+        let connection = try await checkout(database)
         do {
             let result = try await body(connection)
-            await connection.close()
-            release()
+            await checkin(connection, database)
             return result
         } catch {
-            await connection.close()
-            release()
+            await checkin(connection, database)
             throw error
         }
     }
@@ -109,35 +98,28 @@ public actor PGPool {
     /// Number of connections currently open (idle or in use).
     public var openConnections: Int { open }
 
-    private func checkout() async throws -> PGConnection {
+    /// An idle connection to `database`, else a new one: under the limit, or in the room of the
+    /// oldest idle connection to another database (closed for it), else after waiting.
+    private func checkout(_ database: String) async throws -> PGConnection {
         while true {
             guard !closed else { throw PGError(.closed, message: "pool closed") }
-            if let connection = idle.popLast() { return connection }
-            if open < maxConnections {
-                open += 1
+            if let index = idle.lastIndex(where: { $0.database == database }) {
+                return idle.remove(at: index).connection
+            }
+            if open < maxConnections || !idle.isEmpty {
+                if open < maxConnections {
+                    open += 1
+                } else {
+                    await idle.removeFirst().connection.close()
+                }
+                var target = config
+                target.database = database
                 do {
-                    return try await connect(config)
+                    return try await connect(target)
                 } catch {
                     release()
                     throw error
                 }
-            }
-            await withCheckedContinuation { waiters.append($0) }
-        }
-    }
-
-    /// Waits for room under the limit and takes it (without an idle connection).
-    private func reserve() async throws {
-        while true {
-            guard !closed else { throw PGError(.closed, message: "pool closed") }
-            if open < maxConnections {
-                open += 1
-                return
-            }
-            if let connection = idle.popLast() {
-                // Trade an idle connection for the room it holds.
-                await connection.close()
-                return
             }
             await withCheckedContinuation { waiters.append($0) }
         }
@@ -148,9 +130,15 @@ public actor PGPool {
         wakeOne()
     }
 
-    private func checkin(_ connection: PGConnection) async {
+    private func checkin(_ connection: PGConnection, _ database: String) async {
         if !closed, connection.isHealthy {
-            idle.append(connection)
+            idle.append((database, connection, .now))
+            if database != config.database {
+                Task {
+                    try? await Task.sleep(for: Self.otherDatabaseIdle)
+                    await self.closeIdleOtherDatabases()
+                }
+            }
             wakeOne()
         } else {
             await connection.close()
@@ -162,13 +150,26 @@ public actor PGPool {
         if !waiters.isEmpty { waiters.removeFirst().resume() }
     }
 
+    /// Closes the connections to other databases idle for `otherDatabaseIdle` or longer.
+    private func closeIdleOtherDatabases() async {
+        let now = ContinuousClock.now
+        let (stale, kept) = (idle.filter { $0.database != config.database && now - $0.since >= Self.otherDatabaseIdle },
+                             idle.filter { $0.database == config.database || now - $0.since < Self.otherDatabaseIdle })
+        guard !stale.isEmpty else { return }
+        idle = kept
+        for entry in stale {
+            await entry.connection.close()
+            release()
+        }
+    }
+
     /// Closes idle connections; later checkouts fail.
     public func close() async {
         closed = true
         let connections = idle
         idle = []
         open -= connections.count
-        for connection in connections { await connection.close() }
+        for (_, connection, _) in connections { await connection.close() }
         for waiter in waiters { waiter.resume() }
         waiters = []
     }

@@ -119,4 +119,37 @@ struct PGConnectionTests {
         }
         await connection.close()
     }
+
+    /// Revocation visits every database of the cluster for each batch: a connection to another
+    /// database is pooled and reused like the rest, and the pool's limit holds across databases
+    /// (an idle connection to one is closed to make room for another), and one to another
+    /// database is closed soon after its last use.
+    @Test func connectionsToOtherDatabasesAreReusedWithinTheLimit() async throws {
+        let pool = PGPool(config: try TestCluster.config(), maxConnections: 1)
+        let pid = { @Sendable (connection: PGConnection) in try await connection.query("SELECT pg_backend_pid()::text").first?[0] ?? "" }
+        let first = try await pool.withConnection(toDatabase: "postgres", pid)
+        #expect(try await pool.withConnection(toDatabase: "postgres", pid) == first, "the same backend serves the next batch")
+        #expect(try await pool.withConnection(toDatabase: "postgres") { try await $0.query("SELECT current_database()") } == [["postgres"]])
+        // One connection at most: the main database takes the room of the idle one.
+        let main = try await pool.withConnection(pid)
+        #expect(main != first)
+        #expect(await pool.openConnections == 1)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for index in 0..<8 {
+                group.addTask {
+                    let database = index % 2 == 0 ? "postgres" : (TestCluster.environment["MAYFLY_TEST_PG_DB"] ?? "mayfly_test")
+                    let rows = try await pool.withConnection(toDatabase: database) { try await $0.query("SELECT current_database()") }
+                    #expect(rows == [[database]])
+                    #expect(await pool.openConnections <= 1)
+                }
+            }
+            try await group.waitForAll()
+        }
+        // Left idle, a connection to another database goes (it would hold up CREATE DATABASE).
+        _ = try await pool.withConnection(toDatabase: "postgres", pid)
+        #expect(await pool.openConnections == 1)
+        try await Task.sleep(for: PGPool.otherDatabaseIdle + .milliseconds(500))
+        #expect(await pool.openConnections == 0)
+        await pool.close()
+    }
 }
