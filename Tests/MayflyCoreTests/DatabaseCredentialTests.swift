@@ -194,6 +194,32 @@ struct DatabaseCredentialTests {
         #expect(lookup == 400, "a revoked lease is gone")
     }
 
+    /// Revocation visits only the databases where a role owns something or holds a privilege
+    /// (pg_shdepend says which): a login that made nothing is dropped without any REASSIGN
+    /// OWNED, one that made a table in one database is reassigned there and nowhere else.
+    @Test func revocationVisitsOnlyTheDatabasesWhereTheRolesOwnSomething() async throws {
+        let (t, group) = try await Self.setUp()
+        let admin = try await PG.admin()
+        try await admin.execute("GRANT CREATE ON SCHEMA public TO \(group)")
+        await admin.close()
+        let idle = try await Self.issue(t)
+        let maker = try await Self.issue(t)
+        let session = try await PG.login(maker.user, maker.password)
+        try await session.execute("CREATE TABLE \(PG.unique("t_made")) (id int)")
+        await session.close()
+        for credential in [idle, maker] {
+            #expect(await t.status(.update, "sys/leases/revoke", ["lease_id": .string(credential.lease)]) == nil)
+        }
+        let log = try String(contentsOfFile: try PG.value("MAYFLY_TEST_PG_LOG"), encoding: .utf8)
+        let reassigns = log.split(separator: "\n").filter { $0.contains("REASSIGN OWNED BY") }
+        #expect(log.contains("DROP ROLE IF EXISTS \"\(idle.user)\""), "log_statement = all must be logging")
+        #expect(!reassigns.contains { $0.contains(idle.user) }, "nothing to hand over, no database visited")
+        #expect(reassigns.filter { $0.contains(maker.user) }.count == 1, "only the database with its table")
+        let check = try await PG.admin()
+        #expect(try await check.query("SELECT 1 FROM pg_roles WHERE rolname IN ($1, $2)", [idle.user, maker.user]).isEmpty)
+        await check.close()
+    }
+
     @Test func sweeperRevokesExpiredLeases() async throws {
         let (t, _) = try await Self.setUp(ttl: "1s", maxTTL: "1s")
         let credential = try await Self.issue(t)

@@ -3,7 +3,7 @@ import MayflyPostgres
 
 extension DatabaseEngine {
     /// DESIGN.md rule 5: no new logins, sessions ended, owned objects handed over and dropped in
-    /// every connectable database, then the roles dropped. Each step is one multi-statement
+    /// every database that holds any (and that Mayfly can connect to), then the roles dropped. Each step is one multi-statement
     /// batch for all the roles; the whole is idempotent (missing roles are skipped), so a
     /// failed attempt is simply run again. Returns the number of sessions terminated.
     func dropRoles(_ usernames: [String], database: DatabaseConfig, revocationStatements: [String: [String]] = [:])
@@ -24,8 +24,20 @@ extension DatabaseEngine {
             ).first?[0].flatMap { Int($0) } ?? 0
             // Membership lets a CREATEROLE (non-superuser) admin reassign the roles' objects.
             try session.execute("GRANT \(names.joined(separator: ", ")) TO CURRENT_USER")
+            // Only the databases where the roles own something or hold a privilege: pg_shdepend
+            // (a shared catalog) records both for every database of the cluster, and shared
+            // objects (databases, tablespaces) under database 0, which any database can reassign.
+            // A login that made nothing costs no visit at all. Should an object appear after
+            // this (a commit racing the termination), DROP ROLE fails and the batch is retried.
             let databaseNames = try session.query(
-                "SELECT datname FROM pg_database WHERE datallowconn AND has_database_privilege(datname, 'CONNECT') ORDER BY datname"
+                """
+                SELECT DISTINCT CASE WHEN s.dbid = 0 THEN current_database() ELSE d.datname END AS datname
+                FROM pg_shdepend s LEFT JOIN pg_database d ON d.oid = s.dbid
+                WHERE s.refclassid = 'pg_authid'::regclass
+                  AND s.refobjid IN (SELECT oid FROM pg_roles WHERE rolname IN (\(literals)))
+                  AND (s.dbid = 0 OR (d.datallowconn AND has_database_privilege(d.datname, 'CONNECT')))
+                ORDER BY datname
+                """
             ).compactMap { $0[0] }
             return (existing, databaseNames, terminated)
         }
