@@ -82,6 +82,8 @@ public protocol LeaseStorage: Sendable {
     /// Marks the active and pending leases matching `filter` as revoking, due at `now` (pending
     /// ones at `pendingDue`: their issuer may still be creating the role); returns how many.
     func markRevoking(matching filter: LeaseFilter, now: Int64, pendingDue: Int64) async throws -> Int
+    /// Gives back the memory the store's connections cache (after a pass over many rows).
+    func releaseMemory() async
 }
 
 extension LeaseStorage {
@@ -89,4 +91,6 @@ extension LeaseStorage {
     public func updateLease(_ lease: LeaseRecord) async throws {
         try await updateLeases([lease])
     }
+
+    public func releaseMemory() async {}
 }

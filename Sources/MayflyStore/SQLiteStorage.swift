@@ -349,6 +349,17 @@ extension SQLiteStorage: LeaseStorage {
         }
     }
 
+    /// Empties every connection's page cache (SQLite keeps up to 2 MiB per connection).
+    public func releaseMemory() async {
+        let pool = pool
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                pool.releaseMemory()
+                done.resume()
+            }
+        }
+    }
+
     public func liveLeaseCount(identity: String) async throws -> Int {
         try await run { db in
             try Int.fetchOne(db.cachedStatement(sql: "SELECT count(*) FROM leases WHERE identity = ? AND state != 'revoked'"),
