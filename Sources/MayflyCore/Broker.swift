@@ -27,17 +27,20 @@ public final class Broker: Sendable {
     public let policies: PolicyStore
     let loginLimiter: LoginRateLimiter
     let logger: Logger
+    /// The one wall clock of the core: every part reads the time from it.
+    let clock: any WallClock
     /// Policies of transport identities (`bind` stanzas); swapped whole on reload.
     let bindings: Mutex<BindingTable>
     /// The server version reported by `sys/health` and `sys/seal-status`.
     public static let version = "0.1.0"
 
     private init(config: MayflyConfig, storage: any Storage & LeaseStorage, storeID: String, logger: Logger,
-                 clock: any SchedulerClock, leadership: any Leadership) throws
+                 clock: any WallClock, leadership: any Leadership) throws
     {
         self.config = config
         self.storage = storage
         self.logger = logger
+        self.clock = clock
         do {
             bindings = Mutex(try BindingTable(config.bindings))
         } catch {
@@ -46,25 +49,26 @@ public final class Broker: Sendable {
             bindings = Mutex(BindingTable())
         }
         barrier = Barrier(storage: storage)
-        databases = DatabaseEngine(barrier: barrier, logger: logger)
+        databases = DatabaseEngine(barrier: barrier, logger: logger, clock: clock)
         let admission = AdmissionControl(storage: storage, leasesPerIdentity: config.leasesPerIdentity,
-                                         issuesPerIdentityPerMinute: config.issuesPerIdentityPerMinute)
+                                         issuesPerIdentityPerMinute: config.issuesPerIdentityPerMinute, clock: clock)
         let leases = LeaseManager(leases: storage, databases: databases, logger: logger,
-                                  scramIterations: config.scramIterations, storeID: storeID, admission: admission)
+                                  scramIterations: config.scramIterations, storeID: storeID, admission: admission, clock: clock)
         self.leases = leases
         // Revoking a token revokes the leases it obtained (DESIGN.md rule 15).
         tokens = TokenStore(barrier: barrier, defaultTTL: config.defaultLeaseTTL, maxTTL: config.maxLeaseTTL, clock: clock,
                             revokeLeases: { hashes in try await leases.revokeObtained(byTokens: hashes) })
-        kv = KVEngine(mount: "secret", barrier: barrier)
+        kv = KVEngine(mount: "secret", barrier: barrier, clock: clock)
         appRoles = AppRoleEngine(barrier: barrier, tokens: tokens)
-        audit = try AuditLog(path: config.auditPath)
+        audit = try AuditLog(path: config.auditPath, clock: clock)
         policies = try PolicyStore(directory: config.policyDirectory, barrier: barrier)
-        loginLimiter = LoginRateLimiter(limit: config.loginRateLimit)
+        loginLimiter = LoginRateLimiter(limit: config.loginRateLimit, clock: clock)
         staticRoles = StaticRoleManager(barrier: barrier, databases: databases, logger: logger,
                                         scramIterations: config.scramIterations, storeID: storeID, clock: clock)
         rewrapper = KeyRewrapper(barrier: barrier)
         incidents = IncidentManager(barrier: barrier, leaseStorage: storage, leases: leases, databases: databases,
-                                    staticRoles: staticRoles, tokens: tokens, appRoles: appRoles, logger: logger)
+                                    staticRoles: staticRoles, tokens: tokens, appRoles: appRoles, logger: logger,
+                                    clock: clock)
         let databases = databases, logger = logger, policies = policies, audit = audit, barrier = barrier
         let staticRoles = staticRoles, tokens = tokens
         let jobs = ScheduledJobs(config: config, databases: databases, leases: leases, staticRoles: staticRoles,
@@ -105,7 +109,7 @@ public final class Broker: Sendable {
 
     /// Opens a broker over an existing storage (tests use this with their own files).
     public static func open(config: MayflyConfig, storage: any Storage & LeaseStorage, logger: Logger,
-                            clock: any SchedulerClock = SystemClock(), leadership: any Leadership = SingleNodeLeadership())
+                            clock: any WallClock = SystemClock(), leadership: any Leadership = SingleNodeLeadership())
         async throws -> Broker
     {
         let broker = try Broker(config: config, storage: storage, storeID: try await storeID(storage), logger: logger,
@@ -197,7 +201,7 @@ public final class Broker: Sendable {
                 // No handler: say so to a caller whose policies reach the path, deny the rest.
                 let granted = authenticated.acl.capabilities(request.path)
                 if granted.isEmpty || granted.contains(.deny) { throw APIError.permissionDenied }
-                throw APIError(status: 404, ["no handler for route \"\(Self.clip(request.path))\". route entry not found."])
+                throw APIError(status: 404, ["no handler for route \"\(APIError.clip(request.path))\". route entry not found."])
             }
             // The mount preflight answers from the caller's own policies (vault-api.md §2.7).
             if route.handler != .mountPreflight {
@@ -396,7 +400,7 @@ public final class Broker: Sendable {
 
     /// `database/`: configs and roles, static roles, credentials and root rotation.
     private func database(_ request: LogicalRequest, _ caller: Caller, relative: String) async throws -> LogicalResponse {
-        let (section, name) = KVEngine.split(relative)
+        let (section, name) = RequestPath.splitFirst(relative)
         // Static roles and database configs carry schedules: the job list changes with them.
         let changesJobs = ["static-roles", "config"].contains(section) && [.update, .delete].contains(request.operation)
         defer { if changesJobs { scheduledJobs.invalidate() } }
@@ -466,11 +470,11 @@ public final class Broker: Sendable {
         let live = counts.values.reduce(0) { $0 + $1.values.reduce(0, +) }
         if live > 0 {
             throw APIError.badRequest(
-                "database \"\(Broker.clip(name))\" still has \(live) live credential(s): revoke them first (mayfly revoke --database \(Broker.clip(name)) --reason …)")
+                "database \"\(APIError.clip(name))\" still has \(live) live credential(s): revoke them first (mayfly revoke --database \(APIError.clip(name)) --reason …)")
         }
         let users = try await staticRoles.roles(inDatabase: name).map(\.name)
         if !users.isEmpty {
-            throw APIError.badRequest("database \"\(Broker.clip(name))\" is used by static role(s) \(users.sorted().joined(separator: ", ")): delete them first")
+            throw APIError.badRequest("database \"\(APIError.clip(name))\" is used by static role(s) \(users.sorted().joined(separator: ", ")): delete them first")
         }
     }
 
@@ -517,10 +521,6 @@ public final class Broker: Sendable {
         }
     }
 
-    /// A path shortened for error messages.
-    static func clip(_ path: String) -> String {
-        path.count > 200 ? String(path.prefix(200)) + "…" : path
-    }
 }
 
 /// The authenticated caller of a request: a token holder, or a bound transport identity.

@@ -81,7 +81,8 @@ struct AdversarialDatabaseTests {
 
     /// Revoking a token (or its expiry) revokes the credentials it obtained.
     @Test func f09_revokingATokenRevokesItsCredentials() async throws {
-        let (t, _) = try await DatabaseCredentialTests.setUp()
+        let clock = ManualClock(Date())
+        let (t, _) = try await DatabaseCredentialTests.setUp(clock: clock)
         let policy = #"path "database/creds/ro" { capabilities = ["read"] }"#
         let app = try await Self.token(t, policy)
         guard case .envelope(let issued, _) = try await t.call(.read, "database/creds/ro", token: app) else {
@@ -98,7 +99,7 @@ struct AdversarialDatabaseTests {
         guard case .envelope(let second, _) = try await t.call(.read, "database/creds/ro", token: shortLived) else {
             Issue.record("no credential"); return
         }
-        try await Task.sleep(for: .seconds(6))
+        clock.advance(by: 6)
         _ = try await t.call(.update, "sys/mayfly/schedule/token-sweep/run")
         try await Self.waitUntilDropped(t, lease: second.leaseID, username: second.data["username"]?.stringValue ?? "")
     }

@@ -219,7 +219,8 @@ import Testing
     /// A child token is capped by its parent's remaining TTL and dies with it; the token sweep
     /// removes an expired tree that nobody touches again.
     @Test func f08_childTokensNeverOutliveTheirParent() async throws {
-        let t = try await TestBroker.make()
+        let clock = ManualClock(Date())
+        let t = try await TestBroker.make(clock: clock)
         let policy = ["p": #"path "auth/token/*" { capabilities = ["create", "read", "update"] }"#]
         let hourParent = try await Self.token(t, policies: policy, extra: ["ttl": "1h"])
         guard case .envelope(let long, _) = try await t.call(.update, "auth/token/create", ["ttl": "768h", "policies": ["p"]], token: hourParent)
@@ -240,7 +241,7 @@ import Testing
         else { Issue.record("no child"); return }
         #expect(grand.auth["client_token"]?.stringValue != nil)
         let before = try await t.storage.paths(withPrefix: "token/id/", after: nil, limit: 1000).count
-        try await Task.sleep(for: .seconds(6))
+        clock.advance(by: 6)
         #expect(await t.status(.read, "auth/token/lookup-self", token: child) == 403, "the child died with its parent")
         // Nobody uses the second tree again: the sweep revokes it (and its child).
         _ = try await t.call(.update, "sys/mayfly/schedule/token-sweep/run")

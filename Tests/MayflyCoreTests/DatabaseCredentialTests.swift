@@ -58,8 +58,10 @@ enum PG {
 @Suite(.enabled(if: PG.enabled, "needs the test PostgreSQL from scripts/test"), .serialized)
 struct DatabaseCredentialTests {
     /// A broker with database `db` configured and a role `ro` in a fresh group.
-    static func setUp(ttl: String = "60s", maxTTL: String = "120s") async throws -> (TestBroker, group: String) {
-        let t = try await TestBroker.make()
+    static func setUp(ttl: String = "60s", maxTTL: String = "120s", clock: any WallClock = SystemClock()) async throws
+        -> (TestBroker, group: String)
+    {
+        let t = try await TestBroker.make(clock: clock)
         _ = try await t.call(.update, "database/config/db", try PG.configBody())
         let group = PG.unique("mf_readers")
         let admin = try await PG.admin()
@@ -221,9 +223,10 @@ struct DatabaseCredentialTests {
     }
 
     @Test func sweeperRevokesExpiredLeases() async throws {
-        let (t, _) = try await Self.setUp(ttl: "1s", maxTTL: "1s")
+        let clock = ManualClock(Date())
+        let (t, _) = try await Self.setUp(ttl: "1s", maxTTL: "1s", clock: clock)
         let credential = try await Self.issue(t)
-        try await Task.sleep(for: .milliseconds(2100))
+        clock.advance(by: 2)
         #expect(try await t.broker.leases.sweep() >= 1)
         let admin = try await PG.admin()
         #expect(try await admin.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [credential.user]).isEmpty)

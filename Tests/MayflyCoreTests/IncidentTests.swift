@@ -16,7 +16,7 @@ struct IncidentFixture {
     /// PostgreSQL database names of Mayfly databases `one` and `two`.
     let pgDatabases: [String: String]
 
-    static func make(seal: SealMode = .shamir, clock: any SchedulerClock = SystemClock(),
+    static func make(seal: SealMode = .shamir, clock: any WallClock = SystemClock(),
                      configure: (inout MayflyConfig) -> Void = { _ in }) async throws -> IncidentFixture
     {
         let t = try await TestBroker.make(seal: seal, clock: clock, configure: configure)

@@ -18,7 +18,7 @@ struct TestBroker {
     }
 
     static func make(seal: SealMode = .shamir, shares: Int = 3, threshold: Int = 2, logger: Logger? = nil,
-                     clock: any SchedulerClock = SystemClock(),
+                     clock: any WallClock = SystemClock(),
                      configure: (inout MayflyConfig) -> Void = { _ in }) async throws -> TestBroker
     {
         let directory = temporaryDirectory()

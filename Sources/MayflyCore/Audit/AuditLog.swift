@@ -11,8 +11,12 @@ final class AuditLog: Sendable {
     private let hasher = Mutex<AuditHasher?>(nil)
     static let keyPath = "audit/file/hmac-key"
 
-    init(path: String?) throws {
+    /// The wall clock of the lines' `time` (the broker's).
+    private let clock: any WallClock
+
+    init(path: String?, clock: any WallClock = SystemClock()) throws {
         current = Mutex(try path.map { try AuditFile(path: $0) })
+        self.clock = clock
     }
 
     var file: AuditFile? { current.withLock { $0 } }
@@ -66,7 +70,7 @@ final class AuditLog: Sendable {
         guard let file, let hasher = hasher.withLock({ $0 }) else { return }
         let token = request.token.map { JSONValue.string(hasher.hash($0)) } ?? .null
         try await file.record(.object([
-            "time": .string(Timestamp.rfc3339(Date())), "type": "request",
+            "time": .string(Timestamp.rfc3339(clock.now())), "type": "request",
             "auth": Self.auth(caller, hasher, token: token), "request": Self.request(request, hasher, token: token),
         ]))
     }
@@ -75,7 +79,7 @@ final class AuditLog: Sendable {
         guard let file, let hasher = hasher.withLock({ $0 }) else { return }
         let token = request.token.map { JSONValue.string(hasher.hash($0)) } ?? .null
         var entry: [String: JSONValue] = [
-            "time": .string(Timestamp.rfc3339(Date())), "type": "response",
+            "time": .string(Timestamp.rfc3339(clock.now())), "type": "response",
             "auth": Self.auth(caller, hasher, token: token), "request": Self.request(request, hasher, token: token),
         ]
         if let error {

@@ -50,7 +50,7 @@ final class AppRoleEngine: Sendable {
             return .envelope(Envelope(data: ["keys": .strings(names)]))
         case ("role", _) where parts.count >= 2:
             let name = parts[1]
-            try DatabaseEngine.validateName(name, kind: "role")
+            try Names.validate(name, kind: "role")
             let rest = Array(parts.dropFirst(2))
             switch (rest.joined(separator: "/"), request.operation) {
             case ("", .read): return try await readRole(name)
@@ -195,7 +195,7 @@ final class AppRoleEngine: Sendable {
         let role = try await role(name)
         let secretID = UUID().uuidString.lowercased() + "-" + Random.string(count: 12, alphabet: Array("abcdefghijklmnopqrstuvwxyz0123456789"))
         let accessor = UUID().uuidString.lowercased()
-        let now = Int64(Date().timeIntervalSince1970)
+        let now = tokens.clock.seconds()
         let ttl = try DurationParser.seconds(data["ttl"], field: "ttl") ?? role.secretIDTTL
         let uses = try Self.integer(data["num_uses"], field: "num_uses") ?? role.secretIDNumUses
         var metadata: [String: String] = [:]
@@ -310,7 +310,7 @@ final class AppRoleEngine: Sendable {
                 guard let bytes = try await barrier.get(path) else { return nil }
                 var entry = try JSONDecoder().decode(SecretIDEntry.self, from: Data(bytes))
                 let accessorPath = Self.prefix + "accessor/\(name)/\(entry.accessor)"
-                if let expiry = entry.expirationTime, expiry <= Int64(Date().timeIntervalSince1970) {
+                if let expiry = entry.expirationTime, expiry <= tokens.clock.seconds() {
                     try await barrier.commit([.delete(path: path), .delete(path: accessorPath)])
                     return nil
                 }

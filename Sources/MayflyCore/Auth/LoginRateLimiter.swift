@@ -15,13 +15,17 @@ final class LoginRateLimiter: Sendable {
     private static let window: Int64 = 60
 
     /// `limit` attempts per source per minute; 0 disables the limit.
-    init(limit: Int) {
+    private let clock: any WallClock
+
+    init(limit: Int, clock: any WallClock = SystemClock()) {
         self.limit = limit
+        self.clock = clock
     }
 
     /// Counts one attempt from `source`; throws 429 once the source is over its limit.
-    func attempt(source: String, now: Int64 = Int64(Date().timeIntervalSince1970)) throws {
+    func attempt(source: String, now: Int64? = nil) throws {
         guard limit > 0 else { return }
+        let now = now ?? clock.seconds()
         let retryAfter: Int64? = windows.withLock { windows in
             if windows.count > 10_000 {
                 windows = windows.filter { now - $0.value.start < Self.window }

@@ -19,14 +19,14 @@ final class Keyring: Sendable {
         self.activeTerm = terms.map(\.number).max() ?? 0
     }
 
-    /// A keyring with one fresh random term.
-    static func generate() -> Keyring {
-        Keyring(terms: [Term(number: 1, key: SecureBytes.random(count: AEAD.keyLength), installTime: Date())])
+    /// A keyring with one fresh random term, installed at `now`.
+    static func generate(now: Date) -> Keyring {
+        Keyring(terms: [Term(number: 1, key: SecureBytes.random(count: AEAD.keyLength), installTime: now)])
     }
 
-    /// This keyring plus a new random term.
-    func rotated() -> Keyring {
-        let next = Term(number: activeTerm + 1, key: SecureBytes.random(count: AEAD.keyLength), installTime: Date())
+    /// This keyring plus a new random term, installed at `now`.
+    func rotated(now: Date) -> Keyring {
+        let next = Term(number: activeTerm + 1, key: SecureBytes.random(count: AEAD.keyLength), installTime: now)
         return Keyring(terms: Array(terms.values) + [next])
     }
 

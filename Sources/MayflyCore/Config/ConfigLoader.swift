@@ -342,7 +342,7 @@ public enum ConfigLoader {
 
         func checkName(_ name: String, _ kind: String, _ line: Int) throws(ConfigError) {
             do {
-                try DatabaseEngine.validateName(name, kind: kind)
+                try Names.validate(name, kind: kind)
             } catch {
                 throw fail(line, (error as? APIError)?.messages.first ?? "invalid \(kind) name")
             }

@@ -23,7 +23,7 @@ enum CustomStatements {
     /// The 403 for `field` written without sudo on `path`.
     static func denied(field: String, path: String) -> APIError {
         APIError(status: 403, [
-            "permission denied: \(field) is custom SQL run as the broker's admin login; writing it needs sudo on \(Broker.clip(path))"
+            "permission denied: \(field) is custom SQL run as the broker's admin login; writing it needs sudo on \(APIError.clip(path))"
         ])
     }
 }

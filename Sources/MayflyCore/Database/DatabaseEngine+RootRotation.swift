@@ -16,14 +16,15 @@ extension DatabaseEngine {
     }
 
     /// Changes the admin password of database `name`; returns when the new one is stored.
-    func rotateRoot(_ name: String, now: Int64 = Int64(Date().timeIntervalSince1970)) async throws {
-        try Self.validateName(name, kind: "database")
+    func rotateRoot(_ name: String, now: Int64? = nil) async throws {
+        let now = now ?? clock.seconds()
+        try Names.validate(name, kind: "database")
         guard let initial = try await config(name) else {
-            throw APIError.badRequest("database \"\(Broker.clip(name))\" is not configured")
+            throw APIError.badRequest("database \"\(APIError.clip(name))\" is not configured")
         }
         try await rootLocks.withLock(Self.loginKey(initial)) {
             guard var config = try await self.config(name) else {
-                throw APIError.badRequest("database \"\(Broker.clip(name))\" is not configured")
+                throw APIError.badRequest("database \"\(APIError.clip(name))\" is not configured")
             }
             if config.pendingPassword == nil {
                 config.pendingPassword = Base64.encodeURLSafeNoPadding(Random.bytes(32))
@@ -38,7 +39,7 @@ extension DatabaseEngine {
         guard let initial = try await config(name), initial.pendingPassword != nil else { return }
         try await rootLocks.withLock(Self.loginKey(initial)) {
             guard let config = try await self.config(name), config.pendingPassword != nil else { return }
-            try await self.finishRootRotation(config, now: Int64(Date().timeIntervalSince1970))
+            try await self.finishRootRotation(config, now: self.clock.seconds())
             self.logger.notice("finished an interrupted root rotation", metadata: ["database": "\(name)"])
         }
     }

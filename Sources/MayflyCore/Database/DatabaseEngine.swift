@@ -17,7 +17,11 @@ final class DatabaseEngine: Sendable {
     private let verifiedGroups = Mutex<[String: (key: String, at: Int64)]>([:])
     static let pluginName = "postgresql-database-plugin"
 
-    init(barrier: Barrier, logger: Logger) {
+    /// The wall clock (the broker's).
+    let clock: any WallClock
+
+    init(barrier: Barrier, logger: Logger, clock: any WallClock = SystemClock()) {
+        self.clock = clock
         self.barrier = barrier
         self.logger = logger
     }
@@ -28,7 +32,7 @@ final class DatabaseEngine: Sendable {
     /// string at NUL, so `u\0x` would name role `u`). Quoting happens where it is used.
     static func validateIdentifier(_ name: String, field: String) throws {
         guard !name.isEmpty, name.utf8.count <= 63, !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
-        else { throw APIError.badRequest("\(field) \"\(Broker.clip(name))\" is not a valid role name (1-63 bytes, no control characters)") }
+        else { throw APIError.badRequest("\(field) \"\(APIError.clip(name))\" is not a valid role name (1-63 bytes, no control characters)") }
     }
 
     /// PostgreSQL's predefined roles with power over the server's operating system or other
@@ -90,7 +94,7 @@ final class DatabaseEngine: Sendable {
 
     /// Remembers that `role`'s groups just passed `checkGroups`.
     func groupsVerified(_ role: DatabaseRole) {
-        let now = Int64(Date().timeIntervalSince1970)
+        let now = clock.seconds()
         verifiedGroups.withLock { $0[role.name] = (Self.groupKey(role), now) }
     }
 
@@ -99,7 +103,7 @@ final class DatabaseEngine: Sendable {
     /// whose group a DBA has since made privileged, issues nothing with OS or cross-session power.
     func ensureGroupsChecked(_ role: DatabaseRole, database: DatabaseConfig) async throws {
         guard !role.memberOf.isEmpty else { return }
-        let key = Self.groupKey(role), now = Int64(Date().timeIntervalSince1970)
+        let key = Self.groupKey(role), now = clock.seconds()
         if let checked = verifiedGroups.withLock({ $0[role.name] }), checked.key == key,
             now - checked.at < Self.groupCheckInterval
         {
@@ -109,13 +113,6 @@ final class DatabaseEngine: Sendable {
         verifiedGroups.withLock { $0[role.name] = (key, now) }
     }
 
-    static func validateName(_ name: String, kind: String) throws {
-        let allowed = name.unicodeScalars.allSatisfy { $0.properties.isASCIIHexDigit || ("a"..."z").contains($0)
-            || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" || $0 == "." }
-        guard !name.isEmpty, name.utf8.count <= 63, allowed, name.first != "." else {
-            throw APIError.badRequest("invalid \(kind) name \"\(Broker.clip(name))\": use 1-63 letters, digits, '-', '_' or '.'")
-        }
-    }
 
     static func strings(_ value: JSONValue?, field: String) throws -> [String]? {
         guard let value, !value.isNull else { return nil }
@@ -206,7 +203,7 @@ final class DatabaseEngine: Sendable {
             let (cached, generation) = pools.withLock { ($0.pools[config.name], $0.generation[config.name, default: 0]) }
             if let cached { return cached }
             guard let current = try await self.config(config.name) else {
-                throw APIError.badRequest("database \"\(Broker.clip(config.name))\" is not configured")
+                throw APIError.badRequest("database \"\(APIError.clip(config.name))\" is not configured")
             }
             let candidate = PGPool(config: try Self.connectionConfig(current), maxConnections: current.maxConnections)
             let kept: PGPool? = pools.withLock { state in
@@ -271,7 +268,7 @@ final class DatabaseEngine: Sendable {
     /// The answer when database `name` cannot be reached: 502 with a message that says so (no
     /// connection details), and a hint to retry.
     static func unreachable(_ name: String, _ error: any Error) -> APIError {
-        APIError(status: 502, ["database \"\(Broker.clip(name))\" is unreachable; try again later"],
+        APIError(status: 502, ["database \"\(APIError.clip(name))\" is unreachable; try again later"],
                  detail: String(reflecting: error), retryAfter: 5)
     }
 
@@ -331,7 +328,7 @@ final class DatabaseEngine: Sendable {
     /// `database/config`, `database/roles`, `database/reset`: `relativePath` is the canonical
     /// path below `database/` (a list ends in `/`; nothing else does).
     func handle(_ request: LogicalRequest, relativePath: String, caller: Caller) async throws -> LogicalResponse {
-        let (section, name) = KVEngine.split(relativePath)
+        let (section, name) = RequestPath.splitFirst(relativePath)
         switch (section, request.operation) {
         case ("config", .list) where name.isEmpty: return try await list("database/config/")
         case ("roles", .list) where name.isEmpty: return try await list("database/roles/")
@@ -348,7 +345,7 @@ final class DatabaseEngine: Sendable {
             return try await writeRole(name, request.data, sudo: caller.acl.hasSudo(on: request.path))
         case ("roles", .delete): return try await deleteRole(name)
         case ("reset", .update):
-            try Self.validateName(name, kind: "database")
+            try Names.validate(name, kind: "database")
             await dropPool(name)
             return .noContent
         case ("config", _), ("roles", _), ("reset", _): throw APIError.unsupportedOperation
@@ -363,7 +360,7 @@ final class DatabaseEngine: Sendable {
     }
 
     private func readConfig(_ name: String) async throws -> LogicalResponse {
-        try Self.validateName(name, kind: "database")
+        try Names.validate(name, kind: "database")
         guard let config = try await config(name) else { throw APIError.notFound }
         let user = (try? PGConnectionConfig.parse(url: config.connectionURL).user) ?? ""
         return .envelope(Envelope(data: [
@@ -383,7 +380,7 @@ final class DatabaseEngine: Sendable {
     }
 
     private func writeConfig(_ name: String, _ data: [String: JSONValue]) async throws -> LogicalResponse {
-        try Self.validateName(name, kind: "database")
+        try Names.validate(name, kind: "database")
         if let plugin = data["plugin_name"]?.stringValue, plugin != Self.pluginName {
             throw APIError.badRequest("plugin_name must be \"\(Self.pluginName)\": Mayfly manages PostgreSQL only")
         }
@@ -435,7 +432,7 @@ final class DatabaseEngine: Sendable {
                 await test.close()
                 // Every revocation hands objects to this role: a missing one would fail them all.
                 guard ownerExists else {
-                    throw APIError.badRequest("owner_on_revoke \"\(Broker.clip(owner))\" does not exist in the database")
+                    throw APIError.badRequest("owner_on_revoke \"\(APIError.clip(owner))\" does not exist in the database")
                 }
             } catch let error as APIError {
                 throw error
@@ -450,14 +447,14 @@ final class DatabaseEngine: Sendable {
     }
 
     private func deleteConfig(_ name: String) async throws -> LogicalResponse {
-        try Self.validateName(name, kind: "database")
+        try Names.validate(name, kind: "database")
         try await barrier.delete("database/config/\(name)")
         await dropPool(name)
         return .noContent
     }
 
     private func readRole(_ name: String) async throws -> LogicalResponse {
-        try Self.validateName(name, kind: "role")
+        try Names.validate(name, kind: "role")
         guard let role = try await role(name) else { throw APIError.notFound }
         return .envelope(Envelope(data: [
             "db_name": .string(role.database), "creation_statements": .strings(role.creationStatements),
@@ -472,7 +469,7 @@ final class DatabaseEngine: Sendable {
     /// `sudo`: whether the writer holds sudo on the role's path (custom SQL needs it; see
     /// `CustomStatements`).
     private func writeRole(_ name: String, _ data: [String: JSONValue], sudo: Bool) async throws -> LogicalResponse {
-        try Self.validateName(name, kind: "role")
+        try Names.validate(name, kind: "role")
         let existing = try await role(name)
         guard let databaseName = data["db_name"]?.stringValue ?? existing?.database else {
             throw APIError.badRequest("db_name is required")
@@ -482,7 +479,7 @@ final class DatabaseEngine: Sendable {
             throw CustomStatements.denied(field: "db_name of a role with custom statements", path: "database/roles/\(name)")
         }
         guard let database = try await config(databaseName) else {
-            throw APIError.badRequest("database \"\(Broker.clip(databaseName))\" is not configured")
+            throw APIError.badRequest("database \"\(APIError.clip(databaseName))\" is not configured")
         }
         let defaultTTL = try DurationParser.seconds(data["default_ttl"], field: "default_ttl") ?? existing?.defaultTTL ?? 3600
         let maxTTL = try DurationParser.seconds(data["max_ttl"], field: "max_ttl") ?? existing?.maxTTL ?? 86400
@@ -525,7 +522,7 @@ final class DatabaseEngine: Sendable {
     }
 
     private func deleteRole(_ name: String) async throws -> LogicalResponse {
-        try Self.validateName(name, kind: "role")
+        try Names.validate(name, kind: "role")
         try await barrier.delete("database/roles/\(name)")
         return .noContent
     }

@@ -17,14 +17,14 @@ final class StaticRoleManager: Sendable {
     private let storeID: String
     private let locks = KeyedLock()
     /// The time rotations are stamped with (the scheduler's clock).
-    let clock: any SchedulerClock
+    let clock: any WallClock
     static let definitions = "database/static-roles/"
     static let states = "database/static-state/"
     /// Vault's lower bound on `rotation_period`.
     static let minimumPeriod: Int64 = 5
 
     init(barrier: Barrier, databases: DatabaseEngine, logger: Logger, scramIterations: Int, storeID: String,
-         clock: any SchedulerClock = SystemClock())
+         clock: any WallClock = SystemClock())
     {
         self.clock = clock
         self.barrier = barrier
@@ -104,7 +104,7 @@ final class StaticRoleManager: Sendable {
         case ("static-roles", .delete): return try await delete(name)
         case ("static-creds", .read): return try await credentials(name)
         case ("rotate-role", .update):
-            try DatabaseEngine.validateName(name, kind: "static role")
+            try Names.validate(name, kind: "static role")
             guard try await definition(name) != nil else { throw APIError.badRequest("unknown static role \"\(name)\"") }
             try await rotate(name)
             return .noContent
@@ -113,7 +113,7 @@ final class StaticRoleManager: Sendable {
     }
 
     private func read(_ name: String) async throws -> LogicalResponse {
-        try DatabaseEngine.validateName(name, kind: "static role")
+        try Names.validate(name, kind: "static role")
         guard let role = try await definition(name) else { throw APIError.notFound }
         let state = try await state(name)
         var data: [String: JSONValue] = [
@@ -133,9 +133,9 @@ final class StaticRoleManager: Sendable {
     }
 
     private func credentials(_ name: String) async throws -> LogicalResponse {
-        try DatabaseEngine.validateName(name, kind: "static role")
+        try Names.validate(name, kind: "static role")
         guard let role = try await definition(name), let state = try await state(name) else {
-            throw APIError.badRequest("unknown static role \"\(Broker.clip(name))\"")
+            throw APIError.badRequest("unknown static role \"\(APIError.clip(name))\"")
         }
         let now = self.now()
         var data: [String: JSONValue] = [
@@ -156,7 +156,7 @@ final class StaticRoleManager: Sendable {
     /// dynamic credentials (sessions ended, objects handed over, dropped) before the definition
     /// goes, so a failure leaves the role in place to delete again.
     private func delete(_ name: String) async throws -> LogicalResponse {
-        try DatabaseEngine.validateName(name, kind: "static role")
+        try Names.validate(name, kind: "static role")
         try await locks.withLock(name) {
             if let role = try await self.definition(name), role.strategy == .alternating,
                let database = try await self.databases.config(role.database)
@@ -195,14 +195,14 @@ final class StaticRoleManager: Sendable {
     // MARK: Create
 
     private func write(_ name: String, _ data: [String: JSONValue]) async throws -> LogicalResponse {
-        try DatabaseEngine.validateName(name, kind: "static role")
+        try Names.validate(name, kind: "static role")
         let existing = try await definition(name)
         let known: Set<String> = [
             "db_name", "username", "rotation_statements", "rotation_period", "rotation_schedule", "rotation_window",
             "strategy", "member_of", "time_zone", "credential_type", "self_managed_password", "skip_import_rotation",
         ]
         if let unknown = data.keys.sorted().first(where: { !known.contains($0) }) {
-            throw APIError.badRequest("unknown field \"\(Broker.clip(unknown))\"")
+            throw APIError.badRequest("unknown field \"\(APIError.clip(unknown))\"")
         }
         guard let databaseName = data["db_name"]?.stringValue ?? existing?.database else {
             throw APIError.badRequest("db_name is required")
@@ -239,7 +239,7 @@ final class StaticRoleManager: Sendable {
     func create(_ role: StaticRole) async throws {
         try Self.validate(role)
         guard let database = try await databases.config(role.database) else {
-            throw APIError.badRequest("database \"\(Broker.clip(role.database))\" is not configured")
+            throw APIError.badRequest("database \"\(APIError.clip(role.database))\" is not configured")
         }
         let isNew = try await definition(role.name) == nil
         try await prepareUsers(role, database: database)

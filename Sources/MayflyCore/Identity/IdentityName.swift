@@ -14,15 +14,15 @@ enum IdentityName {
             guard parts.count == 3, !parts[2].isEmpty else { throw invalid(text) }
             switch parts[1] {
             case "uid":
-                guard UInt32(parts[2]) != nil else { throw APIError.badRequest("identity \(Broker.clip(text)): uid must be a number") }
+                guard UInt32(parts[2]) != nil else { throw APIError.badRequest("identity \(APIError.clip(text)): uid must be a number") }
                 return text
             case "user":
                 guard let uid = uid(ofUser: parts[2]) else {
-                    throw APIError.badRequest("identity \(Broker.clip(text)): no such user \"\(Broker.clip(parts[2]))\"")
+                    throw APIError.badRequest("identity \(APIError.clip(text)): no such user \"\(APIError.clip(parts[2]))\"")
                 }
                 return "unix:uid:\(uid)"
             default:
-                throw APIError.badRequest("identity \(Broker.clip(text)): use unix:uid:<n> or unix:user:<name> (credentials belong to users, not groups)")
+                throw APIError.badRequest("identity \(APIError.clip(text)): use unix:uid:<n> or unix:user:<name> (credentials belong to users, not groups)")
             }
         case "cert", "approle", "token": return text
         default: throw invalid(text)
@@ -30,7 +30,7 @@ enum IdentityName {
     }
 
     private static func invalid(_ text: String) -> APIError {
-        APIError.badRequest("invalid identity \"\(Broker.clip(text))\": use unix:uid:<n>, unix:user:<name>, cert:<URI SAN>, cert:dns:<name>, cert:cn:<name>, approle:<role> or token:<display name>")
+        APIError.badRequest("invalid identity \"\(APIError.clip(text))\": use unix:uid:<n>, unix:user:<name>, cert:<URI SAN>, cert:dns:<name>, cert:cn:<name>, approle:<role> or token:<display name>")
     }
 
     /// The uid of a user name (reentrant lookup: this runs while serving requests).

@@ -36,7 +36,7 @@ struct ExposureReport {
 
     static let note = "Mayfly cannot change KV secrets: every path under kv_reads was readable by the listed identities in the window; change those secrets by hand. Live credentials are revoked with `mayfly revoke`."
 
-    static func build(_ query: Query, auditPath: String?, leases: any LeaseStorage) async throws -> JSONValue {
+    static func build(_ query: Query, auditPath: String?, leases: any LeaseStorage, now: Int64) async throws -> JSONValue {
         guard let auditPath else {
             throw APIError.badRequest("no audit device is enabled: exposure is reconstructed from the audit log")
         }
@@ -70,7 +70,6 @@ struct ExposureReport {
         // Leases are `database/creds/ROLE/ID`: a filter at or below `database/creds` can match.
         if wanted == nil || matches(wanted!, "database/creds") || matches(wanted!, "database") {
             var after: String?
-            let now = Int64(Date().timeIntervalSince1970)
             let filter = LeaseFilter(identities: query.identity.map { [$0] } ?? [], issuedAfter: query.since,
                                      issuedBefore: query.until)
             while true {

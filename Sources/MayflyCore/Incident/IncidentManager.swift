@@ -25,8 +25,10 @@ final class IncidentManager: Sendable {
     static let retryInterval: Int64 = 3
 
     init(barrier: Barrier, leaseStorage: any LeaseStorage, leases: LeaseManager, databases: DatabaseEngine,
-         staticRoles: StaticRoleManager, tokens: TokenStore, appRoles: AppRoleEngine, logger: Logger)
+         staticRoles: StaticRoleManager, tokens: TokenStore, appRoles: AppRoleEngine, logger: Logger,
+         clock: any WallClock = SystemClock())
     {
+        self.clock = clock
         self.barrier = barrier
         self.leaseStorage = leaseStorage
         self.leases = leases
@@ -37,7 +39,10 @@ final class IncidentManager: Sendable {
         self.logger = logger
     }
 
-    static func now() -> Int64 { Int64(Date().timeIntervalSince1970) }
+    /// The wall clock of incident times (the broker's).
+    let clock: any WallClock
+
+    func now() -> Int64 { clock.seconds() }
 
     // MARK: Records
 
@@ -53,7 +58,7 @@ final class IncidentManager: Sendable {
 
     private func save(_ incident: Incident) async throws {
         var incident = incident
-        incident.updatedAt = Self.now()
+        incident.updatedAt = self.now()
         try await barrier.put(Self.prefix + incident.id, try JSONEncoder().encode(incident).bytes)
     }
 
@@ -80,7 +85,7 @@ final class IncidentManager: Sendable {
         scope.identities = try scope.identities.map(IdentityName.canonical)
         let configured = Set(try await databases.configuredNames())
         for name in scope.databases where !configured.contains(name) {
-            throw APIError.badRequest("database \"\(Broker.clip(name))\" is not configured")
+            throw APIError.badRequest("database \"\(APIError.clip(name))\" is not configured")
         }
         // A role named by mistake would revoke nothing and report success: a role must exist,
         // or have credentials on record (a deleted role's leases can still be revoked).
@@ -89,9 +94,9 @@ final class IncidentManager: Sendable {
             if try await staticRoles.definition(name) != nil { continue }
             let counts = try await leaseStorage.leaseCounts(matching: LeaseFilter(roles: [name]))
             if counts.values.contains(where: { $0.values.reduce(0, +) > 0 }) { continue }
-            throw APIError.badRequest("role \"\(Broker.clip(name))\" does not exist and no credential of it is on record")
+            throw APIError.badRequest("role \"\(APIError.clip(name))\" does not exist and no credential of it is on record")
         }
-        let now = Self.now()
+        let now = self.now()
         let stamp = Timestamp.rfc3339(Date(timeIntervalSince1970: TimeInterval(now)))
             .filter { $0.isNumber }.prefix(14)
         var incident = Incident(
@@ -190,7 +195,7 @@ final class IncidentManager: Sendable {
         }
         let finished = incident.failures.isEmpty
         incident.state = finished ? .completed : .retrying
-        if finished { incident.completedAt = Self.now() }
+        if finished { incident.completedAt = self.now() }
         try await save(incident)
         logger.notice(finished ? "incident completed" : "incident has work still being retried", metadata: [
             "incident": "\(incident.id)", "pass": "\(incident.passes)", "failures": "\(incident.failures.count)",
@@ -219,7 +224,7 @@ final class IncidentManager: Sendable {
         var done = 0
         var sweepStarted: Int64
         repeat {
-            sweepStarted = Self.now()
+            sweepStarted = self.now()
             let before = done
             var after: String?
             // Takes in one batch's outcome; false when the database is failing (the rest waits
@@ -254,7 +259,7 @@ final class IncidentManager: Sendable {
                     }
                     guard let last = page.last else { break }
                     after = last.id
-                    let now = Self.now()
+                    let now = self.now()
                     // A revocation already in flight (a request or the sweeper) owns its leases.
                     let due = page.filter { $0.state != .revoking || ($0.nextAttemptAt ?? 0) <= now }
                     guard !due.isEmpty else { continue }
@@ -404,7 +409,7 @@ final class IncidentManager: Sendable {
         guard let ids = try? await ids() else { return }
         for id in ids {
             guard let incident = try? await incident(id), incident.state != .completed else { continue }
-            if incident.state == .retrying && Self.now() - incident.updatedAt < Self.retryInterval { continue }
+            if incident.state == .retrying && self.now() - incident.updatedAt < Self.retryInterval { continue }
             guard claim(id) else { continue }
             defer { release(id) }
             do {

@@ -11,7 +11,11 @@ public final class KVEngine: Sendable {
     private let locks = KeyedLock()
     private static let defaultMaxVersions: Int64 = 10
 
-    init(mount: String, barrier: Barrier) {
+    /// The wall clock of version times (the broker's).
+    private let clock: any WallClock
+
+    init(mount: String, barrier: Barrier, clock: any WallClock = SystemClock()) {
+        self.clock = clock
         self.mount = mount
         self.barrier = barrier
     }
@@ -24,7 +28,7 @@ public final class KVEngine: Sendable {
 
     /// Handles a request whose path is relative to the mount (e.g. `data/app/db`).
     func handle(_ request: LogicalRequest, relativePath: String) async throws -> LogicalResponse {
-        let (section, rest) = Self.split(relativePath)
+        let (section, rest) = RequestPath.splitFirst(relativePath)
         switch (section, request.operation) {
         case ("config", .read) where rest.isEmpty: return try await readConfig()
         case ("config", .update) where rest.isEmpty: return try await writeConfig(request.data)
@@ -44,11 +48,6 @@ public final class KVEngine: Sendable {
         default:
             throw APIError.unsupportedPath(relativePath)
         }
-    }
-
-    static func split(_ path: String) -> (String, String) {
-        guard let slash = path.firstIndex(of: "/") else { return (path, "") }
-        return (String(path[..<slash]), String(path[path.index(after: slash)...]))
     }
 
     /// Validates a secret path: non-empty, no empty, `.` or `..` segments, bounded length.
@@ -82,8 +81,8 @@ public final class KVEngine: Sendable {
     private static let decoder = JSONDecoder()
     private static func encode(_ value: some Encodable) throws -> [UInt8] { [UInt8](try JSONEncoder().encode(value)) }
 
-    private static func now() -> (Date, String) {
-        let date = Date()
+    private func now() -> (Date, String) {
+        let date = clock.now()
         return (date, Timestamp.rfc3339(date))
     }
 
@@ -130,7 +129,7 @@ public final class KVEngine: Sendable {
         let number = requested == 0 ? meta.currentVersion : requested
         guard let version = meta.versions[number] else { throw APIError.notFound }
         let metadata = Self.versionMetadata(version, number: number, custom: meta.customMetadata)
-        if Self.isGone(version, now: Date()) {
+        if Self.isGone(version, now: clock.now()) {
             // Vault answers 404 with the whole envelope so clients can see why.
             return .envelope(Envelope(data: ["data": .null, "metadata": metadata]), status: 404)
         }
@@ -167,7 +166,7 @@ public final class KVEngine: Sendable {
             let existing = try await loadMetadata(path)
             if mustExist {
                 guard let existing, let current = existing.versions[existing.currentVersion],
-                    !Self.isGone(current, now: Date())
+                    !Self.isGone(current, now: clock.now())
                 else { throw APIError.notFound }
             }
             let current = existing?.currentVersion ?? 0
@@ -178,7 +177,7 @@ public final class KVEngine: Sendable {
             } else if config.casRequired || existing?.casRequired == true {
                 throw APIError.badRequest("check-and-set parameter required for this call")
             }
-            let (date, now) = Self.now()
+            let (date, now) = self.now()
             var meta = existing ?? KVMetadata(
                 createdTime: now, updatedTime: now, currentVersion: 0, oldestVersion: 0, maxVersions: 0,
                 casRequired: false, deleteVersionAfter: 0, customMetadata: nil, versions: [:])
@@ -211,7 +210,7 @@ public final class KVEngine: Sendable {
         }
         let cas = try Self.casOption(body)
         guard let meta = try await loadMetadata(path), let version = meta.versions[meta.currentVersion],
-            !Self.isGone(version, now: Date()),
+            !Self.isGone(version, now: clock.now()),
             let bytes = try await barrier.get(versionPath(path, meta.currentVersion)),
             case .object(var merged) = try JSONValue.parse(bytes)
         else { throw APIError.notFound }
@@ -227,8 +226,8 @@ public final class KVEngine: Sendable {
             guard var meta = try await loadMetadata(path), var version = meta.versions[meta.currentVersion] else {
                 return .noContent
             }
-            if version.deletionTime.isEmpty || !Self.isGone(version, now: Date()) {
-                version.deletionTime = Self.now().1
+            if version.deletionTime.isEmpty || !Self.isGone(version, now: clock.now()) {
+                version.deletionTime = self.now().1
                 meta.versions[meta.currentVersion] = version
                 try await barrier.put(metaPath(path), try Self.encode(meta))
             }
@@ -258,7 +257,7 @@ public final class KVEngine: Sendable {
         let numbers = try Self.versions(body)
         return try await locks.withLock(path) { [self] in
             guard var meta = try await loadMetadata(path) else { return .noContent }
-            let now = Self.now()
+            let now = self.now()
             var changed = false
             for number in numbers {
                 guard var version = meta.versions[number], !version.destroyed else { continue }
@@ -351,7 +350,7 @@ public final class KVEngine: Sendable {
         let (maxVersions, casRequired, deleteAfter) = try Self.settings(body)
         let custom = try Self.customMetadata(body)
         return try await locks.withLock(path) { [self] in
-            let now = Self.now().1
+            let now = self.now().1
             var meta = try await loadMetadata(path) ?? KVMetadata(
                 createdTime: now, updatedTime: now, currentVersion: 0, oldestVersion: 0, maxVersions: 0,
                 casRequired: false, deleteVersionAfter: 0, customMetadata: nil, versions: [:])

@@ -20,15 +20,17 @@ final class AdmissionControl: Sendable {
     /// Connections live leases may open, per database (nil until loaded).
     private let used = Mutex<[String: Int]?>(nil)
     /// `max_connections` less reserved connections, per database, and when it was read.
-    private let servers = Mutex<[String: (usable: Int, maximum: Int, read: Date)]>([:])
+    private let servers = Mutex<[String: (usable: Int, maximum: Int, read: ContinuousClock.Instant)]>([:])
     /// Seconds a 429 asks the caller to wait.
     static let retryAfter = 5
 
-    init(storage: any LeaseStorage, leasesPerIdentity: Int, issuesPerIdentityPerMinute: Int) {
+    init(storage: any LeaseStorage, leasesPerIdentity: Int, issuesPerIdentityPerMinute: Int,
+         clock: any WallClock = SystemClock())
+    {
         self.storage = storage
         self.leasesPerIdentity = leasesPerIdentity
         issuesPerMinute = issuesPerIdentityPerMinute
-        issueRate = LoginRateLimiter(limit: issuesPerIdentityPerMinute)
+        issueRate = LoginRateLimiter(limit: issuesPerIdentityPerMinute, clock: clock)
     }
 
     /// The budget of `database`: share × max_connections − reserved − the broker's pool.
@@ -37,7 +39,7 @@ final class AdmissionControl: Sendable {
         func budget(maximum: Int, reserved: Int) -> Int {
             max(0, Int((Double(maximum) * share).rounded(.down)) - reserved - pool.maxConnections)
         }
-        if let cached = servers.withLock({ $0[database.name] }), Date().timeIntervalSince(cached.read) < 60 {
+        if let cached = servers.withLock({ $0[database.name] }), ContinuousClock.now - cached.read < .seconds(60) {
             return budget(maximum: cached.maximum, reserved: cached.maximum - cached.usable)
         }
         let settings = try await pool.withSession { session in
@@ -49,7 +51,7 @@ final class AdmissionControl: Sendable {
         let numbers = settings.map { Int($0 ?? "") ?? 0 }
         guard numbers.count == 3 else { throw APIError.internalError("cannot read max_connections of \(database.name)") }
         let reserved = numbers[1] + numbers[2]
-        servers.withLock { $0[database.name] = (numbers[0] - reserved, numbers[0], Date()) }
+        servers.withLock { $0[database.name] = (numbers[0] - reserved, numbers[0], ContinuousClock.now) }
         return budget(maximum: numbers[0], reserved: reserved)
     }
 

@@ -42,9 +42,13 @@ final class LeaseManager: Sendable {
     private static let lowerAlphanumerics = Array("abcdefghijklmnopqrstuvwxyz0123456789")
     private static let base62 = Array("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
+    /// The wall clock of lease times (the broker's).
+    let clock: any WallClock
+
     init(leases: any LeaseStorage, databases: DatabaseEngine, logger: Logger, scramIterations: Int, storeID: String,
-         admission: AdmissionControl)
+         admission: AdmissionControl, clock: any WallClock = SystemClock())
     {
+        self.clock = clock
         self.admission = admission
         self.storeID = storeID
         self.leases = leases
@@ -53,7 +57,7 @@ final class LeaseManager: Sendable {
         self.scramIterations = scramIterations
     }
 
-    static func now() -> Int64 { Int64(Date().timeIntervalSince1970) }
+    func now() -> Int64 { clock.seconds() }
 
     // MARK: Issue
 
@@ -63,7 +67,7 @@ final class LeaseManager: Sendable {
     /// `tokenHash` is the keyed hash of the caller's token, if any: revoking that token revokes
     /// the lease.
     func issue(roleName: String, identity: String = "", tokenHash: String? = nil) async throws -> LogicalResponse {
-        try DatabaseEngine.validateName(roleName, kind: "role")
+        try Names.validate(roleName, kind: "role")
         guard let role = try await databases.role(roleName) else {
             throw APIError.badRequest("unknown role: \(roleName)")
         }
@@ -89,7 +93,7 @@ final class LeaseManager: Sendable {
             throw APIError(status: 500, ["\"\(roleName)\" is not an allowed role"])
         }
         let started = DispatchTime.now()
-        let now = Self.now()
+        let now = self.now()
         let ttl = min(role.defaultTTL, role.maxTTL)
         let username = "v-\(roleName.prefix(30))-\(Random.string(count: 20, alphabet: Self.lowerAlphanumerics))"
         let leaseID = "database/creds/\(roleName)/\(Random.string(count: 24, alphabet: Self.base62))"
@@ -158,7 +162,7 @@ final class LeaseManager: Sendable {
             if var revoking = try await leases.lease(id: leaseID), revoking.state != .active {
                 revoking.state = .revoking
                 revoking.revokedAt = nil
-                _ = await revokeBatch(try await markInFlight([revoking], now: Self.now()))
+                _ = await revokeBatch(try await markInFlight([revoking], now: self.now()))
             }
             throw APIError(status: 403, ["permission denied: the credential was revoked while it was being issued (its token was revoked?)"])
         }
@@ -256,7 +260,7 @@ final class LeaseManager: Sendable {
     /// expired takes its leases with it, as in Vault). The sweeper revokes them within seconds,
     /// in batches, retrying until done; leases still being issued are given `inFlightGrace`.
     func revokeObtained(byTokens hashes: [String]) async throws {
-        let now = Self.now()
+        let now = self.now()
         for start in stride(from: 0, to: hashes.count, by: 500) {
             let chunk = Array(hashes[start..<min(hashes.count, start + 500)])
             let marked = try await leases.markRevoking(matching: LeaseFilter(tokenHashes: chunk), now: now,
@@ -274,7 +278,7 @@ final class LeaseManager: Sendable {
         guard let lease = try await leases.lease(id: id), lease.state != .revoked else {
             throw APIError.badRequest("invalid lease")
         }
-        let now = Self.now()
+        let now = self.now()
         var data: [String: JSONValue] = [
             "id": .string(lease.id),
             "issue_time": .string(Timestamp.rfc3339(Date(timeIntervalSince1970: TimeInterval(lease.issuedAt)))),
@@ -297,7 +301,7 @@ final class LeaseManager: Sendable {
         guard var lease = try await leases.lease(id: id), lease.state != .revoked else {
             throw APIError.badRequest("lease not found")
         }
-        let now = Self.now()
+        let now = self.now()
         guard lease.state == .active, lease.expiresAt > now else { throw APIError.badRequest("lease expired") }
         guard let database = try await databases.config(lease.database) else {
             throw APIError.internalError("database \(lease.database) is no longer configured")
@@ -354,7 +358,7 @@ final class LeaseManager: Sendable {
         guard let lease = try await leases.lease(id: id), lease.state != .revoked else { return sync ? .noContent : .accepted }
         var marked = lease
         marked.state = .revoking
-        marked.nextAttemptAt = Self.now() + (sync ? Self.inFlightGrace : 0)  // async: the sweeper does it now
+        marked.nextAttemptAt = self.now() + (sync ? Self.inFlightGrace : 0)  // async: the sweeper does it now
         try await leases.updateLease(marked)
         guard sync else { return .accepted }
         let failures = await revokeBatch([marked])
@@ -384,7 +388,7 @@ final class LeaseManager: Sendable {
                 let page = try await leases.liveLeases(prefix: prefix, after: after, limit: Self.batchSize)
                 guard let last = page.last else { break }
                 after = last.id
-                let marked = try await markInFlight(page, now: Self.now())
+                let marked = try await markInFlight(page, now: self.now())
                 if running == Self.parallelBatches, let done = try await group.next() {
                     failures += done
                     running -= 1
@@ -480,7 +484,7 @@ final class LeaseManager: Sendable {
                         group.map(\.username), database: database, revocationStatements: custom)
                 }
                 outcome.revoked += group.count
-                let now = Self.now()
+                let now = self.now()
                 admission.release(database: databaseName, connections: group.reduce(0) { $0 + $1.connectionLimit })
                 try await leases.updateLeases(group.map { lease in
                     var lease = lease
@@ -508,7 +512,7 @@ final class LeaseManager: Sendable {
                 let message = DatabaseEngine.describe(error)
                 Counter(label: "mayfly_revocation_failures_total", dimensions: [("database", databaseName)]).increment(by: group.count)
                 logger.warning("revocation failed", metadata: ["database": "\(databaseName)", "error": "\(String(reflecting: error))"])
-                let now = Self.now()
+                let now = self.now()
                 let failed = group.map { lease in
                     var lease = lease
                     outcome.failures.append("\(lease.id): \(message)")
@@ -576,13 +580,20 @@ final class LeaseManager: Sendable {
                 do {
                     let (dropped, closed) = try await self.reconcile(databaseNames: databaseNames, afterRestart: true)
                     logger.info("reconciled after unseal", metadata: ["dropped": "\(dropped)", "closed": "\(closed)"])
-                    MemoryTrim.release()
+                    await self.releaseMemory()
                 } catch {
                     logger.warning("reconcile after unseal failed; it runs again periodically",
                                    metadata: ["error": "\(String(reflecting: error))"])
                 }
             }
         }
+    }
+
+    /// Gives back what a pass over many lease rows left cached: the store's page caches, then
+    /// the heap pages glibc keeps.
+    func releaseMemory() async {
+        await leases.releaseMemory()
+        MemoryTrim.release()
     }
 
     /// Waits for the reconcile the last unseal started (tests, and callers that need it done).
@@ -620,7 +631,7 @@ final class LeaseManager: Sendable {
                 if live || lease?.state == .revoking { continue }
                 var orphan = lease ?? LeaseRecord(
                     id: leaseID, database: name, role: "", username: username, state: .revoking,
-                    issuedAt: Self.now(), expiresAt: Self.now(), maxExpiresAt: Self.now())
+                    issuedAt: self.now(), expiresAt: self.now(), maxExpiresAt: self.now())
                 orphan.username = username
                 orphan.database = name
                 orphan.state = .revoking
@@ -648,7 +659,7 @@ final class LeaseManager: Sendable {
                     let wanted = try usernames.map { try session.escapeLiteral($0) }.joined(separator: ", ")
                     return try session.query("SELECT rolname FROM pg_roles WHERE rolname IN (\(wanted))").compactMap { $0[0] }
                 })
-                let now = Self.now()
+                let now = self.now()
                 let gone = mine.filter { !existing.contains($0.username) }.map { lease in
                     var lease = lease
                     lease.state = .revoked
@@ -676,7 +687,7 @@ final class LeaseManager: Sendable {
     @discardableResult
     func sweep() async throws -> Int {
         var handled = 0
-        let now = Self.now()
+        let now = self.now()
         while true {
             let due = try await leases.dueLeases(now: now, pendingBefore: now - 60, limit: Self.batchSize)
             let fresh = due.filter { $0.state != .revoking || ($0.nextAttemptAt ?? 0) <= now }

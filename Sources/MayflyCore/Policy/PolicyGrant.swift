@@ -33,7 +33,7 @@ enum PolicyGrant {
         let held = Set(writer.policies)
         if let missing = policies.first(where: { $0 != "default" && $0 != "root" && !held.contains($0) }) {
             throw APIError(status: 403, [
-                "permission denied: \(field) contains \"\(Broker.clip(missing))\", a policy the caller does not hold; handing it out needs sudo on \(Broker.clip(path))"
+                "permission denied: \(field) contains \"\(APIError.clip(missing))\", a policy the caller does not hold; handing it out needs sudo on \(APIError.clip(path))"
             ])
         }
     }

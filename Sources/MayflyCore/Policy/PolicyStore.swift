@@ -128,7 +128,7 @@ public final class PolicyStore: Sendable {
             ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" || $0 == "."
         }
         guard !name.isEmpty, name.utf8.count <= 128, allowed, name.first != "." else {
-            throw APIError.badRequest("invalid policy name \"\(Broker.clip(name))\": use letters, digits, '-', '_' or '.'")
+            throw APIError.badRequest("invalid policy name \"\(APIError.clip(name))\": use letters, digits, '-', '_' or '.'")
         }
     }
 

@@ -36,13 +36,13 @@ enum IncidentHandlers {
             if empty, let prefix = report["path_prefix"]?.stringValue {
                 warnings.append("nothing under \(prefix) was read or obtained in the window (the filter is matched on whole path segments)")
             } else if empty, let identity = request.data["identity"]?.stringValue, !identity.isEmpty {
-                warnings.append("identity \(Broker.clip(identity)) read nothing and obtained nothing in the window")
+                warnings.append("identity \(APIError.clip(identity)) read nothing and obtained nothing in the window")
             }
             return .envelope(Envelope(data: report, warnings: warnings))
         case ("revoke", _), ("incidents", _), ("exposure", _):
             throw APIError.unsupportedOperation
         default:
-            throw APIError(status: 404, ["no handler for route \"\(Broker.clip(request.path))\". route entry not found."])
+            throw APIError(status: 404, ["no handler for route \"\(APIError.clip(request.path))\". route entry not found."])
         }
     }
 
@@ -56,7 +56,7 @@ enum IncidentHandlers {
     private static func revoke(_ broker: Broker, _ request: LogicalRequest, _ caller: Caller) async throws -> LogicalResponse {
         let data = request.data
         if let unknown = data.keys.sorted().first(where: { !revokeFields.contains($0) }) {
-            throw APIError.badRequest("unknown field \"\(Broker.clip(unknown))\"")
+            throw APIError.badRequest("unknown field \"\(APIError.clip(unknown))\"")
         }
         func flag(_ name: String) throws -> Bool { try JSONValue.flag(data[name], field: name) ?? false }
         func list(_ names: String...) throws -> [String] {
@@ -80,8 +80,8 @@ enum IncidentHandlers {
         scope.leaseIDs = try list("lease", "lease_id", "lease_ids")
         scope.issuedAfter = try instant("issued_after")
         scope.issuedBefore = try instant("issued_before")
-        for name in scope.databases { try DatabaseEngine.validateName(name, kind: "database") }
-        for name in scope.roles { try DatabaseEngine.validateName(name, kind: "role") }
+        for name in scope.databases { try Names.validate(name, kind: "database") }
+        for name in scope.roles { try Names.validate(name, kind: "role") }
         var actions = IncidentActions()
         actions.rotate = try flag("rotate")
         actions.tokens = try flag("tokens")
@@ -148,6 +148,6 @@ enum IncidentHandlers {
         let identity = try value("identity").map(IdentityName.canonical)
         return try await ExposureReport.build(
             ExposureReport.Query(since: Int64(since.rounded(.down)), until: until, identity: identity, path: value("path")),
-            auditPath: broker.audit.file?.path, leases: broker.storage)
+            auditPath: broker.audit.file?.path, leases: broker.storage, now: broker.clock.seconds())
     }
 }

@@ -52,13 +52,13 @@ enum MountTable {
             return .envelope(Envelope(data: .object(data), injectData: true))
         case (false, .read):
             guard let mount = mounts.first(where: { $0.path == key }) else {
-                throw APIError.badRequest("no \(kind == "auth" ? "auth method" : "secrets engine") mounted at \"\(Broker.clip(key))\"")
+                throw APIError.badRequest("no \(kind == "auth" ? "auth method" : "secrets engine") mounted at \"\(APIError.clip(key))\"")
             }
             return .envelope(Envelope(data: info(mount, clusterID: clusterID), injectData: true))
         case (false, .update), (false, .delete):
             let fixed = mounts.map { "\($0.path) (\($0.type))" }.joined(separator: ", ")
             if request.operation == .update, mounts.contains(where: { $0.path == key }) {
-                throw APIError.badRequest("path is already in use at \(Broker.clip(key))")
+                throw APIError.badRequest("path is already in use at \(APIError.clip(key))")
             }
             throw APIError.badRequest("Mayfly's \(kind == "auth" ? "auth methods" : "secrets engines") are fixed: \(fixed)")
         default:

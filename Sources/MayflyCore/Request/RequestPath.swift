@@ -10,6 +10,12 @@
 ///
 /// Percent-decoding is the HTTP layer's (an encoded `%2f` arrives here as `/`).
 public enum RequestPath {
+    /// The first segment of `path` and the rest after its `/` ("" when there is none).
+    static func splitFirst(_ path: String) -> (String, String) {
+        guard let slash = path.firstIndex(of: "/") else { return (path, "") }
+        return (String(path[..<slash]), String(path[path.index(after: slash)...]))
+    }
+
     /// The longest path accepted, in bytes.
     public static let maximumLength = 4096
 

@@ -26,7 +26,7 @@ enum ScheduleHandlers {
             return .envelope(Envelope(data: ["keys": .strings(keys), "key_info": .object(info)]))
         case (2, .read) where parts[1] == "history", (1, .read):
             guard await scheduler.jobs().contains(where: { $0.name == parts[0] }) else {
-                throw APIError(status: 404, ["no scheduled job \"\(Broker.clip(parts[0]))\""])
+                throw APIError(status: 404, ["no scheduled job \"\(APIError.clip(parts[0]))\""])
             }
             let runs = try await scheduler.history(parts[0])
             return .envelope(Envelope(data: ["job": .string(parts[0]), "runs": .array(runs.map(describe))]))
@@ -34,7 +34,7 @@ enum ScheduleHandlers {
             let run = try await scheduler.runNow(parts[0])
             return .envelope(Envelope(data: describe(run)))
         default:
-            throw APIError(status: 404, ["no handler for route \"\(Broker.clip(request.path))\". route entry not found."])
+            throw APIError(status: 404, ["no handler for route \"\(APIError.clip(request.path))\". route entry not found."])
         }
     }
 

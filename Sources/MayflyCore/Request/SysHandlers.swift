@@ -33,7 +33,7 @@ enum SysHandlers {
         var body: [String: JSONValue] = [
             "initialized": .bool(status.initialized), "sealed": .bool(status.sealed), "standby": false,
             "performance_standby": false, "replication_performance_mode": "disabled",
-            "replication_dr_mode": "disabled", "server_time_utc": .int(Int64(Date().timeIntervalSince1970)),
+            "replication_dr_mode": "disabled", "server_time_utc": .int(broker.clock.seconds()),
             "version": .string(Broker.version), "enterprise": false, "echo_duration_ms": 0, "clock_skew_ms": 0,
         ]
         if !status.sealed {
@@ -155,7 +155,7 @@ enum SysHandlers {
         guard let mount = MountTable.secretsMount(for: target), mount.type != "system", caller.acl.hasAnyAccess(under: mount.path) else {
             let shown = MountTable.secretsMount(for: target)?.path ?? String(target)
             throw APIError(status: 403, [
-                "preflight capability check returned 403, please ensure client's policies grant access to path \"\(Broker.clip(shown))\""
+                "preflight capability check returned 403, please ensure client's policies grant access to path \"\(APIError.clip(shown))\""
             ])
         }
         return .envelope(Envelope(data: MountTable.info(mount, clusterID: broker.clusterID, withPath: true)))
@@ -225,7 +225,7 @@ enum SysHandlers {
             data["capabilities"] = .strings(Array(Set(all)).sorted())
             return .envelope(Envelope(data: .object(data), injectData: true))
         default:
-            throw APIError(status: 404, ["no handler for route \"\(Broker.clip(request.path))\". route entry not found."])
+            throw APIError(status: 404, ["no handler for route \"\(APIError.clip(request.path))\". route entry not found."])
         }
     }
 

@@ -15,26 +15,26 @@ enum TokenHandlers {
             guard request.operation == .update else { throw APIError.unsupportedOperation }
             let name = String(route.dropFirst("create/".count))
             guard let role = try await role(broker, name) else {
-                throw APIError.badRequest("unknown role \"\(Broker.clip(name))\"")
+                throw APIError.badRequest("unknown role \"\(APIError.clip(name))\"")
             }
             return try await create(broker, request, caller, orphan: false, role: role)
         }
         switch (route, request.operation) {
         case ("lookup-self", .read), ("lookup-self", .update):
             let (token, entry) = try caller.requireToken()
-            return .envelope(Envelope(data: lookupData(entry, token: token)))
+            return .envelope(Envelope(data: lookupData(entry, token: token, now: broker.clock.now())))
         case ("lookup", .read), ("lookup", .update):
             guard let token = request.data["token"]?.stringValue, !token.isEmpty else {
                 throw APIError.badRequest("missing token to look up")
             }
             // Vault answers 403 "bad token" for a token it does not know (token_store.go handleLookup).
             guard let entry = try await tokens.lookup(token: token) else { throw APIError(status: 403, ["bad token"]) }
-            return .envelope(Envelope(data: lookupData(entry, token: token)))
+            return .envelope(Envelope(data: lookupData(entry, token: token, now: broker.clock.now())))
         case ("lookup-accessor", .update):
             guard let accessor = request.data["accessor"]?.stringValue,
                 let entry = try await tokens.lookup(accessor: accessor)
             else { throw APIError.badRequest("invalid accessor") }
-            return .envelope(Envelope(data: lookupData(entry, token: nil)))
+            return .envelope(Envelope(data: lookupData(entry, token: nil, now: broker.clock.now())))
         case ("create", .update), ("create-orphan", .update):
             return try await create(broker, request, caller, orphan: route == "create-orphan")
         case ("renew-self", .update):
@@ -113,7 +113,7 @@ enum TokenHandlers {
             broker.logger.info("token role written", metadata: ["role": "\(name)"])
             return .noContent
         case (false, .delete):
-            try DatabaseEngine.validateName(name, kind: "token role")
+            try Names.validate(name, kind: "token role")
             try await broker.barrier.delete(TokenRole.prefix + name)
             return .noContent
         default:
@@ -206,7 +206,7 @@ enum TokenHandlers {
         ]
     }
 
-    static func lookupData(_ entry: TokenEntry, token: String?) -> JSONValue {
+    static func lookupData(_ entry: TokenEntry, token: String?, now: Date) -> JSONValue {
         [
             "accessor": .string(entry.accessor), "creation_time": .int(entry.creationTime),
             "creation_ttl": .int(entry.creationTTL), "display_name": .string(entry.displayName), "entity_id": "",
@@ -215,7 +215,7 @@ enum TokenHandlers {
             "issue_time": .string(Timestamp.rfc3339(Date(timeIntervalSince1970: TimeInterval(entry.creationTime)))),
             "meta": entry.meta.map { .object($0.mapValues { .string($0) }) } ?? .null, "num_uses": .int(entry.numUses),
             "orphan": .bool(entry.isOrphan), "path": .string(entry.path), "policies": .strings(entry.policies),
-            "renewable": .bool(entry.renewable), "ttl": .int(entry.ttl()), "type": "service",
+            "renewable": .bool(entry.renewable), "ttl": .int(entry.ttl(now: now)), "type": "service",
             "last_renewal_time": entry.lastRenewal.map { .int($0) } ?? .null,
             "role": .string(entry.path.hasPrefix("auth/token/create/")
                 ? String(entry.path.dropFirst("auth/token/create/".count).prefix { $0 != "/" }) : ""),

@@ -12,7 +12,7 @@ final class ScheduledJobs: Sendable {
     private let incidents: IncidentManager
     private let rewrapper: KeyRewrapper
     private let tokens: TokenStore
-    private let cache = Mutex<(jobs: [ScheduledJob], at: Date)?>(nil)
+    private let cache = Mutex<(jobs: [ScheduledJob], at: ContinuousClock.Instant)?>(nil)
     // Set by the Broker once both exist (the jobs need the seal manager for key rotation).
     let seal = Box()
 
@@ -48,9 +48,9 @@ final class ScheduledJobs: Sendable {
     }
 
     func all() async -> [ScheduledJob] {
-        if let cached = cache.withLock({ $0 }), Date().timeIntervalSince(cached.at) < 5 { return cached.jobs }
+        if let cached = cache.withLock({ $0 }), ContinuousClock.now - cached.at < .seconds(5) { return cached.jobs }
         let jobs = await build()
-        cache.withLock { $0 = (jobs, Date()) }
+        cache.withLock { $0 = (jobs, ContinuousClock.now) }
         return jobs
     }
 
@@ -78,7 +78,7 @@ final class ScheduledJobs: Sendable {
                 let (dropped, closed) = try await leases.reconcile(databaseNames: try await databases.configuredNames(),
                                                                    afterRestart: false)
                 try await leases.admission.resync()
-                MemoryTrim.release()
+                await leases.releaseMemory()
                 return "dropped \(dropped) role(s) without a lease, closed \(closed) lease(s) without a role"
             },
             ScheduledJob(name: "keyring-rewrap", schedule: Self.every(1), jitter: 0, recordEveryRun: false, durable: false,

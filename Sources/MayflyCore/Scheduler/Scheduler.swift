@@ -10,7 +10,7 @@ import Synchronization
 /// history is pruned by age.
 final class Scheduler: Sendable {
     private let barrier: Barrier
-    let clock: any SchedulerClock
+    let clock: any WallClock
     private let leadership: any Leadership
     private let logger: Logger
     /// Seconds of history kept.
@@ -24,7 +24,7 @@ final class Scheduler: Sendable {
     static let statePrefix = "scheduler/state/"
     static let historyPrefix = "scheduler/history/"
 
-    init(barrier: Barrier, clock: any SchedulerClock, leadership: any Leadership, logger: Logger,
+    init(barrier: Barrier, clock: any WallClock, leadership: any Leadership, logger: Logger,
          historyRetention: Int64, jobs: @escaping @Sendable () async -> [ScheduledJob])
     {
         self.barrier = barrier
@@ -171,7 +171,7 @@ final class Scheduler: Sendable {
     /// Runs `name` now (`mayfly schedule run`), whatever its schedule says.
     func runNow(_ name: String) async throws -> JobRun {
         guard let job = await jobs().first(where: { $0.name == name }) else {
-            throw APIError(status: 404, ["no scheduled job \"\(Broker.clip(name))\""])
+            throw APIError(status: 404, ["no scheduled job \"\(APIError.clip(name))\""])
         }
         guard let run = await execute(job, trigger: "manual") else {
             throw APIError(status: 409, ["job \"\(name)\" is running now; try again when it finishes"])

@@ -84,7 +84,7 @@ public actor SealManager {
         }
         defer { unsealKey.wipe() }
         let root = SecureBytes.random(count: AEAD.keyLength)
-        let keyring = Keyring.generate()
+        let keyring = Keyring.generate(now: tokens.clock.now())
         try await storage.setSystemValue(
             "root-key", try AEAD.seal(secure: root, key: unsealKey, associatedData: Array("core/root-key".utf8)))
         try await storage.setSystemValue("keyring", try keyring.sealed(rootKey: root))
@@ -225,7 +225,7 @@ public actor SealManager {
     private func rotateOnce() async throws -> KeyStatus {
         guard let rootKey else { throw APIError.sealed }
         let current = try barrier.currentKeyring()
-        let ring = current.rotated()
+        let ring = current.rotated(now: tokens.clock.now())
         do {
             try await storage.setSystemValue("keyring", try ring.sealed(rootKey: rootKey))
         } catch {

@@ -23,6 +23,11 @@ public struct APIError: Error, Sendable, CustomStringConvertible, CustomDebugStr
     }
 
     public static func badRequest(_ message: String) -> APIError { APIError(status: 400, [message]) }
+
+    /// Caller input (a path, a name) shortened for an error message.
+    static func clip(_ text: String) -> String {
+        text.count > 200 ? String(text.prefix(200)) + "…" : text
+    }
     /// 404 with an empty `errors` list, Vault's "nothing here".
     public static let notFound = APIError(status: 404, [])
     /// 403 in the multierror form Vault sends for token and ACL failures.

@@ -2,7 +2,7 @@ public import Foundation
 import Synchronization
 
 /// A clock that only moves when told to (tests).
-public final class ManualClock: SchedulerClock {
+public final class ManualClock: WallClock {
     private let current: Mutex<Date>
 
     public init(_ start: Date) {

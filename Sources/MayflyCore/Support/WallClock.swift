@@ -1,17 +1,18 @@
 public import Foundation
 
-/// Where the scheduler (and what it runs) reads the time, so tests can drive it.
-public protocol SchedulerClock: Sendable {
+/// Where the core reads the wall-clock time: one clock, given to every part by the broker,
+/// so that TTLs, expiry, schedules and incidents can run on a test clock (`ManualClock`).
+public protocol WallClock: Sendable {
     func now() -> Date
 }
 
-extension SchedulerClock {
+extension WallClock {
     /// Whole Unix seconds.
     func seconds() -> Int64 { Int64(now().timeIntervalSince1970.rounded(.down)) }
 }
 
 /// The system's wall clock.
-public struct SystemClock: SchedulerClock {
+public struct SystemClock: WallClock {
     public init() {}
     public func now() -> Date { Date() }
 }

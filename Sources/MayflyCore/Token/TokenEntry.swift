@@ -27,7 +27,7 @@ public struct TokenEntry: Sendable, Codable, Equatable {
     public var identity: String?
 
     /// Seconds left, 0 for non-expiring tokens.
-    public func ttl(now: Date = Date()) -> Int64 {
+    public func ttl(now: Date) -> Int64 {
         guard let expireTime else { return 0 }
         return max(0, expireTime - Int64(now.timeIntervalSince1970))
     }
@@ -40,7 +40,7 @@ public struct TokenEntry: Sendable, Codable, Equatable {
     }
 
     /// True once the expiry has passed.
-    public func isExpired(now: Date = Date()) -> Bool {
+    public func isExpired(now: Date) -> Bool {
         isExpired(at: Int64(now.timeIntervalSince1970))
     }
 

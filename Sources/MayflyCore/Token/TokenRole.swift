@@ -24,7 +24,7 @@ struct TokenRole: Codable, Sendable, Equatable {
     /// A role from a write body, on top of `existing` (Vault's update semantics). Features
     /// Mayfly does not have are refused rather than silently ignored.
     static func parse(_ name: String, _ data: [String: JSONValue], existing: TokenRole?) throws -> TokenRole {
-        try DatabaseEngine.validateName(name, kind: "token role")
+        try Names.validate(name, kind: "token role")
         for field in ["allowed_policies_glob", "disallowed_policies_glob", "token_bound_cidrs", "allowed_entity_aliases"] {
             if let list = try TokenHandlers.stringList(data[field], field: field), !list.isEmpty {
                 throw APIError.badRequest("\(field) is not supported")

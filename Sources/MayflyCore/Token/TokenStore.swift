@@ -59,11 +59,12 @@ public final class TokenStore: Sendable {
     /// they are marked for revocation).
     private let revokeLeases: @Sendable ([String]) async throws -> Void
     /// The time tokens are stamped with.
-    private let clock: any SchedulerClock
+    /// The wall clock of token times (the broker's).
+    let clock: any WallClock
     /// One use of a limited-use token at a time (the count is read, checked and written).
     private let useLocks = KeyedLock()
 
-    init(barrier: Barrier, defaultTTL: Int64, maxTTL: Int64, clock: any SchedulerClock = SystemClock(),
+    init(barrier: Barrier, defaultTTL: Int64, maxTTL: Int64, clock: any WallClock = SystemClock(),
          revokeLeases: @escaping @Sendable ([String]) async throws -> Void = { _ in })
     {
         self.barrier = barrier
