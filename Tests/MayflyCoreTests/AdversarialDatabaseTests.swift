@@ -77,6 +77,48 @@ struct AdversarialDatabaseTests {
         #expect(live.isEmpty, "no lease, no role")
     }
 
+    /// Issue 14: a role of the config file whose `member_of` carries power is refused when the
+    /// file is applied, and the refusal names the file and line of its stanza.
+    @Test func aConfigFileRoleWithOSPowerIsRefusedWithItsFileAndLine() async throws {
+        let passwordFile = NSTemporaryDirectory() + "mf-adv-pw-\(UUID().uuidString.prefix(6))"
+        try PG.value("MAYFLY_TEST_PG_PASSWORD").write(toFile: passwordFile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: passwordFile) }
+        let url = try #require(try PG.configBody()["connection_url"]?.stringValue)
+        let file = "/etc/mayfly/mayfly.hcl"
+        let loaded = try ConfigLoader.parse("""
+            storage "sqlite" { path = "/tmp/unused.db" }
+            listener "unix" { path = "/tmp/unused.sock" }
+            database "cfg" {
+              connection_url = "\(url)"
+              password_file  = "\(passwordFile)"
+            }
+
+            role "cfgpwn" {
+              database  = "cfg"
+              member_of = ["pg_execute_server_program"]
+            }
+            role "fine" {
+              database = "cfg"
+            }
+            """, file: file)
+        let t = try await TestBroker.make { config in
+            config.databases = loaded.databases
+            config.roles = loaded.roles
+        }
+        #expect(await t.status(.read, "database/roles/cfgpwn") == 404, "the refused role is not stored")
+        #expect(await t.status(.read, "database/roles/fine") == nil, "the file's other roles are")
+        do {
+            _ = try await t.call(.read, "database/creds/cfgpwn")
+            Issue.record("a credential was issued for a refused role")
+        } catch let error as APIError {
+            #expect(error.status == 400)
+            let message = error.messages.joined()
+            #expect(message.contains("\(file):8: role \"cfgpwn\" refused"), "\(message)")
+            #expect(message.contains("pg_execute_server_program"), "\(message)")
+        }
+        #expect(try await t.storage.leases(matching: LeaseFilter(roles: ["cfgpwn"]), after: nil, limit: 10).isEmpty)
+    }
+
     // MARK: Finding 9
 
     /// Revoking a token (or its expiry) revokes the credentials it obtained.

@@ -82,7 +82,9 @@ import Testing
     }
 
     @Test func idleAndSlowConnectionsAreClosedButRequestsInFlightAreNot() async throws {
-        let server = try ServerProcess(unixListenerOptions: "http_read_header_timeout = \"1s\"  http_idle_timeout = \"2s\"")
+        // Timeouts of a few seconds: a server starved of CPU by the tests beside it must still
+        // read a request sent at once before its header timeout fires.
+        let server = try ServerProcess(unixListenerOptions: "http_read_header_timeout = \"3s\"  http_idle_timeout = \"5s\"")
         try await server.start()
         defer { server.kill(signal: SIGTERM) }
 
@@ -101,7 +103,7 @@ import Testing
         #expect(try await halfHead.closes(within: 20), "a connection that stops mid-head is closed")
 
         // Well past both timeouts: the request in flight is still there; finish it, then reuse the connection.
-        try await Task.sleep(for: .seconds(3))
+        try await Task.sleep(for: .seconds(6))
         #expect(inFlight.isOpen, "a request in flight is not cut")
         try inFlight.send("\"b\"} ")
         #expect(try await inFlight.readResponse(within: 10)?.hasPrefix("HTTP/1.1 ") == true)

@@ -449,6 +449,7 @@ public enum ConfigLoader {
                 guard role.defaultTTL > 0, role.defaultTTL <= role.maxTTL else {
                     throw fail(line, "role \"\(name)\": default_ttl must be positive and not longer than max_ttl")
                 }
+                role.source = "\(file):\(line)"
                 config.roles.append(role)
                 roleLines.append(line)
             }

@@ -100,6 +100,8 @@ public struct DeclaredRole: Sendable, Equatable {
     public var renewStatements: [String] = []
     /// Concurrent identical requests share one issuance (`coalesce`).
     public var coalesce = false
+    /// Where the role is declared, `file:line` ("" when not from a file): errors name it.
+    public var source = ""
 }
 
 /// The server configuration (one HCL or JSON file, Vault-style stanzas; DESIGN.md §5).

@@ -15,6 +15,8 @@ final class DatabaseEngine: Sendable {
     let rootLocks = KeyedLock()
     /// Roles whose groups passed `checkGroups`: the groups checked and when (Unix seconds).
     private let verifiedGroups = Mutex<[String: (key: String, at: Int64)]>([:])
+    /// Roles of the config file refused at the last unseal, and why (with file and line).
+    private let refusedDeclared = Mutex<[String: String]>([:])
     static let pluginName = "postgresql-database-plugin"
 
     /// The wall clock (the broker's).
@@ -59,8 +61,25 @@ final class DatabaseEngine: Sendable {
     /// out its user's password, so any of those would let its holder take over the database,
     /// the server's OS user or the broker's login. `field` names them in the error.
     func checkGroups(_ groups: [String], database: DatabaseConfig, field: String = "member_of") async throws {
+        let found = try await groupStatus(groups, database: database, field: field)
+        guard found.missing.isEmpty else {
+            throw APIError.badRequest("role(s) \(found.missing.map { "\"\($0)\"" }.joined(separator: ", ")) do not exist in database \"\(database.name)\"")
+        }
+        guard found.privileged.isEmpty else { throw Self.privileged(found.privileged, field: field) }
+    }
+
+    /// The 400 for `groups` that carry power over the server or the cluster.
+    static func privileged(_ groups: [String], field: String) -> APIError {
+        APIError.badRequest(
+            "\(field) \(groups.map { "\"\($0)\"" }.joined(separator: ", ")) is, or can become, a superuser, a role with CREATEROLE, REPLICATION or BYPASSRLS, a member of \(Self.predefinedPrivilegedRoles.joined(separator: ", ")), or the broker's admin login: grant privileges to a plain group role instead")
+    }
+
+    /// Which of `groups` do not exist in `database`, and which carry power (see `checkGroups`).
+    func groupStatus(_ groups: [String], database: DatabaseConfig, field: String = "member_of") async throws
+        -> (missing: [String], privileged: [String])
+    {
         for group in groups { try Self.validateIdentifier(group, field: field) }
-        guard !groups.isEmpty else { return }
+        guard !groups.isEmpty else { return ([], []) }
         let found: (missing: [String], privileged: [String])
         do {
             found = try await pool(database).withSession { session in
@@ -75,13 +94,7 @@ final class DatabaseEngine: Sendable {
             if Self.isUnreachable(error) { throw Self.unreachable(database.name, error) }
             throw APIError.badRequest("cannot check \(field) in database \"\(database.name)\": \(Self.describe(error))")
         }
-        guard found.missing.isEmpty else {
-            throw APIError.badRequest("role(s) \(found.missing.map { "\"\($0)\"" }.joined(separator: ", ")) do not exist in database \"\(database.name)\"")
-        }
-        guard found.privileged.isEmpty else {
-            throw APIError.badRequest(
-                "\(field) \(found.privileged.map { "\"\($0)\"" }.joined(separator: ", ")) is, or can become, a superuser, a role with CREATEROLE, REPLICATION or BYPASSRLS, a member of \(Self.predefinedPrivilegedRoles.joined(separator: ", ")), or the broker's admin login: grant privileges to a plain group role instead")
-        }
+        return found
     }
 
     /// Seconds a role's passed group check stays valid before issuance checks it again.
@@ -286,6 +299,30 @@ final class DatabaseEngine: Sendable {
         return "\(error)"
     }
 
+    /// Why the config file's role `declared` is refused, naming its file and line: its
+    /// `member_of` holds a group with power over the server (the check the API makes when a
+    /// role is written). Nil when it passes, or when its database cannot be asked now:
+    /// issuance checks every role again before it creates anything.
+    private func refusal(of declared: DeclaredRole) async throws -> String? {
+        guard !declared.memberOf.isEmpty, let database = try await config(declared.database) else { return nil }
+        let privileged: [String]
+        do {
+            privileged = try await groupStatus(declared.memberOf, database: database).privileged
+        } catch {
+            logger.warning("cannot check a declared role's member_of now; checked again at issuance",
+                           metadata: ["role": "\(declared.name)", "error": "\(String(reflecting: error))"])
+            return nil
+        }
+        guard !privileged.isEmpty else { return nil }
+        let place = declared.source.isEmpty ? "the config file" : declared.source
+        return "\(place): role \"\(declared.name)\" refused: " + Self.privileged(privileged, field: "member_of").messages.joined()
+    }
+
+    /// Why a role of the config file was refused at the last unseal, if it was.
+    func declaredRefusal(_ name: String) -> String? {
+        refusedDeclared.withLock { $0[name] }
+    }
+
     /// Stores the databases and roles declared in the config file (at every unseal), so the
     /// file stays the source of truth for what it declares.
     func applyDeclared(_ databases: [DeclaredDatabase], _ roles: [DeclaredRole]) async throws {
@@ -311,6 +348,14 @@ final class DatabaseEngine: Sendable {
             await dropPool(declared.name)
         }
         for declared in roles {
+            if let refusal = try await refusal(of: declared) {
+                logger.error("a role declared in the config file was refused", metadata: ["error": "\(refusal)"])
+                refusedDeclared.withLock { $0[declared.name] = refusal }
+                // A copy stored by an earlier start, before the group gained its power, goes too.
+                try await barrier.delete("database/roles/\(declared.name)")
+                continue
+            }
+            refusedDeclared.withLock { $0[declared.name] = nil }
             let role = DatabaseRole(
                 name: declared.name, database: declared.database, memberOf: declared.memberOf,
                 defaultTTL: declared.defaultTTL, maxTTL: declared.maxTTL, connectionLimit: declared.connectionLimit,

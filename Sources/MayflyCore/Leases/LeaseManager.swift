@@ -69,6 +69,7 @@ final class LeaseManager: Sendable {
     func issue(roleName: String, identity: String = "", tokenHash: String? = nil) async throws -> LogicalResponse {
         try Names.validate(roleName, kind: "role")
         guard let role = try await databases.role(roleName) else {
+            if let refusal = databases.declaredRefusal(roleName) { throw APIError.badRequest(refusal) }
             throw APIError.badRequest("unknown role: \(roleName)")
         }
         guard role.coalesce == true else { return try await issue(role, identity: identity, tokenHash: tokenHash ?? "") }
