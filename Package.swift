@@ -33,6 +33,8 @@ let package = Package(
         // C declarations only; each is imported by exactly one wrapper module.
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        // C types Swift's Glibc module hides (`struct ucred`), checked against the real ones.
+        .target(name: "CMayflyShims"),
 
         // libsodium: guarded key memory, AEAD, Shamir, keyed hashes.
         .target(name: "MayflyCrypto", dependencies: ["CSodium"], swiftSettings: swiftSettings),
@@ -75,7 +77,7 @@ let package = Package(
         .target(
             name: "MayflyServer",
             dependencies: [
-                "MayflyCore",
+                "MayflyCore", "CMayflyShims",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -120,6 +122,10 @@ let package = Package(
             ],
             swiftSettings: swiftSettings),
 
+        // What the test targets share: the test logger.
+        .target(
+            name: "MayflyTestSupport", dependencies: [.product(name: "Logging", package: "swift-log")],
+            path: "Tests/MayflyTestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "MayflyCryptoTests", dependencies: ["MayflyCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "MayflyHCLTests", dependencies: ["MayflyHCL"], swiftSettings: swiftSettings),
         .testTarget(name: "MayflyCronTests", dependencies: ["MayflyCron"], swiftSettings: swiftSettings),
@@ -127,13 +133,13 @@ let package = Package(
         .testTarget(name: "MayflyPostgresTests", dependencies: ["MayflyPostgres"], swiftSettings: swiftSettings),
         .testTarget(
             name: "MayflyCoreTests",
-            dependencies: ["MayflyCore", "MayflyCrypto", "MayflyStore", "MayflyPostgres", "MayflyPolicies",
+            dependencies: ["MayflyCore", "MayflyCrypto", "MayflyStore", "MayflyPostgres", "MayflyPolicies", "MayflyTestSupport",
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "MayflyServerTests",
             dependencies: [
-                "MayflyServer", "MayflyCore", "MayflyClient", "MayflyPostgres",
+                "MayflyServer", "MayflyCore", "MayflyClient", "MayflyPostgres", "MayflyTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],

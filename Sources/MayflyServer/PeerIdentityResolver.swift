@@ -1,3 +1,4 @@
+import CMayflyShims
 import Foundation
 import MayflyCore
 import NIOCore
@@ -8,14 +9,6 @@ import X509
 /// Reads the identity a connection's transport proves: `SO_PEERCRED` on a Unix socket, the
 /// verified leaf certificate on an mTLS connection. Nothing from headers is ever trusted.
 enum PeerIdentityResolver {
-    /// Mirror of Linux `struct ucred` (pid_t, uid_t, gid_t): Glibc's Swift module hides the C
-    /// type behind `_GNU_SOURCE`, and the layout is fixed by the kernel ABI.
-    struct UCred {
-        var pid: Int32 = 0
-        var uid: UInt32 = 0
-        var gid: UInt32 = 0
-    }
-
     static func identity(of channel: any Channel) async -> PeerIdentity? {
         if case .unixDomainSocket = channel.localAddress {
             return await unixPeer(channel)
@@ -28,8 +21,8 @@ enum PeerIdentityResolver {
     @inline(never)
     static func unixPeer(_ channel: any Channel) async -> PeerIdentity? {
         // SO_PEERCRED "succeeds" on sockets that have none (uid 4294967295): AF_UNIX checked above.
-        guard MemoryLayout<UCred>.size == 12, let provider = channel as? any SocketOptionProvider,
-            let credentials: UCred = try? await provider.unsafeGetSocketOption(
+        guard let provider = channel as? any SocketOptionProvider,
+            let credentials: mayfly_ucred = try? await provider.unsafeGetSocketOption(
                 level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED)).get(),
             credentials.uid != UInt32.max
         else { return nil }

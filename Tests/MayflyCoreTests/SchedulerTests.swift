@@ -5,6 +5,7 @@ import MayflyCrypto
 import MayflyPostgres
 import MayflyStore
 import Testing
+import MayflyTestSupport
 
 /// Unattended rotation (issue 6) driven by a test clock: static roles on cron schedules,
 /// catch-up after downtime, root rotation, and key rotation with the background re-wrap.

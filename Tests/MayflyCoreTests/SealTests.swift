@@ -4,6 +4,7 @@ import Logging
 import MayflyCrypto
 import MayflyStore
 import Testing
+import MayflyTestSupport
 
 @Suite struct SealTests {
     @Test func shamirInitThenUnsealWithThresholdShares() async throws {

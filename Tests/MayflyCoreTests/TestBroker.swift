@@ -2,6 +2,7 @@ import Foundation
 import Logging
 @testable import MayflyCore
 import MayflyStore
+import MayflyTestSupport
 
 /// A broker over a fresh SQLite file, initialised and unsealed, with its root token.
 struct TestBroker {

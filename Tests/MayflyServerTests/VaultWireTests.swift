@@ -7,6 +7,7 @@ import MayflyServer
 import MayflyStore
 import NIOCore
 import Testing
+import MayflyTestSupport
 
 /// The Vault wire rules (vault-api.md §1) through the real responder.
 @Suite struct VaultWireTests {
