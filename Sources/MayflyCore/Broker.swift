@@ -55,7 +55,7 @@ public final class Broker: Sendable {
         let leases = LeaseManager(leases: storage, databases: databases, logger: logger,
                                   scramIterations: config.scramIterations, storeID: storeID, admission: admission, clock: clock)
         self.leases = leases
-        // Revoking a token revokes the leases it obtained (DESIGN.md rule 15).
+        // Revoking a token revokes the leases it obtained: a credential never outlives its token.
         tokens = TokenStore(barrier: barrier, defaultTTL: config.defaultLeaseTTL, maxTTL: config.maxLeaseTTL, clock: clock,
                             revokeLeases: { hashes in try await leases.revokeObtained(byTokens: hashes) })
         kv = KVEngine(mount: "secret", barrier: barrier, clock: clock)
@@ -203,7 +203,7 @@ public final class Broker: Sendable {
                 if granted.isEmpty || granted.contains(.deny) { throw APIError.permissionDenied }
                 throw APIError(status: 404, ["no handler for route \"\(APIError.clip(request.path))\". route entry not found."])
             }
-            // The mount preflight answers from the caller's own policies (vault-api.md §2.7).
+            // The mount preflight (`sys/internal/ui/mounts/…`) answers from the caller's own policies.
             if route.handler != .mountPreflight {
                 guard authenticated.acl.allows(request.path, Self.capability(for: request.operation), needsSudo: route.needsSudo)
                 else { throw APIError.permissionDenied }

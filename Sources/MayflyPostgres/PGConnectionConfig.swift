@@ -68,7 +68,7 @@ public struct PGConnectionConfig: Sendable {
         host.hasPrefix("/") || host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
-    /// DESIGN.md rule 12: a non-local server must be reached with `sslmode=verify-full`
+    /// TLS to the database is verified: a non-local server must be reached with `sslmode=verify-full`
     /// unless the operator opted out.
     public func checkTLSPolicy(allowInsecure: Bool) throws {
         guard !isLocal, sslMode != "verify-full", !allowInsecure else { return }

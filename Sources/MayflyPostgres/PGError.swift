@@ -9,7 +9,8 @@ public struct PGError: Error, Sendable, CustomStringConvertible, CustomDebugStri
         public static let connection = Code(.connection)
         /// The server rejected a statement.
         public static let query = Code(.query)
-        /// The TLS settings are weaker than policy allows (DESIGN.md rule 12).
+        /// The TLS settings are weaker than policy allows (a non-local server needs
+        /// `verify-full`).
         public static let insecureTLS = Code(.insecureTLS)
         /// The connection URL is malformed.
         public static let invalidURL = Code(.invalidURL)

@@ -7,7 +7,7 @@ import NIOPosix
 import Metrics
 
 /// Translates HTTP to `LogicalRequest` and `LogicalResponse` back to HTTP with Vault's wire
-/// rules (vault-api.md §1): `/v1/` prefix, method mapping including `LIST`, token headers,
+/// rules: `/v1/` prefix, method mapping including `LIST`, token headers,
 /// the envelope and `{"errors":[…]}` bodies, exact `Content-Type: application/json`.
 public struct VaultResponder: HTTPResponder {
     public typealias Context = MayflyRequestContext

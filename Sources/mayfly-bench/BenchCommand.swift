@@ -41,7 +41,7 @@ struct Floor: ParsableCommand {
     }
 }
 
-/// Revoke everything (DESIGN.md §6): live credentials in two databases, a share of them with
+/// Revoke everything (target: under 3 s): live credentials in two databases, a share of them with
 /// an open session, ended by one `sys/mayfly/revoke` call; then checked in PostgreSQL.
 struct Everything: ParsableCommand {
     static let configuration = CommandConfiguration(

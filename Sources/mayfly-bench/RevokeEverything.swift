@@ -2,7 +2,7 @@ import Foundation
 import MayflyPostgres
 import Synchronization
 
-/// The revoke-everything case (DESIGN.md §6): live credentials in two databases, a share of
+/// The revoke-everything case (target: under 3 s): live credentials in two databases, a share of
 /// them with an open session, then one `sys/mayfly/revoke --all` call timed from request to
 /// report, checked against PostgreSQL (no role, no session left).
 struct RevokeEverything {

@@ -1,7 +1,7 @@
 /// The request line of the request being handled, still on its way to disk. A handler that
 /// prepares work only Mayfly sees before its first outside effect waits here before that
-/// effect, so the line is on disk before anything outside Mayfly changes (DESIGN.md rule: a
-/// request is on the record before it is acted on).
+/// effect, so the line is on disk before anything outside Mayfly changes (a request
+/// is on the record before it is acted on).
 struct AuditGate: Sendable {
     let line: Task<Void, any Error>
 

@@ -5,7 +5,8 @@ import Synchronization
 /// The audit device (`audit "file" { path = "…" }`): a request line before the request is
 /// handled and a response line before the answer leaves, both chained (`AuditFile`), with
 /// every string of request and response data, every token and accessor HMAC'd. If a line
-/// cannot be written the request fails and nothing is served (DESIGN.md rule 10).
+/// cannot be written the request fails and nothing is served: every request is audited
+/// before its response is sent.
 final class AuditLog: Sendable {
     private let current: Mutex<AuditFile?>
     private let hasher = Mutex<AuditHasher?>(nil)

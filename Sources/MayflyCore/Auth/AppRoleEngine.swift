@@ -27,7 +27,7 @@ struct SecretIDEntry: Codable, Sendable {
     var metadata: [String: String]
 }
 
-/// AppRole auth (vault-api.md §2.12): role ids and secret ids for machines that have neither
+/// AppRole auth (Vault's `auth/approle/`): role ids and secret ids for machines that have neither
 /// a Unix identity nor a client certificate. Role ids and secret ids are stored only as keyed
 /// hashes; a secret id is checked for expiry, remaining uses and source CIDR at login.
 final class AppRoleEngine: Sendable {

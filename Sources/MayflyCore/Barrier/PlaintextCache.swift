@@ -4,7 +4,7 @@ import Synchronization
 /// Decrypted values of the paths every request reads — token entries and their accessor
 /// index, KV metadata and versions — so that a read skips the storage round trip and the
 /// decryption. Values live in guarded memory (`SecureBytes`) and are wiped on seal with the
-/// keys (DESIGN.md rule 7). Every write through the barrier invalidates the paths it touches
+/// keys (sealed means no key material, and nothing decrypted, in memory). Every write through the barrier invalidates the paths it touches
 /// once it has committed, and a value read while such a write was in flight is not kept, so no
 /// reader re-installs a value older than a write that has returned: a revoked token fails on
 /// the next request. Bounded: at `capacity` an arbitrary entry makes room.

@@ -104,7 +104,8 @@ public struct DeclaredRole: Sendable, Equatable {
     public var source = ""
 }
 
-/// The server configuration (one HCL or JSON file, Vault-style stanzas; DESIGN.md §5).
+/// The server configuration (one HCL or JSON file, Vault-style stanzas; the README's
+/// config reference lists every setting).
 public struct MayflyConfig: Sendable, Equatable {
     /// The SQLite database file (`storage "sqlite" { path = … }`).
     public var storagePath: String

@@ -2,7 +2,7 @@ import Foundation
 import MayflyPostgres
 
 extension DatabaseEngine {
-    /// DESIGN.md rule 5: no new logins, sessions ended, owned objects handed over and dropped in
+    /// Revocation is complete and always finishes: no new logins, sessions ended, owned objects handed over and dropped in
     /// every database that holds any (and that Mayfly can connect to), then the roles dropped. Each step is one multi-statement
     /// batch for all the roles; the whole is idempotent (missing roles are skipped), so a
     /// failed attempt is simply run again. Returns the number of sessions terminated.

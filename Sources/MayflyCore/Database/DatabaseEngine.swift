@@ -4,7 +4,8 @@ import MayflyPostgres
 import Synchronization
 
 /// The database secrets engine at `database/`: connection configs, roles, and the pooled
-/// admin connections used to create and drop roles (vault-api.md §2.9).
+/// admin connections used to create and drop roles, on Vault's
+/// `database/config` and `database/roles` paths.
 final class DatabaseEngine: Sendable {
     private let barrier: Barrier
     let logger: Logger
@@ -38,7 +39,7 @@ final class DatabaseEngine: Sendable {
     }
 
     /// PostgreSQL's predefined roles with power over the server's operating system or other
-    /// sessions (DESIGN.md rule 16): a member runs programs or reads and writes files as the
+    /// sessions (credentials never get OS or cross-session power): a member runs programs or reads and writes files as the
     /// server's OS user, or ends other sessions (the broker's among them).
     static let predefinedPrivilegedRoles = [
         "pg_execute_server_program", "pg_read_server_files", "pg_write_server_files", "pg_signal_backend",

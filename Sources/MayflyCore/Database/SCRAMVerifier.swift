@@ -2,7 +2,8 @@ import MayflyCrypto
 
 /// SCRAM-SHA-256 verifiers in PostgreSQL's format
 /// (`SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`), computed in the broker so
-/// that no plaintext password is ever sent to PostgreSQL (DESIGN.md rule 1).
+/// that no plaintext password is ever sent to PostgreSQL (where a statement log
+/// would keep it).
 ///
 /// The iteration count is Mayfly's choice: broker passwords are 32 random bytes, so key
 /// stretching adds no security, while PostgreSQL recomputes nothing but does store what we

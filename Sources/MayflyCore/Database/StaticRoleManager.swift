@@ -4,8 +4,8 @@ import MayflyCron
 import MayflyCrypto
 import MayflyPostgres
 
-/// Static roles (`database/static-roles/:name`, `static-creds`, `rotate-role`; vault-api.md
-/// §2.9): long-lived logins whose password only Mayfly knows and changes. A rotation is
+/// Static roles (`database/static-roles/:name`, `static-creds`, `rotate-role`, as in
+/// Vault): long-lived logins whose password only Mayfly knows and changes. A rotation is
 /// written as an intent before the `ALTER ROLE`, so a crash between the two is finished (rolled
 /// forward with the intended password) on the next start and the stored password always ends
 /// up agreeing with PostgreSQL's.
@@ -305,7 +305,7 @@ final class StaticRoleManager: Sendable {
                             : "user \"\(role.username)\" is a superuser: the broker's admin cannot change its password")
                     }
                     // Its password is handed out: the user must not be able to take over the
-                    // database, the server's OS user or the broker's login (DESIGN.md rule 16).
+                    // database, the server's OS user or the broker's login: a credential never gets OS or cross-session power.
                     if try session.query(DatabaseEngine.privilegedRoleQuery, [role.username]).first?[0] == "t" {
                         throw APIError.badRequest(
                             "user \"\(role.username)\" is, or can become, a superuser, a role with CREATEROLE, REPLICATION or BYPASSRLS, a member of \(DatabaseEngine.predefinedPrivilegedRoles.joined(separator: ", ")), or the broker's admin login: a static role cannot hand out its password")

@@ -4,7 +4,7 @@ import MayflyCrypto
 import MayflyStore
 import Synchronization
 
-/// The leak response (`sys/mayfly/revoke`, `mayfly revoke`; DESIGN.md §4 "Revoke
+/// The leak response (`sys/mayfly/revoke`, `mayfly revoke`, "revoke
 /// everything"): revokes the dynamic credentials in scope (sessions ended), rotates static
 /// and root passwords, revokes tokens and AppRole secret IDs, and keeps a durable record that
 /// a restart resumes. Databases are worked in parallel and leases in batches; every step is

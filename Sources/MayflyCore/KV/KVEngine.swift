@@ -1,7 +1,7 @@
 import Foundation
 
-/// The KV version 2 secrets engine at one mount, with Vault's wire behaviour (vault-api.md
-/// §2.8). Storage layout under `kv/<mount>/`: `meta/<path>` (KVMetadata), `version/<n>/<path>`
+/// The KV version 2 secrets engine at one mount, with Vault's wire behaviour (`data/`,
+/// `metadata/`, `delete/`, `undelete/`, `destroy/`, `config`). Storage layout under `kv/<mount>/`: `meta/<path>` (KVMetadata), `version/<n>/<path>`
 /// (the data of version n) and `config`. Writes to one secret are serialised, so check-and-set
 /// is atomic; the version and its metadata are committed together.
 public final class KVEngine: Sendable {

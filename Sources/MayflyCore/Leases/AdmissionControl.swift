@@ -4,7 +4,7 @@ import MayflyStore
 import Synchronization
 
 /// Admission control on issuance, so that a storm of cold starts cannot make the broker the
-/// thing that exhausts PostgreSQL (DESIGN.md §6):
+/// thing that exhausts PostgreSQL:
 /// - a per-database connection budget: the sum of `CONNECTION LIMIT` over live leases stays
 ///   within a share (default 80%) of the server's `max_connections`, minus its reserved
 ///   connections and the broker's own pool;

@@ -602,7 +602,8 @@ final class LeaseManager: Sendable {
         await unsealReconcile.withLock { $0 }?.value
     }
 
-    /// Makes PostgreSQL and the lease table agree (DESIGN.md rule 4): roles marked by Mayfly
+    /// Makes PostgreSQL and the lease table agree (the lease row is written before the role,
+    /// so a crash leaves at most a row without a role, which this closes): roles marked by Mayfly
     /// with no live lease are dropped, and live leases whose role is gone are closed. With
     /// `afterRestart`, pending leases are stale (their issuer is gone) and are revoked too.
     @discardableResult

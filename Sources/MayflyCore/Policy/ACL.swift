@@ -3,7 +3,7 @@ public enum Capability: String, Sendable, CaseIterable, Codable {
     case create, read, update, patch, delete, list, sudo, deny
 }
 
-/// The access a set of policies gives (vault-api.md §4.1). Deny by default; rules with the
+/// The access a set of policies gives, as Vault's ACL computes it. Deny by default; rules with the
 /// same pattern add up across policies; of all patterns matching a path only the one with
 /// the highest priority applies; `deny` there overrides everything; root-protected paths
 /// need `sudo` as well. The `root` policy grants everything.

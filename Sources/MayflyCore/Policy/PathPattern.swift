@@ -1,4 +1,5 @@
-/// A compiled path pattern and Vault's priority order between patterns (vault-api.md §4.1).
+/// A compiled path pattern and Vault's priority order between patterns (`isLowerPriority(than:)`
+/// spells the rules out).
 struct PathPattern: Sendable, Equatable {
     let text: String
     let isGlob: Bool

@@ -1,4 +1,4 @@
-/// The one rule for handing out policies (DESIGN.md rule 15). Everything that attaches a policy
+/// The one rule for handing out policies: nothing hands out more than its writer holds. Everything that attaches a policy
 /// set to something that later yields a token — a token created now, a token role, an AppRole
 /// role — asks this function, so no endpoint can hand out more than its writer holds:
 ///

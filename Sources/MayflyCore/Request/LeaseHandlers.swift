@@ -1,7 +1,7 @@
 import MayflyStore
 
 /// `sys/leases/*` and the legacy `sys/renew`, `sys/revoke`, `sys/revoke-prefix`,
-/// `sys/revoke-force` (vault-api.md §2.10).
+/// `sys/revoke-force`, with Vault's bodies and answers.
 enum LeaseHandlers {
     enum Route {
         case lookup(prefix: String?)

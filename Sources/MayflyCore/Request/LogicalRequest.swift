@@ -1,4 +1,5 @@
-/// The logical operation of a request (Vault's method mapping, vault-api.md §1.1).
+/// The logical operation of a request (Vault's method mapping: GET read, LIST or
+/// `?list=true` list, POST and PUT update, DELETE delete, PATCH patch).
 public enum Operation: String, Sendable {
     case read, list, update, delete, patch, head
 }

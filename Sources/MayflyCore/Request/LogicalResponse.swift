@@ -1,4 +1,5 @@
-/// Vault's response envelope (vault-api.md §1.3). All eight keys are always emitted.
+/// Vault's response envelope (`request_id`, `lease_id`, `renewable`, `lease_duration`,
+/// `data`, `wrap_info`, `warnings`, `auth`). All eight keys are always emitted.
 public struct Envelope: Sendable {
     public var leaseID: String = ""
     public var renewable: Bool = false

@@ -1,5 +1,5 @@
 /// Mayfly's mounts: fixed, so `sys/mounts`, `sys/auth` and the UI mount preflight describe the
-/// same table in Vault's mount-info shape (vault-api.md §2.7), and enabling anything else is
+/// same table in Vault's mount-info shape, and enabling anything else is
 /// refused with a message that names what exists.
 enum MountTable {
     struct Mount {

@@ -1,6 +1,7 @@
 import Logging
 
-/// `sys/policies/acl/:name` and the older `sys/policy/:name` (vault-api.md §2.14).
+/// `sys/policies/acl/:name` and the older `sys/policy/:name` (both spellings Vault
+/// clients use).
 enum PolicyHandlers {
     static func handle(_ broker: Broker, _ request: LogicalRequest) async throws -> LogicalResponse {
         let store = broker.policies

@@ -1,4 +1,4 @@
-/// The one spelling of a request path (DESIGN.md rule 14). Routing, the ACL, the audit line and
+/// The one spelling of a request path: one path, one decision. Routing, the ACL, the audit line and
 /// the handler all see the path this returns, and nothing trims or rewrites it afterwards: a
 /// policy decision can never be about a different path than the one acted on.
 ///

@@ -2,7 +2,7 @@ import Logging
 import Foundation
 
 /// `auth/token/`: lookup-self, lookup, lookup-accessor, create, create/:role, roles/:name,
-/// renew-self, renew, revoke-self, revoke, revoke-accessor (vault-api.md §2.11).
+/// renew-self, renew, revoke-self, revoke, revoke-accessor, with Vault's bodies and answers.
 enum TokenHandlers {
     static func handle(_ broker: Broker, _ request: LogicalRequest, _ caller: Caller, _ route: String)
         async throws -> LogicalResponse

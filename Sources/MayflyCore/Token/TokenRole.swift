@@ -1,7 +1,6 @@
 import Foundation
 
-/// A token role (`auth/token/roles/:name`, used by `auth/token/create/:name`; vault-api.md
-/// §2.11): which policies tokens created through it may carry, whether they are orphans or
+/// A token role (`auth/token/roles/:name`, used by `auth/token/create/:name`, as in Vault): which policies tokens created through it may carry, whether they are orphans or
 /// renewable, and a cap on their lifetime. Stored in the barrier at `token/roles/<name>`.
 struct TokenRole: Codable, Sendable, Equatable {
     var name: String

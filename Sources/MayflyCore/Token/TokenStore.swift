@@ -41,7 +41,7 @@ public struct TokenRequest: Sendable {
 /// so a copy of the store reveals no usable token. The hash key lives in guarded memory and
 /// is wiped on seal.
 ///
-/// Tokens form trees (DESIGN.md rule 15): a child's TTL is capped by its parent's remaining
+/// Tokens form trees, and nothing hands out more than its writer holds: a child's TTL is capped by its parent's remaining
 /// TTL, at creation and at every renewal, so it never outlives it; revoking a token revokes
 /// every token it created and the leases all of them obtained. Each expiring token has an
 /// entry in an expiry index (`token/expiry/<unix seconds>/<id hash>`) that the sweep pages
