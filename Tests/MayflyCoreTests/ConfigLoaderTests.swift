@@ -125,6 +125,9 @@ import Testing
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\ndatabase \"d\" { connection_url = \"postgresql://a@localhost/d\" }\nstatic_role \"m\" {\n  database = \"d\"\n  username = \"u\"\n  rotation_schedule = \"0 3 * * *\"\n  time_zone = \"Mars/Olympus\"\n}", 8, "not a known time zone"),
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\"  tls_handshake_timeout = \"5s\" }", 2, "unknown setting \"tls_handshake_timeout\" in listener \"unix\""),
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"tcp\" {\n  address = \"127.0.0.1:1\" tls_cert_file = \"c\" tls_key_file = \"k\"\n  tls_handshake_timeout = \"2d\"\n}", 4, "tls_handshake_timeout must be between 1s and 24h"),
+        // Issue 14: a role stanza passes the API's own role checks, reported at its line.
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\ndatabase \"d\" { connection_url = \"postgresql://a@localhost/d\" }\nrole \"r\" {\n  database = \"d\"\n  default_ttl = \"2h\"\n  max_ttl = \"1h\"\n}", 4, "role \"r\": default_ttl must not be longer than max_ttl"),
+        ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\ndatabase \"d\" { connection_url = \"postgresql://a@localhost/d\" }\nrole \"r\" {\n  database = \"d\"\n  member_of = [\"gggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggg\"]\n}", 4, "role \"r\": member_of \"gggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggg\" is not a valid role name"),
     ])
     func badConfigsNameFileAndLine(text: String, line: Int, fragment: String) {
         do {

@@ -217,8 +217,13 @@ public enum ConfigLoader {
                 guard let database = config.databases.first(where: { $0.name == role.database }) else {
                     throw fail(line, "role \"\(role.name)\" names database \"\(role.database)\", which no database stanza declares")
                 }
-                if role.connectionLimit < 0 && database.connectionBudget != 0 {
-                    throw fail(line, "role \"\(role.name)\": connection_limit -1 (unlimited) needs connection_budget = 0 on database \"\(database.name)\"")
+                // The API's checks, with this stanza's file and line.
+                do {
+                    try DatabaseRole(declared: role).validate(connectionBudget: database.connectionBudget)
+                } catch let error as APIError {
+                    throw fail(line, "role \"\(role.name)\": " + error.messages.joined(separator: "; "))
+                } catch {
+                    throw fail(line, "role \"\(role.name)\": \(error)")
                 }
             }
             return config
@@ -446,9 +451,6 @@ public enum ConfigLoader {
                     }
                 }
                 guard !role.database.isEmpty else { throw fail(line, "role \"\(name)\" needs database = \"…\"") }
-                guard role.defaultTTL > 0, role.defaultTTL <= role.maxTTL else {
-                    throw fail(line, "role \"\(name)\": default_ttl must be positive and not longer than max_ttl")
-                }
                 role.source = "\(file):\(line)"
                 config.roles.append(role)
                 roleLines.append(line)

@@ -357,11 +357,7 @@ final class DatabaseEngine: Sendable {
                 continue
             }
             refusedDeclared.withLock { $0[declared.name] = nil }
-            let role = DatabaseRole(
-                name: declared.name, database: declared.database, memberOf: declared.memberOf,
-                defaultTTL: declared.defaultTTL, maxTTL: declared.maxTTL, connectionLimit: declared.connectionLimit,
-                creationStatements: declared.creationStatements, revocationStatements: declared.revocationStatements,
-                renewStatements: declared.renewStatements, rollbackStatements: [], coalesce: declared.coalesce)
+            let role = DatabaseRole(declared: declared)
             try await barrier.put("database/roles/\(declared.name)", try JSONEncoder().encode(role).bytes)
         }
         if !databases.isEmpty || !roles.isEmpty {
@@ -529,8 +525,6 @@ final class DatabaseEngine: Sendable {
         }
         let defaultTTL = try DurationParser.seconds(data["default_ttl"], field: "default_ttl") ?? existing?.defaultTTL ?? 3600
         let maxTTL = try DurationParser.seconds(data["max_ttl"], field: "max_ttl") ?? existing?.maxTTL ?? 86400
-        guard defaultTTL > 0, maxTTL > 0 else { throw APIError.badRequest("default_ttl and max_ttl must be positive") }
-        guard defaultTTL <= maxTTL else { throw APIError.badRequest("default_ttl must not be longer than max_ttl") }
         let role = DatabaseRole(
             name: name, database: databaseName,
             memberOf: try Self.strings(data["member_of"], field: "member_of") ?? existing?.memberOf ?? [],
@@ -546,7 +540,7 @@ final class DatabaseEngine: Sendable {
             rollbackStatements: try Self.statements(data["rollback_statements"], field: "rollback_statements")
                 ?? existing?.rollbackStatements ?? [],
             coalesce: try JSONValue.flag(data["coalesce"], field: "coalesce") ?? existing?.coalesce)
-        if role.connectionLimit < 0 && database.connectionBudget != 0 { throw AdmissionControl.unlimited(database.name) }
+        try role.validate(connectionBudget: database.connectionBudget)
         try await checkGroups(role.memberOf, database: database)
         groupsVerified(role)
         var warnings: [String] = []

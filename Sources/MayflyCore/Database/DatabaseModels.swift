@@ -53,3 +53,28 @@ struct DatabaseRole: Codable, Sendable {
         !(creationStatements.isEmpty && revocationStatements.isEmpty && renewStatements.isEmpty && rollbackStatements.isEmpty)
     }
 }
+
+extension DatabaseRole {
+    /// The role a `role` stanza of the config file declares.
+    init(declared: DeclaredRole) {
+        self.init(
+            name: declared.name, database: declared.database, memberOf: declared.memberOf,
+            defaultTTL: declared.defaultTTL, maxTTL: declared.maxTTL, connectionLimit: declared.connectionLimit,
+            creationStatements: declared.creationStatements, revocationStatements: declared.revocationStatements,
+            renewStatements: declared.renewStatements, rollbackStatements: [], coalesce: declared.coalesce)
+    }
+
+    /// The checks every role passes, written through the API or declared in the config file
+    /// (which adds its file and line): its name, TTLs, connection limit and group names.
+    /// `connectionBudget` is its database's (`nil`: the default budget).
+    func validate(connectionBudget: Double?) throws {
+        try Names.validate(name, kind: "role")
+        guard defaultTTL > 0, maxTTL > 0 else { throw APIError.badRequest("default_ttl and max_ttl must be positive") }
+        guard defaultTTL <= maxTTL else { throw APIError.badRequest("default_ttl must not be longer than max_ttl") }
+        guard (-1...10000).contains(connectionLimit) else {
+            throw APIError.badRequest("connection_limit must be between -1 and 10000")
+        }
+        if connectionLimit < 0 && connectionBudget != 0 { throw AdmissionControl.unlimited(database) }
+        for group in memberOf { try DatabaseEngine.validateIdentifier(group, field: "member_of") }
+    }
+}

@@ -105,7 +105,7 @@ final class AdmissionControl: Sendable {
     /// take every connection, so it is refused rather than left out of the sum.
     static func unlimited(_ database: String) -> APIError {
         APIError.badRequest(
-            "connection_limit -1 (unlimited) cannot be admitted under the connection budget of database \(database): give the role a limit, or set connection_budget = 0 on the database")
+            "connection_limit -1 (unlimited) needs connection_budget = 0 on database \"\(database)\": under a connection budget every credential needs a limit")
     }
 
     /// What the budget of `database` looks like now: the connections live credentials may open
