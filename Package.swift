@@ -103,11 +103,13 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings),
+        // `mayfly run`: fetches credentials, starts a program with them, renews and replaces them.
+        .target(name: "MayflyRun", dependencies: ["MayflyClient"], swiftSettings: swiftSettings),
         // The `mayfly` command.
         .executableTarget(
             name: "mayfly",
             dependencies: [
-                "MayflyServer", "MayflyClient", "MayflyCore", "MayflyCrypto", "MayflyPostgres", "MayflyStore",
+                "MayflyServer", "MayflyClient", "MayflyCore", "MayflyCrypto", "MayflyPostgres", "MayflyStore", "MayflyRun",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -5,6 +5,7 @@ import MayflyCore
 import MayflyCrypto
 import MayflyPostgres
 import MayflyServer
+import MayflyRun
 
 /// `mayfly server --dev`: an initialised, unsealed server with its store in a temporary
 /// directory, its socket in `./.mayfly/`, and a throw-away PostgreSQL with the databases the

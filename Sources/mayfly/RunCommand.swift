@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MayflyClient
 import Synchronization
+import MayflyRun
 
 /// `mayfly run`: fetches credentials, starts the application with them in its environment,
 /// keeps the leases renewed, replaces a credential that can no longer be renewed (and
@@ -50,9 +51,7 @@ struct RunCommand: AsyncParsableCommand {
     @Argument(parsing: .postTerminator, help: "The program and its arguments, after --.") var command: [String] = []
 
     /// How the program learns about a replaced credential.
-    enum ChangeAction: Equatable {
-        case restart, signal(Int32), none
-    }
+    typealias ChangeAction = RunChangeAction
 
     static let signalNames: [String: Int32] = [
         "HUP": SIGHUP, "INT": SIGINT, "TERM": SIGTERM, "USR1": SIGUSR1, "USR2": SIGUSR2, "QUIT": SIGQUIT,
@@ -71,17 +70,10 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     /// A `--creds` option: the path and the variable its URL goes to.
-    struct CredentialSpec: Equatable {
-        var path: String
-        var variable: String
-    }
+    typealias CredentialSpec = RunCredentialSpec
 
     /// A `--kv` option.
-    struct KVSpec: Equatable {
-        var path: String
-        var field: String
-        var variable: String
-    }
+    typealias KVSpec = RunKVSpec
 
     func credentialSpecs() throws -> [CredentialSpec] {
         try credentials.enumerated().map { index, text in

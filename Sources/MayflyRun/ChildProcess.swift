@@ -1,9 +1,9 @@
-import Foundation
+public import Foundation
 import Synchronization
 
 /// A child process started with `posix_spawnp` (so no file descriptor of ours but the three
 /// standard ones is inherited), whose exit a dedicated thread waits for with `waitpid`.
-final class ChildProcess: Sendable {
+public final class ChildProcess: Sendable {
     let pid: pid_t
     private let state = Mutex<(status: Int32?, waiters: [CheckedContinuation<Int32, Never>])>((nil, []))
 
@@ -101,7 +101,7 @@ extension ChildProcess {
     /// `posix_spawn_file_actions_addclosefrom_np` (2.34+, done in the child, so a descriptor
     /// another thread opens meanwhile is closed too; looked up at run time because Swift's Glibc
     /// module does not declare it), else each descriptor open now.
-    static func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
+    public static func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
         typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
         if let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np"),
             unsafeBitCast(symbol, to: CloseFrom.self)(&actions, 3) == 0

@@ -1,15 +1,15 @@
 import Foundation
-import MayflyClient
+public import MayflyClient
 import Synchronization
 
 /// The engine of `mayfly run`: one event loop over signals, the program's exit and replaced
 /// credentials; one renewal task per lease.
-actor RunSupervisor {
+public actor RunSupervisor {
     private let client: MayflyClient
-    private let specs: [RunCommand.CredentialSpec]
-    private let kvSpecs: [RunCommand.KVSpec]
+    private let specs: [RunCredentialSpec]
+    private let kvSpecs: [RunKVSpec]
     private let pgEnv: Bool
-    private let onChange: RunCommand.ChangeAction
+    private let onChange: RunChangeAction
     private let file: String?
     private let stopTimeout: Double
     private let keepLeases: Bool
@@ -30,8 +30,8 @@ actor RunSupervisor {
     private let events: AsyncStream<Event>
     private let sink: AsyncStream<Event>.Continuation
 
-    init(client: MayflyClient, credentials: [RunCommand.CredentialSpec], kv: [RunCommand.KVSpec], pgEnv: Bool,
-         onChange: RunCommand.ChangeAction, file: String?, stopTimeout: Double, keepLeases: Bool)
+    public init(client: MayflyClient, credentials: [RunCredentialSpec], kv: [RunKVSpec], pgEnv: Bool,
+         onChange: RunChangeAction, file: String?, stopTimeout: Double, keepLeases: Bool)
     {
         self.client = client
         specs = credentials
@@ -44,7 +44,8 @@ actor RunSupervisor {
         (events, sink) = AsyncStream.makeStream()
     }
 
-    static func say(_ line: String) {
+    /// Writes one `mayfly run:` line to standard error.
+    public static func say(_ line: String) {
         FileHandle.standardError.write(Data("mayfly run: \(line)\n".utf8))
     }
 
@@ -128,7 +129,9 @@ actor RunSupervisor {
     // MARK: Running
 
     /// Runs `program` until it exits; returns its exit code.
-    func run(_ program: [String]) async -> Int32 {
+    /// Fetches the credentials, starts `program` with them and supervises it; returns its
+    /// exit status (or Mayfly's, when fetching failed).
+    public func run(_ program: [String]) async -> Int32 {
         let sources = installSignalHandlers()
         defer { for source in sources { source.cancel() } }
         var events = events.makeAsyncIterator()
