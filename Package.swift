@@ -105,11 +105,15 @@ let package = Package(
             swiftSettings: swiftSettings),
         // `mayfly run`: fetches credentials, starts a program with them, renews and replaces them.
         .target(name: "MayflyRun", dependencies: ["MayflyClient"], swiftSettings: swiftSettings),
+        // Dev mode's throw-away PostgreSQL cluster (`mayfly server --dev`).
+        .target(
+            name: "MayflyDevCluster", dependencies: ["MayflyCore", "MayflyCrypto", "MayflyPostgres", "MayflyRun"],
+            swiftSettings: swiftSettings),
         // The `mayfly` command.
         .executableTarget(
             name: "mayfly",
             dependencies: [
-                "MayflyServer", "MayflyClient", "MayflyCore", "MayflyCrypto", "MayflyPostgres", "MayflyStore", "MayflyRun",
+                "MayflyServer", "MayflyClient", "MayflyCore", "MayflyCrypto", "MayflyPostgres", "MayflyStore", "MayflyRun", "MayflyDevCluster",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
