@@ -11,7 +11,18 @@ import Testing
         let stderr: String
     }
 
-    static func mayfly(_ arguments: [String], env: [String: String], stdin: String? = nil) throws -> Result {
+    /// Runs `mayfly` with `arguments` and waits for it on a thread of its own: a blocking wait
+    /// on Swift's cooperative pool (two threads on a 2-core machine) would stall every other
+    /// test in the process meanwhile.
+    static func mayfly(_ arguments: [String], env: [String: String], stdin: String? = nil) async throws -> Result {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Result, any Error>) in
+            Thread {
+                continuation.resume(with: Swift.Result { try runBlocking(arguments, env: env, stdin: stdin) })
+            }.start()
+        }
+    }
+
+    private static func runBlocking(_ arguments: [String], env: [String: String], stdin: String?) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: ServerProcess.binary)
         process.arguments = arguments
@@ -38,104 +49,104 @@ import Testing
         defer { server.kill(signal: SIGTERM) }
         let address = ["MAYFLY_ADDR": "unix://" + server.socketPath]
 
-        #expect(try Self.mayfly(["status"], env: address).status == 2, "uninitialised counts as sealed")
-        let initialised = try Self.mayfly(["operator", "init", "--key-shares", "3", "--key-threshold", "2", "--format", "json"], env: address)
+        #expect(try await Self.mayfly(["status"], env: address).status == 2, "uninitialised counts as sealed")
+        let initialised = try await Self.mayfly(["operator", "init", "--key-shares", "3", "--key-threshold", "2", "--format", "json"], env: address)
         #expect(initialised.status == 0, "\(initialised.stderr)")
         let body = try JSONValue.parse(Array(initialised.stdout.utf8))
         let keys = (body["keys"]?.arrayValue ?? []).compactMap(\.stringValue)
         let root = try #require(body["root_token"]?.stringValue)
         #expect(keys.count == 3)
-        #expect(try Self.mayfly(["status"], env: address).status == 2)
-        #expect(try Self.mayfly(["operator", "unseal", keys[0]], env: address).status == 0)
+        #expect(try await Self.mayfly(["status"], env: address).status == 2)
+        #expect(try await Self.mayfly(["operator", "unseal", keys[0]], env: address).status == 0)
         // The second share from stdin, as an operator would type it.
-        #expect(try Self.mayfly(["operator", "unseal"], env: address, stdin: keys[2] + "\n").status == 0)
-        let status = try Self.mayfly(["status"], env: address)
+        #expect(try await Self.mayfly(["operator", "unseal"], env: address, stdin: keys[2] + "\n").status == 0)
+        let status = try await Self.mayfly(["status"], env: address)
         #expect(status.status == 0)
         #expect(status.stdout.contains("Sealed             false"))
 
         let auth = address.merging(["MAYFLY_TOKEN": root]) { $1 }
-        #expect(try Self.mayfly(["kv", "put", "secret/app/db", "user=orders", "password=pw-123"], env: auth).status == 0)
-        let field = try Self.mayfly(["kv", "get", "--field", "password", "secret/app/db"], env: auth)
+        #expect(try await Self.mayfly(["kv", "put", "secret/app/db", "user=orders", "password=pw-123"], env: auth).status == 0)
+        let field = try await Self.mayfly(["kv", "get", "--field", "password", "secret/app/db"], env: auth)
         #expect(field.status == 0 && field.stdout == "pw-123\n")
         // key=@file drops the file's line end (LF or CRLF), nothing more.
         let passwordFile = server.directory + "/pw.txt"
         try "pw-456\r\n".write(toFile: passwordFile, atomically: true, encoding: .utf8)
-        #expect(try Self.mayfly(["kv", "put", "secret/app/file", "password=@" + passwordFile], env: auth).status == 0)
-        #expect(try Self.mayfly(["kv", "get", "--field", "password", "secret/app/file"], env: auth).stdout == "pw-456\n")
+        #expect(try await Self.mayfly(["kv", "put", "secret/app/file", "password=@" + passwordFile], env: auth).status == 0)
+        #expect(try await Self.mayfly(["kv", "get", "--field", "password", "secret/app/file"], env: auth).stdout == "pw-456\n")
         // Stored terminal escapes are shown, not obeyed, in tables; --field gives the raw value.
-        #expect(try Self.mayfly(["kv", "put", "secret/app/esc", "title=\u{1B}]0;pwned\u{07}x"], env: auth).status == 0)
-        let table = try Self.mayfly(["kv", "get", "secret/app/esc"], env: auth)
+        #expect(try await Self.mayfly(["kv", "put", "secret/app/esc", "title=\u{1B}]0;pwned\u{07}x"], env: auth).status == 0)
+        let table = try await Self.mayfly(["kv", "get", "secret/app/esc"], env: auth)
         #expect(table.stdout.contains("\\u{1B}]0;pwned\\u{7}x") && !table.stdout.contains("\u{1B}"), "\(table.stdout)")
-        #expect(try Self.mayfly(["kv", "get", "--field", "title", "secret/app/esc"], env: auth).stdout == "\u{1B}]0;pwned\u{07}x\n")
-        let json = try Self.mayfly(["kv", "get", "--format", "json", "secret/app/db"], env: auth)
+        #expect(try await Self.mayfly(["kv", "get", "--field", "title", "secret/app/esc"], env: auth).stdout == "\u{1B}]0;pwned\u{07}x\n")
+        let json = try await Self.mayfly(["kv", "get", "--format", "json", "secret/app/db"], env: auth)
         #expect(try JSONValue.parse(Array(json.stdout.utf8))["data"]?["metadata"]?["version"] == 1)
-        #expect(try Self.mayfly(["kv", "put", "--cas", "0", "secret/app/db", "user=x"], env: auth).status == 1)
-        #expect(try Self.mayfly(["kv", "list", "secret/"], env: auth).stdout.contains("app/"))
-        #expect(try Self.mayfly(["kv", "get", "secret/missing"], env: auth).status == 1)
-        #expect(try Self.mayfly(["kv", "get", "secret/app/db"], env: address.merging(["MAYFLY_TOKEN": "hvs.bad"]) { $1 }).status == 1)
+        #expect(try await Self.mayfly(["kv", "put", "--cas", "0", "secret/app/db", "user=x"], env: auth).status == 1)
+        #expect(try await Self.mayfly(["kv", "list", "secret/"], env: auth).stdout.contains("app/"))
+        #expect(try await Self.mayfly(["kv", "get", "secret/missing"], env: auth).status == 1)
+        #expect(try await Self.mayfly(["kv", "get", "secret/app/db"], env: address.merging(["MAYFLY_TOKEN": "hvs.bad"]) { $1 }).status == 1)
         // VAULT_* are honoured when MAYFLY_* are unset.
         let vaultEnv = ["VAULT_ADDR": "unix://" + server.socketPath, "VAULT_TOKEN": root]
-        #expect(try Self.mayfly(["read", "secret/data/app/db"], env: vaultEnv).status == 0)
-        let rotated = try Self.mayfly(["operator", "rotate", "--format", "json"], env: auth)
+        #expect(try await Self.mayfly(["read", "secret/data/app/db"], env: vaultEnv).status == 0)
+        let rotated = try await Self.mayfly(["operator", "rotate", "--format", "json"], env: auth)
         #expect(try JSONValue.parse(Array(rotated.stdout.utf8))["data"]?["term"] == 2)
-        let created = try Self.mayfly(["token", "create", "--policy", "default", "--ttl", "10m", "--format", "json"], env: auth)
+        let created = try await Self.mayfly(["token", "create", "--policy", "default", "--ttl", "10m", "--format", "json"], env: auth)
         let child = try #require(try JSONValue.parse(Array(created.stdout.utf8))["auth"]?["client_token"]?.stringValue)
-        #expect(try Self.mayfly(["token", "lookup"], env: address.merging(["MAYFLY_TOKEN": child]) { $1 }).status == 0)
-        #expect(try Self.mayfly(["token", "revoke", child], env: auth).status == 0)
-        #expect(try Self.mayfly(["token", "lookup"], env: address.merging(["MAYFLY_TOKEN": child]) { $1 }).status == 1)
+        #expect(try await Self.mayfly(["token", "lookup"], env: address.merging(["MAYFLY_TOKEN": child]) { $1 }).status == 0)
+        #expect(try await Self.mayfly(["token", "revoke", child], env: auth).status == 0)
+        #expect(try await Self.mayfly(["token", "lookup"], env: address.merging(["MAYFLY_TOKEN": child]) { $1 }).status == 1)
 
         // Scheduled jobs and the leak response from the CLI.
-        let schedule = try Self.mayfly(["schedule", "list"], env: auth)
+        let schedule = try await Self.mayfly(["schedule", "list"], env: auth)
         #expect(schedule.status == 0 && schedule.stdout.contains("lease-sweep") && schedule.stdout.contains("keyring-rewrap"))
-        let ran = try Self.mayfly(["schedule", "run", "reconcile"], env: auth)
+        let ran = try await Self.mayfly(["schedule", "run", "reconcile"], env: auth)
         #expect(ran.status == 0 && ran.stdout.contains("reconcile: ok"), "\(ran)")
-        let history = try Self.mayfly(["schedule", "history", "reconcile"], env: auth)
+        let history = try await Self.mayfly(["schedule", "history", "reconcile"], env: auth)
         #expect(history.status == 0 && history.stdout.contains("manual"), "\(history)")
-        #expect(try Self.mayfly(["schedule", "run", "no-such-job"], env: auth).status == 1)
-        let dry = try Self.mayfly(["revoke", "--all", "--tokens", "--dry-run", "--reason", "rehearsal"], env: auth)
+        #expect(try await Self.mayfly(["schedule", "run", "no-such-job"], env: auth).status == 1)
+        let dry = try await Self.mayfly(["revoke", "--all", "--tokens", "--dry-run", "--reason", "rehearsal"], env: auth)
         #expect(dry.status == 0 && dry.stdout.contains("Dry run") && dry.stdout.contains("token(s)"), "\(dry)")
-        #expect(try Self.mayfly(["revoke", "--all"], env: auth).status != 0, "a reason is required")
+        #expect(try await Self.mayfly(["revoke", "--all"], env: auth).status != 0, "a reason is required")
 
         // Issue 12, finding 7: the rough edges.
-        let version = try Self.mayfly(["--version"], env: [:])
+        let version = try await Self.mayfly(["--version"], env: [:])
         #expect(version.status == 0 && version.stdout == Broker.version + "\n")
-        let readField = try Self.mayfly(["read", "--field", "data", "secret/data/app/db"], env: auth)
+        let readField = try await Self.mayfly(["read", "--field", "data", "secret/data/app/db"], env: auth)
         #expect(readField.status == 0 && readField.stdout.contains("password:pw-123"), "\(readField)")
-        #expect(try Self.mayfly(["read", "--field", "nope", "secret/data/app/db"], env: auth).status == 1)
-        let jsonError = try Self.mayfly(["kv", "get", "--format", "json", "secret/missing"], env: auth)
+        #expect(try await Self.mayfly(["read", "--field", "nope", "secret/data/app/db"], env: auth).status == 1)
+        let jsonError = try await Self.mayfly(["kv", "get", "--format", "json", "secret/missing"], env: auth)
         let errorObject = try JSONValue.parse(Array(jsonError.stderr.utf8))
         #expect(jsonError.status == 1 && errorObject["exit_status"] == 1 && errorObject["error"]?.stringValue != nil, "\(jsonError)")
-        #expect(try Self.mayfly(["kv", "put", "secret/app/db", "user=v2"], env: auth).status == 0)
-        _ = try Self.mayfly(["kv", "delete", "--versions", "1", "secret/app/db"], env: auth)
-        let undeleted = try Self.mayfly(["kv", "undelete", "--versions", "1", "secret/app/db"], env: auth)
+        #expect(try await Self.mayfly(["kv", "put", "secret/app/db", "user=v2"], env: auth).status == 0)
+        _ = try await Self.mayfly(["kv", "delete", "--versions", "1", "secret/app/db"], env: auth)
+        let undeleted = try await Self.mayfly(["kv", "undelete", "--versions", "1", "secret/app/db"], env: auth)
         #expect(undeleted.stdout.contains("Version(s) 1 of secret/app/db restored"), "\(undeleted)")
-        let metadata = try Self.mayfly(["kv", "metadata", "get", "secret/app/db"], env: auth)
+        let metadata = try await Self.mayfly(["kv", "metadata", "get", "secret/app/db"], env: auth)
         #expect(metadata.stdout.contains("version  created") && metadata.stdout.contains("\n2 "), "\(metadata.stdout)")
         #expect(history.stdout.hasPrefix("start"), "a header row")
-        let incidents = try Self.mayfly(["incident", "list"], env: auth)
+        let incidents = try await Self.mayfly(["incident", "list"], env: auth)
         #expect(incidents.status == 0)
 
-        #expect(try Self.mayfly(["operator", "seal"], env: auth).status == 0)
-        #expect(try Self.mayfly(["kv", "get", "secret/app/db"], env: auth).status == 2, "sealed is exit 2")
-        #expect(try Self.mayfly(["status"], env: address).status == 2)
+        #expect(try await Self.mayfly(["operator", "seal"], env: auth).status == 0)
+        #expect(try await Self.mayfly(["kv", "get", "secret/app/db"], env: auth).status == 2, "sealed is exit 2")
+        #expect(try await Self.mayfly(["status"], env: address).status == 2)
     }
 
-    @Test func auditVerifyReportsTheFirstBadLine() throws {
+    @Test func auditVerifyReportsTheFirstBadLine() async throws {
         let path = NSTemporaryDirectory() + "mf-cli-audit-\(UUID().uuidString.prefix(8)).log"
         defer { try? FileManager.default.removeItem(atPath: path) }
         let file = try AuditFile(path: path)
         for index in 1...5 { try file.append(["type": "request", "n": .int(Int64(index))]) }
-        let intact = try Self.mayfly(["audit", "verify", path], env: [:])
+        let intact = try await Self.mayfly(["audit", "verify", path], env: [:])
         #expect(intact.status == 0 && intact.stdout.contains("intact, 5 lines"), "\(intact)")
         var lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
         lines[1] = lines[1].replacingOccurrences(of: "\"n\":2", with: "\"n\":20")
         try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
-        let broken = try Self.mayfly(["audit", "verify", path], env: [:])
+        let broken = try await Self.mayfly(["audit", "verify", path], env: [:])
         #expect(broken.status == 1 && broken.stderr.contains("\(path):2: chain broken"), "\(broken)")
     }
 
-    @Test func unreachableServerIsExit2() throws {
-        let result = try Self.mayfly(["status"], env: ["MAYFLY_ADDR": "unix:///tmp/mf-no-such-dir/mayfly.sock"])
+    @Test func unreachableServerIsExit2() async throws {
+        let result = try await Self.mayfly(["status"], env: ["MAYFLY_ADDR": "unix:///tmp/mf-no-such-dir/mayfly.sock"])
         #expect(result.status == 2)
         #expect(result.stderr.contains("cannot reach Mayfly") && result.stderr.contains("No such file or directory"))
         #expect(!result.stderr.contains("errno") && !result.stderr.contains("descriptor"), "plain words: \(result.stderr)")
@@ -156,10 +167,10 @@ import Testing
         (["schedule", "run", ""], [:], 64, "give a job name"),
         (["incident", "show", ""], [:], 64, "give an incident id"),
     ] as [([String], [String: String], Int32, String)])
-    func badInputsAreClearErrors(arguments: [String], env: [String: String], status: Int32, message: String) throws {
+    func badInputsAreClearErrors(arguments: [String], env: [String: String], status: Int32, message: String) async throws {
         var environment = ["MAYFLY_ADDR": "unix:///tmp/mf-no-such-dir/mayfly.sock", "MAYFLY_TOKEN": "hvs.x"]
         environment.merge(env) { $1 }
-        let result = try Self.mayfly(arguments, env: environment)
+        let result = try await Self.mayfly(arguments, env: environment)
         #expect(result.status == status, "\(arguments.prefix(3)): \(result.stderr.prefix(300))")
         #expect(result.stderr.contains(message), "\(result.stderr.prefix(300))")
         #expect(!result.stderr.contains("hunter2") && !result.stderr.contains("Fatal error"))

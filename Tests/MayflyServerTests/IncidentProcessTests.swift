@@ -76,7 +76,7 @@ struct IncidentProcessTests {
         try await cluster.stopServer()
 
         let address = ["MAYFLY_ADDR": "unix://" + server.socketPath, "MAYFLY_TOKEN": token]
-        let result = try CLITests.mayfly(["revoke", "--all", "--reason", "test: fragile database down", "--format", "json"], env: address)
+        let result = try await CLITests.mayfly(["revoke", "--all", "--reason", "test: fragile database down", "--format", "json"], env: address)
         #expect(result.status == 3, "something is still being retried: exit 3; stderr: \(result.stderr)")
         let report = try JSONValue.parse(Array(result.stdout.utf8))
         #expect(report["state"] == "retrying")
@@ -89,7 +89,7 @@ struct IncidentProcessTests {
             #expect(await !Self.login(credential.user, credential.password, port: try Self.env("MAYFLY_TEST_PG_PORT"),
                                       database: try Self.env("MAYFLY_TEST_PG_DB"), ca: try Self.env("MAYFLY_TEST_PG_SSLROOTCERT")))
         }
-        let table = try CLITests.mayfly(["incident", "show", try #require(report["id"]?.stringValue)], env: address)
+        let table = try await CLITests.mayfly(["incident", "show", try #require(report["id"]?.stringValue)], env: address)
         #expect(table.status == 3 && table.stdout.contains("fragile") && table.stdout.contains("retried"))
 
         // The database comes back; nobody touches Mayfly; the incident completes by itself.
@@ -98,7 +98,7 @@ struct IncidentProcessTests {
         let deadline = Date().addingTimeInterval(90)
         var shown = CLITests.Result(status: -1, stdout: "", stderr: "")
         while Date() < deadline {
-            shown = try CLITests.mayfly(["incident", "show", id, "--format", "json"], env: address)
+            shown = try await CLITests.mayfly(["incident", "show", id, "--format", "json"], env: address)
             if shown.status == 0 { break }
             try await Task.sleep(for: .milliseconds(500))
         }
@@ -110,7 +110,7 @@ struct IncidentProcessTests {
             #expect(await !Self.login(credential.user, credential.password, port: try cluster.value("MAYFLY_TEST_PG_PORT"),
                                       database: try cluster.value("MAYFLY_TEST_PG_DB"), ca: try cluster.value("MAYFLY_TEST_PG_SSLROOTCERT")))
         }
-        let list = try CLITests.mayfly(["incident", "list"], env: address)
+        let list = try await CLITests.mayfly(["incident", "list"], env: address)
         #expect(list.status == 0 && list.stdout.contains(id) && list.stdout.contains("completed"))
     }
 

@@ -76,13 +76,16 @@ final class RawConnection: @unchecked Sendable {
     /// such as a response, is read and dropped).
     func closes(within seconds: Double) async throws -> Bool {
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while ContinuousClock.now < deadline {
+        // Looks once more after the deadline: a test task starved past it (a busy machine)
+        // still sees what arrived in time.
+        while true {
+            let late = ContinuousClock.now >= deadline
             while let bytes = readNow() {
                 if bytes.isEmpty { return true }
             }
+            if late { return false }
             try await Task.sleep(for: .milliseconds(50))
         }
-        return false
     }
 
     /// Whether the connection is still open (nothing to read, or data but no EOF).
@@ -98,7 +101,9 @@ final class RawConnection: @unchecked Sendable {
     func readResponse(within seconds: Double) async throws -> String? {
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         var received: [UInt8] = []
-        while ContinuousClock.now < deadline {
+        // Looks once more after the deadline (see `closes(within:)`).
+        while true {
+            let late = ContinuousClock.now >= deadline
             while let bytes = readNow() {
                 if bytes.isEmpty { return nil }
                 received += bytes
@@ -110,9 +115,9 @@ final class RawConnection: @unchecked Sendable {
                     .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
                 if text.utf8.count - text[..<end.upperBound].utf8.count >= length { return text }
             }
+            if late { return nil }
             try await Task.sleep(for: .milliseconds(5))
         }
-        return nil
     }
 
     /// Bytes sent that the server has not read yet (Linux `SIOCOUTQ`; on a Unix socket they
