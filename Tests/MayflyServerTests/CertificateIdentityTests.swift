@@ -10,7 +10,7 @@ import Testing
     /// Client certificates: `billing` (URI SAN spiffe://prod/billing), `other` (spiffe://prod/other,
     /// same CA, bound to nothing), `expired` (same SAN as billing,
     /// valid only in 2020, made with `openssl ca` to set the dates) and `foreign` (another CA).
-    static func makeClientCertificates(in directory: String) throws {
+    static func makeClientCertificates(in directory: String) async throws {
         let script = """
             set -e
             cd '\(directory)'
@@ -40,20 +40,15 @@ import Testing
             openssl ca -batch -config ca.cnf -cert ca.pem -keyfile ca.key -in expired.csr -out expired.pem \\
               -startdate 20200101000000Z -enddate 20200102000000Z -extfile client.ext 2>/dev/null
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", script]
-        try process.run()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "openssl failed")
+        try await ChildRun.shell(script, what: "openssl")
     }
 
     @Test func boundCertificateGetsItsPoliciesAndOthersDoNot() async throws {
         let directory = "/tmp/mf-mtls-\(UUID().uuidString.prefix(6))"
         try FileManager.default.createDirectory(atPath: directory + "/policies", withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try ListenerTests.makeCertificates(in: directory)
-        try Self.makeClientCertificates(in: directory)
+        try await ListenerTests.makeCertificates(in: directory)
+        try await Self.makeClientCertificates(in: directory)
         try #"path "secret/data/billing/*" { capabilities = ["read"] }"#
             .write(toFile: directory + "/policies/billing-app.hcl", atomically: true, encoding: .utf8)
         let port = ListenerTests.freePort()

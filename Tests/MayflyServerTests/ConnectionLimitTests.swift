@@ -25,8 +25,8 @@ import Testing
     }
 
     /// A TLS listener stanza with certificates made in `directory`.
-    static func tlsListener(port: Int, directory: String, options: String) throws -> String {
-        try ListenerTests.makeCertificates(in: directory)
+    static func tlsListener(port: Int, directory: String, options: String) async throws -> String {
+        try await ListenerTests.makeCertificates(in: directory)
         return """
             listener "tcp" {
               address = "127.0.0.1:\(port)"
@@ -46,7 +46,7 @@ import Testing
         // Long timeouts: the idle connections must still be open while the request is timed.
         let patient = "http_read_header_timeout = \"5m\"  http_idle_timeout = \"5m\""
         let server = try ServerProcess(
-            extraConfig: try Self.tlsListener(port: port, directory: certificates,
+            extraConfig: try await Self.tlsListener(port: port, directory: certificates,
                                               options: patient + "  tls_handshake_timeout = \"5m\""),
             unixListenerOptions: patient)
         try await server.start()
@@ -137,7 +137,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: certificates, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: certificates) }
         let port = ListenerTests.freePort()
-        let server = try ServerProcess(extraConfig: try Self.tlsListener(
+        let server = try ServerProcess(extraConfig: try await Self.tlsListener(
             port: port, directory: certificates,
             options: "tls_handshake_timeout = \"1s\"  http_read_header_timeout = \"5m\"  http_idle_timeout = \"5m\""))
         try await server.start()

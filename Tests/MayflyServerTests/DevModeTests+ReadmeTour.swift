@@ -158,26 +158,12 @@ extension DevModeTests {
     /// Runs `script` with bash in `directory`, stdin empty, for at most 60 s; returns its exit
     /// status and its output (stdout and stderr).
     static func shell(_ script: String, in directory: String, environment: [String: String]) async throws -> (Int32, String) {
-        let outputPath = directory + "/command.out"
-        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
-        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
-        defer { try? output.close() }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
         process.arguments = ["-c", script]
         process.currentDirectoryURL = URL(fileURLWithPath: directory)
         process.environment = environment
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let deadline = ContinuousClock.now + .seconds(60)
-        while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
-        if process.isRunning {
-            process.terminate()
-            process.waitUntilExit()
-        }
-        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-        return (process.terminationStatus, text)
+        let (status, output) = try await ChildRun.toExit(process)
+        return (status, output)
     }
 }

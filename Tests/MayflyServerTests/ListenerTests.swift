@@ -7,7 +7,7 @@ import Testing
 /// Both listeners of a real server: the Unix socket (mode, group) and TLS.
 @Suite(.serialized) struct ListenerTests {
     /// A CA and a server certificate for 127.0.0.1 made with openssl.
-    static func makeCertificates(in directory: String) throws {
+    static func makeCertificates(in directory: String) async throws {
         let script = """
             set -e
             cd '\(directory)'
@@ -17,12 +17,7 @@ import Testing
             printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext
             openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext 2>/dev/null
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", script]
-        try process.run()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0, "openssl failed")
+        try await ChildRun.shell(script, what: "openssl")
     }
 
     /// A port the kernel reports free on 127.0.0.1 (bind to 0, read it back, close).
@@ -55,7 +50,7 @@ import Testing
         let directory = "/tmp/mf-tls-\(UUID().uuidString.prefix(6))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        try Self.makeCertificates(in: directory)
+        try await Self.makeCertificates(in: directory)
         let port = Self.freePort()
         let server = try ServerProcess(extraConfig: """
             listener "tcp" {

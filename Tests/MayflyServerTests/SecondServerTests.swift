@@ -9,25 +9,11 @@ import Testing
     /// Runs `mayfly` with `arguments` in `directory` until it exits (at most 60 s); returns its
     /// status and output.
     static func runToExit(_ arguments: [String], in directory: String? = nil) async throws -> (status: Int32, output: String) {
-        let outputPath = "/tmp/mf-second-\(UUID().uuidString.prefix(6)).log"
-        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
-        defer { try? FileManager.default.removeItem(atPath: outputPath) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: ServerProcess.binary)
         process.arguments = arguments
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let deadline = ContinuousClock.now + .seconds(60)
-        while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            Issue.record("the second server did not exit")
-        }
-        return (process.terminationStatus, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
+        return try await ChildRun.toExit(process) { Issue.record("the second server did not exit") }
     }
 
     @Test func aSecondServerOnTheSameConfigIsRefusedAndTheFirstKeepsServing() async throws {

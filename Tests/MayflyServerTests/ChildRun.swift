@@ -1,0 +1,49 @@
+import Foundation
+import Glibc
+import Testing
+
+/// Runs helper programs for the tests (openssl, a second `mayfly`, the README's commands).
+enum ChildRun {
+    /// Runs `script` with /bin/sh and waits for it on a thread of its own; records an issue
+    /// when it fails (`what` names it).
+    static func shell(_ script: String, what: String) async throws {
+        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                continuation.resume(with: Result {
+                    let process = Process()
+                    process.executableURL = URL(fileURLWithPath: "/bin/sh")
+                    process.arguments = ["-c", script]
+                    try process.run()
+                    process.waitUntilExit()
+                    return process.terminationStatus
+                })
+            }.start()
+        }
+        #expect(status == 0, "\(what) failed")
+    }
+
+    /// Runs `process` (its executable, arguments and directory set) with standard output and
+    /// error going to a fresh file, until it exits or `timeout` passes (then it is killed);
+    /// returns its status and output. `timedOut` is told when it had to be killed.
+    static func toExit(_ process: Process, timeout: Duration = .seconds(60), timedOut: () -> Void = {}) async throws
+        -> (status: Int32, output: String)
+    {
+        let outputPath = "/tmp/mf-child-\(UUID().uuidString.prefix(8)).log"
+        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
+        defer { try? output.close() }
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            timedOut()
+        }
+        return (process.terminationStatus, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
+    }
+}
