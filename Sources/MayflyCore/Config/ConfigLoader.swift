@@ -122,75 +122,25 @@ public enum ConfigLoader {
                 case "storage": try readStorage(member)
                 case "listener": try readListeners(member)
                 case "seal": try readSeal(member)
-                case "log_level":
-                    let level = try string(member).lowercased()
-                    guard ["trace", "debug", "info", "notice", "warning", "warn", "error", "critical"].contains(level) else {
-                        throw fail(member.line, "log_level must be one of trace, debug, info, notice, warning, error, critical")
-                    }
-                    config.logLevel = level == "warn" ? "warning" : level
+                case "log_level": try readLogLevel(member)
                 case "max_request_size":
                     config.maxRequestSize = Int(try integer(member, 1...(1 << 30), "a positive number of bytes (at most 1 GiB)"))
                 case "scram_iterations":
                     config.scramIterations = Int(try integer(member, 1...100_000, "between 1 and 100000"))
-                case "keyring_rotation_schedule":
-                    let schedule = try string(member)
-                    do {
-                        _ = try CronSchedule(schedule)
-                    } catch {
-                        throw fail(member.line, "keyring_rotation_schedule: \(error.description)")
-                    }
-                    config.keyringRotationSchedule = schedule
+                case "keyring_rotation_schedule": try readKeyringRotationSchedule(member)
                 case "keyring_rewrap_rate":
                     config.keyringRewrapRate = Int(try integer(member, 1...100_000, "between 1 and 100000 entries per second"))
-                case "limits":
-                    for item in try block(member) {
-                        let value = try integer(item, 0...1_000_000, "between 0 (no limit) and 1000000")
-                        switch item.key {
-                        case "leases_per_identity": config.leasesPerIdentity = Int(value)
-                        case "issues_per_identity_per_minute": config.issuesPerIdentityPerMinute = Int(value)
-                        default: throw fail(item.line, "unknown setting \"\(item.key)\" in limits")
-                        }
-                    }
-                case "scheduler":
-                    for item in try block(member) {
-                        switch item.key {
-                        case "jitter": config.schedulerJitter = try duration(item)
-                        case "history_retention": config.jobHistoryRetention = try duration(item)
-                        default: throw fail(item.line, "unknown setting \"\(item.key)\" in scheduler")
-                        }
-                    }
+                case "limits": try readLimits(member)
+                case "scheduler": try readScheduler(member)
                 case "default_lease_ttl": config.defaultLeaseTTL = try duration(member)
                 case "max_lease_ttl": config.maxLeaseTTL = try duration(member)
                 case "database": try readDatabases(member)
                 case "role": try readRoles(member)
                 case "static_role": try readStaticRoles(member)
                 case "bind": try readBindings(member)
-                case "audit":
-                    for (kind, body, line) in try labelled(member) {
-                        guard kind == "file" else { throw fail(line, "unknown audit device \"\(kind)\" (only \"file\")") }
-                        guard config.auditPath == nil else { throw fail(line, "only one audit \"file\" device") }
-                        for item in body {
-                            switch item.key {
-                            case "path", "file_path": config.auditPath = try string(item)
-                            default: throw fail(item.line, "unknown setting \"\(item.key)\" in audit \"file\"")
-                            }
-                        }
-                        guard config.auditPath?.isEmpty == false else { throw fail(line, "audit \"file\" needs path = \"…\"") }
-                    }
-                case "policies":
-                    for item in try block(member) {
-                        switch item.key {
-                        case "directory": config.policyDirectory = try string(item)
-                        default: throw fail(item.line, "unknown setting \"\(item.key)\" in policies")
-                        }
-                    }
-                case "telemetry":
-                    for item in try block(member) {
-                        switch item.key {
-                        case "unauthenticated_metrics_access": config.unauthenticatedMetrics = try bool(item)
-                        default: throw fail(item.line, "unknown setting \"\(item.key)\" in telemetry")
-                        }
-                    }
+                case "audit": try readAudit(member)
+                case "policies": try readPolicies(member)
+                case "telemetry": try readTelemetry(member)
                 case "login_rate_limit":
                     config.loginRateLimit = Int(try integer(member, 0...1_000_000, "a number of attempts per minute (0 disables)"))
                 case "disable_mlock", "ui", "api_addr", "cluster_name":
@@ -227,6 +177,77 @@ public enum ConfigLoader {
                 }
             }
             return config
+        }
+
+        mutating func readLogLevel(_ member: HCLMember) throws(ConfigError) {
+            let level = try string(member).lowercased()
+            guard ["trace", "debug", "info", "notice", "warning", "warn", "error", "critical"].contains(level) else {
+                throw fail(member.line, "log_level must be one of trace, debug, info, notice, warning, error, critical")
+            }
+            config.logLevel = level == "warn" ? "warning" : level
+        }
+
+        mutating func readKeyringRotationSchedule(_ member: HCLMember) throws(ConfigError) {
+            let schedule = try string(member)
+            do {
+                _ = try CronSchedule(schedule)
+            } catch {
+                throw fail(member.line, "keyring_rotation_schedule: \(error.description)")
+            }
+            config.keyringRotationSchedule = schedule
+        }
+
+        mutating func readLimits(_ member: HCLMember) throws(ConfigError) {
+            for item in try block(member) {
+                let value = try integer(item, 0...1_000_000, "between 0 (no limit) and 1000000")
+                switch item.key {
+                case "leases_per_identity": config.leasesPerIdentity = Int(value)
+                case "issues_per_identity_per_minute": config.issuesPerIdentityPerMinute = Int(value)
+                default: throw fail(item.line, "unknown setting \"\(item.key)\" in limits")
+                }
+            }
+        }
+
+        mutating func readScheduler(_ member: HCLMember) throws(ConfigError) {
+            for item in try block(member) {
+                switch item.key {
+                case "jitter": config.schedulerJitter = try duration(item)
+                case "history_retention": config.jobHistoryRetention = try duration(item)
+                default: throw fail(item.line, "unknown setting \"\(item.key)\" in scheduler")
+                }
+            }
+        }
+
+        mutating func readAudit(_ member: HCLMember) throws(ConfigError) {
+            for (kind, body, line) in try labelled(member) {
+                guard kind == "file" else { throw fail(line, "unknown audit device \"\(kind)\" (only \"file\")") }
+                guard config.auditPath == nil else { throw fail(line, "only one audit \"file\" device") }
+                for item in body {
+                    switch item.key {
+                    case "path", "file_path": config.auditPath = try string(item)
+                    default: throw fail(item.line, "unknown setting \"\(item.key)\" in audit \"file\"")
+                    }
+                }
+                guard config.auditPath?.isEmpty == false else { throw fail(line, "audit \"file\" needs path = \"…\"") }
+            }
+        }
+
+        mutating func readPolicies(_ member: HCLMember) throws(ConfigError) {
+            for item in try block(member) {
+                switch item.key {
+                case "directory": config.policyDirectory = try string(item)
+                default: throw fail(item.line, "unknown setting \"\(item.key)\" in policies")
+                }
+            }
+        }
+
+        mutating func readTelemetry(_ member: HCLMember) throws(ConfigError) {
+            for item in try block(member) {
+                switch item.key {
+                case "unauthenticated_metrics_access": config.unauthenticatedMetrics = try bool(item)
+                default: throw fail(item.line, "unknown setting \"\(item.key)\" in telemetry")
+                }
+            }
         }
 
         mutating func readStorage(_ member: HCLMember) throws(ConfigError) {
