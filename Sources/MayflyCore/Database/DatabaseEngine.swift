@@ -18,6 +18,8 @@ final class DatabaseEngine: Sendable {
     private let verifiedGroups = Mutex<[String: (key: String, at: Int64)]>([:])
     /// Roles of the config file refused at the last unseal, and why (with file and line).
     private let refusedDeclared = Mutex<[String: String]>([:])
+    /// The check of the config file's roles started by the last unseal.
+    private let declaredCheck = Mutex<Task<Void, Never>?>(nil)
     static let pluginName = "postgresql-database-plugin"
 
     /// The wall clock (the broker's).
@@ -303,7 +305,8 @@ final class DatabaseEngine: Sendable {
     /// Why the config file's role `declared` is refused, naming its file and line: its
     /// `member_of` holds a group with power over the server (the check the API makes when a
     /// role is written). Nil when it passes, or when its database cannot be asked now:
-    /// issuance checks every role again before it creates anything.
+    /// issuance checks every role again before it creates anything. A role refused after it
+    /// was stored is deleted again.
     private func refusal(of declared: DeclaredRole) async throws -> String? {
         guard !declared.memberOf.isEmpty, let database = try await config(declared.database) else { return nil }
         let privileged: [String]
@@ -317,6 +320,11 @@ final class DatabaseEngine: Sendable {
         guard !privileged.isEmpty else { return nil }
         let place = declared.source.isEmpty ? "the config file" : declared.source
         return "\(place): role \"\(declared.name)\" refused: " + Self.privileged(privileged, field: "member_of").messages.joined()
+    }
+
+    /// Waits for the check of the config file's roles that the last unseal started (tests).
+    func declaredRolesChecked() async {
+        await declaredCheck.withLock { $0 }?.value
     }
 
     /// Why a role of the config file was refused at the last unseal, if it was.
@@ -349,13 +357,6 @@ final class DatabaseEngine: Sendable {
             await dropPool(declared.name)
         }
         for declared in roles {
-            if let refusal = try await refusal(of: declared) {
-                logger.error("a role declared in the config file was refused", metadata: ["error": "\(refusal)"])
-                refusedDeclared.withLock { $0[declared.name] = refusal }
-                // A copy stored by an earlier start, before the group gained its power, goes too.
-                try await barrier.delete("database/roles/\(declared.name)")
-                continue
-            }
             refusedDeclared.withLock { $0[declared.name] = nil }
             let role = DatabaseRole(declared: declared)
             try await barrier.put("database/roles/\(declared.name)", try JSONEncoder().encode(role).bytes)
@@ -363,6 +364,18 @@ final class DatabaseEngine: Sendable {
         if !databases.isEmpty || !roles.isEmpty {
             logger.info("applied declared databases and roles", metadata: ["databases": "\(databases.count)", "roles": "\(roles.count)"])
         }
+        // The groups are checked in PostgreSQL beside serving, not before it: an unseal never
+        // waits for a database (issuance checks every role again before it creates anything).
+        let checking = roles.filter { !$0.memberOf.isEmpty }
+        let check = Task {
+            for declared in checking {
+                guard let refusal = try? await self.refusal(of: declared) else { continue }
+                self.logger.error("a role declared in the config file was refused", metadata: ["error": "\(refusal)"])
+                self.refusedDeclared.withLock { $0[declared.name] = refusal }
+                try? await self.barrier.delete("database/roles/\(declared.name)")
+            }
+        }
+        declaredCheck.withLock { $0 = check }
     }
 
     // MARK: Routing
