@@ -238,8 +238,14 @@ public final class Broker: Sendable {
         }
         let result: LogicalResponse
         do {
-            let gate = requestLine.map(AuditGate.init)
-            result = try await AuditGate.$current.withValue(gate) { try await dispatchTranslated(authorized) }
+            if let requestLine, Self.isIssuance(authorized) {
+                // Only issuance waits at the gate (before it creates the role); reads need none.
+                result = try await AuditGate.$current.withValue(AuditGate(line: requestLine)) {
+                    try await dispatchTranslated(authorized)
+                }
+            } else {
+                result = try await dispatchTranslated(authorized)
+            }
         } catch let error as APIError {
             if let requestLine { try await recordAudit { try await requestLine.value } }
             if audited { try await recordAudit { try await audit.logResponse(request, caller: caller, result: nil, error: error) } }
