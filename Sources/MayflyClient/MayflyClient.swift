@@ -224,7 +224,11 @@ public final class MayflyClient: Sendable {
             }
         }
         if let error = error as? NIOSSLError {
-            if case .handshakeFailed = error {
+            if case .handshakeFailed(let reason) = error {
+                if case .sslError(let errors) = reason, errors.contains(.eofDuringHandshake) {
+                    return "the server closed the connection during the TLS handshake (it refused our certificate, "
+                        + "or its tls_handshake_timeout passed)"
+                }
                 return "TLS handshake failed (the server's certificate is not trusted: --ca-cert; or it refused ours)"
             }
             return "TLS: \(error)"

@@ -57,6 +57,7 @@ import Testing
               address = "127.0.0.1:\(port)"
               tls_cert_file = "\(directory)/server.pem"
               tls_key_file = "\(directory)/server.key"
+              tls_handshake_timeout = "5m"
             }
             """)
         try await server.start()
