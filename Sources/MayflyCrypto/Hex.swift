@@ -1,7 +1,9 @@
 /// Lowercase hexadecimal.
 public enum Hex {
-    private static let digits = Array("0123456789abcdef".utf8)
+    @usableFromInline static let digits: [UInt8] = Array("0123456789abcdef".utf8)
 
+    /// Lower-case hex of `bytes`. Inlinable, so callers get it specialized for their collection.
+    @inlinable
     public static func encode(_ bytes: some Collection<UInt8>) -> String {
         // Written straight into the string's storage: hashes are encoded on every audit line.
         String(unsafeUninitializedCapacity: bytes.count * 2) { buffer in

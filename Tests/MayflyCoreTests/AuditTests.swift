@@ -56,6 +56,37 @@ import Testing
         #expect(try AuditVerifier.verify(path: path) == .intact(lines: 23))
     }
 
+    /// Reopening reads the file from its end: the chain continues across 64 KiB blocks, after
+    /// a last line longer than a block, and after a line cut short by a crash (dropped).
+    @Test func reopeningALargeFileContinuesItsChainFromTheEnd() throws {
+        let path = Self.temporaryFile()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let filler = String(repeating: "x", count: 300)
+        do {
+            let file = try AuditFile(path: path)
+            for index in 1...700 { try file.append(["type": "request", "n": .int(Int64(index)), "pad": .string(filler)]) }
+        }
+        #expect(try AuditFile(path: path).seqForTests == 700)
+        try AuditFile(path: path).append(["type": "request", "pad": .string(String(repeating: "y", count: 200_000))])
+        let file = try AuditFile(path: path)
+        #expect(file.seqForTests == 701)
+        try file.append(["type": "response"])
+        #expect(try AuditVerifier.verify(path: path) == .intact(lines: 702))
+
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        handle.seekToEndOfFile()
+        handle.write(Data(#"{"type":"request","cut":"#.utf8))
+        try handle.close()
+        try AuditFile(path: path).append(["type": "request"])
+        #expect(try AuditVerifier.verify(path: path) == .intact(lines: 703), "the cut line is dropped, the chain goes on")
+
+        // A file whose last line is not an audit line (no seq): numbered by counting its lines.
+        let foreign = Self.temporaryFile()
+        defer { try? FileManager.default.removeItem(atPath: foreign) }
+        try "one\ntwo\n".write(toFile: foreign, atomically: true, encoding: .utf8)
+        #expect(try AuditFile(path: foreign).seqForTests == 2)
+    }
+
     @Test func noSecretInTheFileAndAuditHashFindsIt() async throws {
         let path = Self.temporaryFile()
         defer { try? FileManager.default.removeItem(atPath: path) }

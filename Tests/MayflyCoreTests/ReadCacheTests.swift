@@ -65,8 +65,10 @@ import Testing
         }
         let values = t.broker.barrier.cache.values
         #expect(values.count >= 20 && values.allSatisfy { !$0.isWiped })
+        #expect(t.broker.barrier.cache.decodedCount >= 21, "token entry and KV metadata kept decoded")
         await t.broker.sealAll()
         #expect(t.broker.barrier.cache.count == 0)
+        #expect(t.broker.barrier.cache.decodedCount == 0, "decoded forms are dropped with their values")
         #expect(values.allSatisfy { $0.isWiped }, "every cached value is wiped, not just forgotten")
     }
 }

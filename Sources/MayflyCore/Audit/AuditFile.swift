@@ -32,6 +32,12 @@ public final class AuditFile: Sendable {
         /// Durable lines waiting for the sync loop: the offset that must be on disk, and whom to tell.
         var syncWaiters: [(end: off_t, continuation: CheckedContinuation<Void, any Error>)] = []
         var syncing = false
+        /// A flush of lines no one waits for (responses) is scheduled on `syncer`.
+        var lazyFlushPending = false
+        /// Durable lines the last `fsync` covered, and how long it took (ns): the sync loop
+        /// waits a moment before the next one only while several lines share each `fsync`.
+        var lastBatch = 0
+        var lastSyncNanoseconds: UInt64 = 0
         /// Why the device failed closed (an `fsync` failed), if it did.
         var broken: String?
     }
@@ -56,23 +62,72 @@ public final class AuditFile: Sendable {
         var seq = 0, prev = Self.genesis
         var offset: off_t = 0
         if (info.st_mode & S_IFMT) == S_IFREG, info.st_size > 0 {
-            guard let data = FileManager.default.contents(atPath: path) else {
+            do {
+                (seq, prev, offset) = try Self.chainEnd(path: path, size: info.st_size)
+            } catch {
                 close(fd)
-                throw AuditError("cannot read \(path)")
+                throw error
             }
-            // Continue after the last complete line.
-            let bytes = [UInt8](data)
-            let end = (bytes.lastIndex(of: 10) ?? -1) + 1
-            let lines = bytes[0..<end].split(separator: 10, omittingEmptySubsequences: true)
-            if let last = lines.last {
-                seq = lines.count
-                prev = Hex.encode(KeyedHash.sha256(Array(last)))
-            }
-            offset = off_t(end)
-            if end < bytes.count { _ = ftruncate(fd, offset) }
+            // A line cut short (a crash mid-write) is dropped: the chain continues after the last complete one.
+            if offset < info.st_size { _ = ftruncate(fd, offset) }
         }
         state = Mutex(State(fd: fd, seq: seq, prev: prev, offset: offset, synced: offset))
     }
+
+    /// Where the chain of an existing file ends: the last complete line's `seq` and hash, and
+    /// the offset after it. Reads the file from its end, a block at a time, so opening a large
+    /// file costs no memory; counts the lines only when the last one carries no `seq`.
+    static func chainEnd(path: String, size: off_t) throws -> (seq: Int, prev: String, offset: off_t) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw AuditError("cannot read \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        func read(at position: off_t, count: Int) throws -> [UInt8] {
+            var bytes = [UInt8](repeating: 0, count: count)
+            var done = 0
+            while done < count {
+                let result = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, position + off_t(done)) }
+                if result < 0 && errno == EINTR { continue }
+                guard result > 0 else { throw AuditError("cannot read \(path): \(result == 0 ? "it shrank" : String(cString: strerror(errno)))") }
+                done += result
+            }
+            return bytes
+        }
+        // The tail (the bytes from `start` to the end), grown a block at a time until it holds
+        // the last complete line whole.
+        let block: off_t = 64 << 10
+        var start = size
+        var tail: [UInt8] = []
+        var line: (from: Int, end: Int)?
+        while line == nil {
+            if let last = tail.lastIndex(of: 10) {
+                if let before = tail[..<last].lastIndex(of: 10) {
+                    line = (before + 1, last)
+                } else if start == 0 {
+                    line = (0, last)
+                }
+            } else if start == 0 {
+                return (0, genesis, 0)  // no complete line
+            }
+            if line == nil {
+                let from = max(0, start - block)
+                tail = try read(at: from, count: Int(start - from)) + tail
+                start = from
+            }
+        }
+        let (from, last) = line!
+        let text = Array(tail[from..<last])
+        let offset = start + off_t(last + 1)
+        if !text.isEmpty, let seq = (try? JSONValue.parse(text))?["seq"]?.intValue, seq > 0 {
+            return (Int(seq), Hex.encode(KeyedHash.sha256(text)), offset)
+        }
+        // Not a line of ours: number the non-empty lines and hash the last, reading it all.
+        let all = try read(at: 0, count: Int(offset))
+        let lines = all.split(separator: 10, omittingEmptySubsequences: true)
+        return (lines.count, lines.last.map { Hex.encode(KeyedHash.sha256(Array($0))) } ?? genesis, offset)
+    }
+
+    /// The last line's `seq` (tests).
+    var seqForTests: Int { state.withLock { $0.seq } }
 
     deinit {
         state.withLock { _ = close($0.fd) }
@@ -104,12 +159,12 @@ public final class AuditFile: Sendable {
     public func record(_ entry: JSONValue, durable: Bool = true) async throws {
         let body = try Self.body(entry)
         guard durable else {
-            let start = try state.withLock { state -> Bool in
+            let flush = try state.withLock { state -> Bool in
                 if let broken = state.broken { throw AuditError(broken) }
                 try write(body, &state)
-                return startSyncing(&state)
+                return scheduleLazyFlush(&state)
             }
-            if start { syncer.async { self.syncLoop() } }
+            if flush { scheduleFlush() }
             return
         }
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
@@ -134,6 +189,27 @@ public final class AuditFile: Sendable {
         return true
     }
 
+    /// How long lines no one waits for may stay unsynced when no durable line comes to carry
+    /// them: a durable line's `fsync` covers them too, so under load they never cost one.
+    static let lazyFlushDelay = DispatchTimeInterval.milliseconds(20)
+
+    /// Whether the caller must schedule a flush (none is scheduled or running).
+    private func scheduleLazyFlush(_ state: inout State) -> Bool {
+        guard !state.syncing, !state.lazyFlushPending else { return false }
+        state.lazyFlushPending = true
+        return true
+    }
+
+    private func scheduleFlush() {
+        syncer.asyncAfter(deadline: .now() + Self.lazyFlushDelay) {
+            let flush = self.state.withLock { state -> Bool in
+                state.lazyFlushPending = false
+                return self.startSyncing(&state)
+            }
+            if flush { self.syncLoop(flushAll: true) }
+        }
+    }
+
     /// `entry` encoded without its closing brace, ready for `,"prev":…,"seq":…}`.
     private static func body(_ entry: JSONValue) throws -> [UInt8] {
         guard case .object(let members) = entry, !members.isEmpty else {
@@ -146,23 +222,42 @@ public final class AuditFile: Sendable {
 
     /// `fsync`s until everything written is on disk, telling each durable line's waiter once its
     /// line is (runs on `syncer`, beside the writes).
-    private func syncLoop() {
+    /// `flushAll`: sync lines no one waits for too (the lazy flush); otherwise the loop stops
+    /// when no durable line waits, and what is left unsynced gets a lazy flush.
+    private func syncLoop(flushAll: Bool = false) {
+        var flushAll = flushAll
         while true {
-            let target: (fd: Int32, end: off_t)? = state.withLock { state in
-                guard state.synced < state.offset, state.broken == nil else {
+            let next: (target: (fd: Int32, end: off_t)?, pause: UInt64, lazy: Bool) = state.withLock { state in
+                guard state.synced < state.offset, state.broken == nil, flushAll || !state.syncWaiters.isEmpty else {
                     state.syncing = false
-                    return nil
+                    return (nil, 0, state.synced < state.offset && state.broken == nil && scheduleLazyFlush(&state))
                 }
-                return (state.fd, state.offset)
+                // Group commit: while several lines share each fsync, wait a little (at most
+                // a tenth of a millisecond, never longer than an fsync) so more lines join.
+                let pause = state.lastBatch > 1 ? min(state.lastSyncNanoseconds, 100_000) : 0
+                return ((state.fd, state.offset), pause, false)
             }
-            guard let target else { return }
+            guard var target = next.target else {
+                if next.lazy { scheduleFlush() }
+                return
+            }
+            flushAll = false
+            if next.pause > 0 {
+                var pause = timespec(tv_sec: 0, tv_nsec: Int(next.pause))
+                nanosleep(&pause, nil)
+                target = state.withLock { ($0.fd, $0.offset) }
+            }
+            let started = DispatchTime.now().uptimeNanoseconds
             let ok = fsync(target.fd) == 0 || errno == EINVAL
+            let took = DispatchTime.now().uptimeNanoseconds - started
             let reason = ok ? "" : String(cString: strerror(errno))
             let (done, failed) = state.withLock { state -> ([CheckedContinuation<Void, any Error>], [CheckedContinuation<Void, any Error>]) in
                 if ok {
                     state.synced = max(state.synced, target.end)
                     let done = state.syncWaiters.filter { $0.end <= target.end }.map(\.continuation)
                     state.syncWaiters.removeAll { $0.end <= target.end }
+                    state.lastBatch = done.count
+                    state.lastSyncNanoseconds = took
                     return (done, [])
                 }
                 state.broken = "fsync of \(path) failed (\(reason)); every request fails until the audit file is reopened"

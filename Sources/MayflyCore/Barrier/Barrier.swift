@@ -113,6 +113,20 @@ public final class Barrier: Sendable {
         return value
     }
 
+    /// The value at `path` decoded by `decode`; for a cached path the decoded form is kept
+    /// beside the value (and dropped with it), so a hot read decodes once.
+    func get<T: Sendable>(_ path: String, decodedBy decode: ([UInt8]) throws -> T) async throws -> T? {
+        _ = try currentKeyring()
+        guard PlaintextCache.isCacheable(path) else { return try await get(path).map(decode) }
+        if let kept = try cache.decoded(path, decode) { return kept }
+        let epoch = cache.epoch
+        guard let entry = try await storage.get(path) else { return nil }
+        let value = try decrypt(entry)
+        let decoded = try decode(value)
+        if !isSealed { cache.insert(path, value, decoded: decoded, readIn: epoch) }
+        return decoded
+    }
+
     /// Key material at `path`, decrypted straight into guarded memory.
     func getSecure(_ path: String) async throws -> SecureBytes? {
         guard let entry = try await storage.get(path) else { return nil }

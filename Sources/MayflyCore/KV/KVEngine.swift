@@ -69,8 +69,7 @@ public final class KVEngine: Sendable {
     // MARK: - Storage helpers
 
     private func loadMetadata(_ path: String) async throws -> KVMetadata? {
-        guard let bytes = try await barrier.get(metaPath(path)) else { return nil }
-        return try KVMetadata.decode(bytes)
+        try await barrier.get(metaPath(path), decodedBy: KVMetadata.decode)
     }
 
     private func loadConfig() async throws -> KVConfig {

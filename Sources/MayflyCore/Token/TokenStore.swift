@@ -166,8 +166,7 @@ public final class TokenStore: Sendable {
     }
 
     private func entry(idHash: String) async throws -> TokenEntry? {
-        guard let bytes = try await barrier.get("token/id/\(idHash)") else { return nil }
-        let entry = try TokenEntry.decode(bytes)
+        guard let entry = try await barrier.get("token/id/\(idHash)", decodedBy: TokenEntry.decode) else { return nil }
         // The lookup key is the keyed hash; compare in constant time anyway.
         guard ConstantTime.equals(Array(entry.idHash.utf8), Array(idHash.utf8)) else { return nil }
         if entry.isExpired(at: clock.seconds()) {
