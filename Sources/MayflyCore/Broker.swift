@@ -49,11 +49,12 @@ public final class Broker: Sendable {
             bindings = Mutex(BindingTable())
         }
         barrier = Barrier(storage: storage)
-        databases = DatabaseEngine(barrier: barrier, logger: logger, clock: clock)
+        databases = DatabaseEngine(barrier: barrier, logger: logger,
+                                   settings: CredentialBackends.Settings(scramIterations: config.scramIterations), clock: clock)
         let admission = AdmissionControl(storage: storage, leasesPerIdentity: config.leasesPerIdentity,
                                          issuesPerIdentityPerMinute: config.issuesPerIdentityPerMinute, clock: clock)
         let leases = LeaseManager(leases: storage, databases: databases, logger: logger,
-                                  scramIterations: config.scramIterations, storeID: storeID, admission: admission, clock: clock)
+                                  storeID: storeID, admission: admission, clock: clock)
         self.leases = leases
         // Revoking a token revokes the leases it obtained: a credential never outlives its token.
         tokens = TokenStore(barrier: barrier, defaultTTL: config.defaultLeaseTTL, maxTTL: config.maxLeaseTTL, clock: clock,
@@ -63,8 +64,7 @@ public final class Broker: Sendable {
         audit = try AuditLog(path: config.auditPath, clock: clock)
         policies = try PolicyStore(directory: config.policyDirectory, barrier: barrier)
         loginLimiter = LoginRateLimiter(limit: config.loginRateLimit, clock: clock)
-        staticRoles = StaticRoleManager(barrier: barrier, databases: databases, logger: logger,
-                                        scramIterations: config.scramIterations, storeID: storeID, clock: clock)
+        staticRoles = StaticRoleManager(barrier: barrier, databases: databases, logger: logger, storeID: storeID, clock: clock)
         rewrapper = KeyRewrapper(barrier: barrier)
         incidents = IncidentManager(barrier: barrier, leaseStorage: storage, leases: leases, databases: databases,
                                     staticRoles: staticRoles, tokens: tokens, appRoles: appRoles, logger: logger,

@@ -1,7 +1,6 @@
 import Foundation
 import MayflyCron
 import MayflyHCL
-import MayflyPostgres
 
 /// Reads a config file (HCL, or JSON when it starts with `{`) into `MayflyConfig`. Every
 /// problem is reported with the file, the line and what is wrong; unknown keys are errors.
@@ -413,10 +412,11 @@ public enum ConfigLoader {
                 }
                 guard !database.connectionURL.isEmpty else { throw fail(line, "database \"\(name)\" needs connection_url") }
                 do {
-                    let parsed = try PGConnectionConfig.parse(url: database.connectionURL)
-                    try parsed.checkTLSPolicy(allowInsecure: database.tlsInsecureAllow)
-                } catch let error as PGError {
-                    throw fail(line, "database \"\(name)\": \(error.message)")
+                    try PostgresBackend.validate(DatabaseConfig(
+                        name: name, connectionURL: database.connectionURL, password: "", allowedRoles: [], maxConnections: 1,
+                        ownerOnRevoke: "", tlsInsecureAllow: database.tlsInsecureAllow, verifyConnection: false))
+                } catch let error as APIError {
+                    throw fail(line, "database \"\(name)\": \(error.messages.joined(separator: "; "))")
                 } catch {
                     throw fail(line, "database \"\(name)\": invalid connection_url")
                 }

@@ -1,18 +1,16 @@
 import Foundation
 import Logging
 import MayflyCrypto
-import MayflyPostgres
 
 /// Rotation of the broker's own admin password (`database/rotate-root/:name`): afterwards
-/// only the broker knows it. The new password is stored as pending before `ALTER ROLE`, so a
+/// only the broker knows it (the change itself is the backend's, `rotateAdminPassword`). The new password is stored as pending before `ALTER ROLE`, so a
 /// crash between the two is finished on the next start. A login is a cluster-wide role, so
 /// every database configured with the same login (user, host and port) gets the new password,
 /// and rotations of one login are serialised.
 extension DatabaseEngine {
     /// `user@host:port`: databases with the same key share one PostgreSQL login.
     static func loginKey(_ config: DatabaseConfig) -> String {
-        guard let parsed = try? PGConnectionConfig.parse(url: config.connectionURL) else { return "database:" + config.name }
-        return "\(parsed.user)@\(parsed.host):\(parsed.port)"
+        (try? CredentialBackends.type(of: config.plugin))?.loginKey(config) ?? "database:" + config.name
     }
 
     /// Changes the admin password of database `name`; returns when the new one is stored.
@@ -46,8 +44,6 @@ extension DatabaseEngine {
 
     private func finishRootRotation(_ config: DatabaseConfig, now: Int64) async throws {
         guard let pending = config.pendingPassword else { return }
-        var connection = try Self.connectionConfig(config)
-        let verifier = SCRAMVerifier.make(password: pending, iterations: SCRAMVerifier.defaultIterations)
         let key = Self.loginKey(config)
         var sharing = [config.name]
         for other in try await configuredNames() where other != config.name {
@@ -55,35 +51,7 @@ extension DatabaseEngine {
         }
         for name in sharing { await passwordChanging(name, to: pending) }
         do {
-            // With the current password; if that fails the change may already have happened,
-            // so the pending password is tried (and set again, which is harmless).
-            let admin: PGConnection
-            do {
-                admin = try await PGConnection.connect(connection)
-            } catch {
-                connection.password = pending
-                admin = try await PGConnection.connect(connection)
-            }
-            let statements = config.rootRotationStatements ?? []
-            let user = connection.user
-            do {
-                try await admin.withSession { session in
-                    if statements.isEmpty {
-                        try session.execute("ALTER ROLE CURRENT_USER WITH PASSWORD \(try session.escapeLiteral(verifier))")
-                    } else {
-                        // Vault's root_rotation_statements; {{password}} is the verifier, never the password.
-                        try session.execute(statements.map {
-                            $0.replacingOccurrences(of: "{{name}}", with: user)
-                                .replacingOccurrences(of: "{{username}}", with: user)
-                                .replacingOccurrences(of: "{{password}}", with: verifier)
-                        }.joined(separator: ";\n"))
-                    }
-                }
-            } catch {
-                await admin.close()
-                throw error
-            }
-            await admin.close()
+            try await backend(config).rotateAdminPassword(config, to: pending)
         } catch {
             logger.warning("root rotation failed", metadata: ["database": "\(config.name)", "error": "\(String(reflecting: error))"])
             throw APIError(status: 500, ["cannot rotate the root credentials of \"\(config.name)\": \(Self.describe(error))"])

@@ -1,17 +1,18 @@
 import Foundation
 import Logging
-import MayflyPostgres
 import Synchronization
 
-/// The database secrets engine at `database/`: connection configs, roles, and the pooled
-/// admin connections used to create and drop roles, on Vault's
-/// `database/config` and `database/roles` paths.
+/// The database secrets engine at `database/`: connection configs and roles on Vault's
+/// `database/config` and `database/roles` paths, and one credential backend per configured
+/// database (`CredentialBackend`: the only thing that speaks to it).
 final class DatabaseEngine: Sendable {
     private let barrier: Barrier
     let logger: Logger
-    /// The admin pools by database, and how often each was dropped or re-keyed: a pool built
+    /// The backends by database, and how often each was dropped or re-keyed: a backend built
     /// from a config read before that is not kept.
-    private let pools = Mutex<(pools: [String: PGPool], generation: [String: Int])>(([:], [:]))
+    private let backends = Mutex<(backends: [String: any CredentialBackend], generation: [String: Int])>(([:], [:]))
+    /// What every backend is built with.
+    let settings: CredentialBackends.Settings
     /// Serialises root rotations per database.
     let rootLocks = KeyedLock()
     /// Roles whose groups passed `checkGroups`: the groups checked and when (Unix seconds).
@@ -20,13 +21,12 @@ final class DatabaseEngine: Sendable {
     private let refusedDeclared = Mutex<[String: String]>([:])
     /// The check of the config file's roles started by the last unseal.
     private let declaredCheck = Mutex<Task<Void, Never>?>(nil)
-    static let pluginName = "postgresql-database-plugin"
-
     /// The wall clock (the broker's).
     let clock: any WallClock
 
-    init(barrier: Barrier, logger: Logger, clock: any WallClock = SystemClock()) {
+    init(barrier: Barrier, logger: Logger, settings: CredentialBackends.Settings = .init(), clock: any WallClock = SystemClock()) {
         self.clock = clock
+        self.settings = settings
         self.barrier = barrier
         self.logger = logger
     }
@@ -40,27 +40,8 @@ final class DatabaseEngine: Sendable {
         else { throw APIError.badRequest("\(field) \"\(APIError.clip(name))\" is not a valid role name (1-63 bytes, no control characters)") }
     }
 
-    /// PostgreSQL's predefined roles with power over the server's operating system or other
-    /// sessions (credentials never get OS or cross-session power): a member runs programs or reads and writes files as the
-    /// server's OS user, or ends other sessions (the broker's among them).
-    static let predefinedPrivilegedRoles = [
-        "pg_execute_server_program", "pg_read_server_files", "pg_write_server_files", "pg_signal_backend",
-    ]
-
-    /// One row per role named `$1`: whether it is, or through any chain of memberships can
-    /// become, a superuser, a CREATEROLE, REPLICATION or BYPASSRLS role, one of
-    /// `predefinedPrivilegedRoles`, or the broker's own admin login (`current_user`).
-    static let privilegedRoleQuery = """
-        SELECT pg_has_role(g.oid, (SELECT oid FROM pg_roles WHERE rolname = current_user), 'MEMBER')
-            OR EXISTS (SELECT 1 FROM pg_roles r
-                       WHERE (r.rolsuper OR r.rolcreaterole OR r.rolreplication OR r.rolbypassrls
-                              OR r.rolname IN (\(predefinedPrivilegedRoles.map { "'\($0)'" }.joined(separator: ", "))))
-                         AND pg_has_role(g.oid, r.oid, 'MEMBER'))
-        FROM pg_roles g WHERE g.rolname = $1
-        """
-
     /// Checks on the database that `roles` exist and that none of them is privileged
-    /// (`privilegedRoleQuery`): a credential is a member of its groups, and a static role hands
+    /// (`CredentialBackend.groupStatus`): a credential is a member of its groups, and a static role hands
     /// out its user's password, so any of those would let its holder take over the database,
     /// the server's OS user or the broker's login. `field` names them in the error.
     func checkGroups(_ groups: [String], database: DatabaseConfig, field: String = "member_of") async throws {
@@ -74,7 +55,7 @@ final class DatabaseEngine: Sendable {
     /// The 400 for `groups` that carry power over the server or the cluster.
     static func privileged(_ groups: [String], field: String) -> APIError {
         APIError.badRequest(
-            "\(field) \(groups.map { "\"\($0)\"" }.joined(separator: ", ")) is, or can become, a superuser, a role with CREATEROLE, REPLICATION or BYPASSRLS, a member of \(Self.predefinedPrivilegedRoles.joined(separator: ", ")), or the broker's admin login: grant privileges to a plain group role instead")
+            "\(field) \(groups.map { "\"\($0)\"" }.joined(separator: ", ")) is, or can become, a superuser, a role with CREATEROLE, REPLICATION or BYPASSRLS, a member of \(PostgresBackend.predefinedPrivilegedRoles.joined(separator: ", ")), or the broker's admin login: grant privileges to a plain group role instead")
     }
 
     /// Which of `groups` do not exist in `database`, and which carry power (see `checkGroups`).
@@ -85,14 +66,7 @@ final class DatabaseEngine: Sendable {
         guard !groups.isEmpty else { return ([], []) }
         let found: (missing: [String], privileged: [String])
         do {
-            found = try await pool(database).withSession { session in
-                var missing: [String] = [], privileged: [String] = []
-                for group in groups {
-                    let row = try session.query(Self.privilegedRoleQuery, [group]).first
-                    if row == nil { missing.append(group) } else if row?[0] == "t" { privileged.append(group) }
-                }
-                return (missing, privileged)
-            }
+            found = try await backend(database).groupStatus(groups)
         } catch {
             if Self.isUnreachable(error) { throw Self.unreachable(database.name, error) }
             throw APIError.badRequest("cannot check \(field) in database \"\(database.name)\": \(Self.describe(error))")
@@ -205,27 +179,21 @@ final class DatabaseEngine: Sendable {
         return try JSONDecoder().decode(DatabaseRole.self, from: Data(bytes))
     }
 
-    static func connectionConfig(_ config: DatabaseConfig) throws -> PGConnectionConfig {
-        var connection = try PGConnectionConfig.parse(url: config.connectionURL)
-        connection.password = config.password
-        return connection
-    }
-
-    /// The pool of admin connections to `config`'s database. A new pool is built from the
-    /// config as stored now, not from the caller's copy: that copy may predate a root rotation
-    /// or a config write, and a pool with a stale password would lock the broker out.
-    func pool(_ config: DatabaseConfig) async throws -> PGPool {
+    /// The backend of `config`'s database. A new one is built from the config as stored now,
+    /// not from the caller's copy: that copy may predate a root rotation or a config write, and
+    /// admin connections with a stale password would lock the broker out.
+    func backend(_ config: DatabaseConfig) async throws -> any CredentialBackend {
         while true {
-            let (cached, generation) = pools.withLock { ($0.pools[config.name], $0.generation[config.name, default: 0]) }
+            let (cached, generation) = backends.withLock { ($0.backends[config.name], $0.generation[config.name, default: 0]) }
             if let cached { return cached }
             guard let current = try await self.config(config.name) else {
                 throw APIError.badRequest("database \"\(APIError.clip(config.name))\" is not configured")
             }
-            let candidate = PGPool(config: try Self.connectionConfig(current), maxConnections: current.maxConnections)
-            let kept: PGPool? = pools.withLock { state in
+            let candidate = try CredentialBackends.make(current, settings: settings)
+            let kept: (any CredentialBackend)? = backends.withLock { state in
                 guard state.generation[config.name, default: 0] == generation else { return nil }  // changed meanwhile
-                if let existing = state.pools[config.name] { return existing }
-                state.pools[config.name] = candidate
+                if let existing = state.backends[config.name] { return existing }
+                state.backends[config.name] = candidate
                 return candidate
             }
             if kept !== candidate { await candidate.close() }
@@ -233,20 +201,20 @@ final class DatabaseEngine: Sendable {
         }
     }
 
-    /// Before the login's password changes: the pool of `name` falls back to `password` when
-    /// the current one no longer opens a connection.
+    /// Before the login's password changes: the backend of `name` falls back to `password`
+    /// when the current one no longer opens a connection.
     func passwordChanging(_ name: String, to password: String) async {
-        await pools.withLock { $0.pools[name] }?.expectPassword(password)
+        await backends.withLock { $0.backends[name] }?.adminPasswordChanging(to: password)
     }
 
-    /// After the login's password changed: the pool of `name` (if any) opens later
-    /// connections with `password`, and a pool being built from an older config is discarded.
+    /// After the login's password changed: the backend of `name` (if any) opens later
+    /// connections with `password`, and a backend being built from an older config is discarded.
     func passwordChanged(_ name: String, to password: String) async {
-        let pool = pools.withLock { state in
+        let backend = backends.withLock { state in
             state.generation[name, default: 0] += 1
-            return state.pools[name]
+            return state.backends[name]
         }
-        await pool?.setPassword(password)
+        await backend?.adminPasswordChanged(to: password)
     }
 
     /// Stores `config` (encrypted).
@@ -255,30 +223,29 @@ final class DatabaseEngine: Sendable {
     }
 
     func dropPool(_ name: String) async {
-        let pool = pools.withLock { state in
+        let backend = backends.withLock { state in
             state.generation[name, default: 0] += 1
-            return state.pools.removeValue(forKey: name)
+            return state.backends.removeValue(forKey: name)
         }
-        await pool?.close()
+        await backend?.close()
     }
 
-    /// Closes every pool (on seal and shutdown).
+    /// Closes every backend's connections (on seal and shutdown).
     func closeAll() async {
-        let all = pools.withLock { state -> [PGPool] in
+        let all = backends.withLock { state -> [any CredentialBackend] in
             defer {
-                for name in state.pools.keys { state.generation[name, default: 0] += 1 }
-                state.pools = [:]
+                for name in state.backends.keys { state.generation[name, default: 0] += 1 }
+                state.backends = [:]
             }
-            return Array(state.pools.values)
+            return Array(state.backends.values)
         }
-        for pool in all { await pool.close() }
+        for backend in all { await backend.close() }
     }
 
     /// Whether `error` means the database could not be reached (no connection, or it dropped),
     /// as opposed to a statement it refused.
     static func isUnreachable(_ error: any Error) -> Bool {
-        guard let error = error as? PGError else { return false }
-        return error.code == .connection || error.code == .closed
+        PostgresBackend.classify(error).kind == .unreachable
     }
 
     /// The answer when database `name` cannot be reached: 502 with a message that says so (no
@@ -288,17 +255,10 @@ final class DatabaseEngine: Sendable {
                  detail: String(reflecting: error), retryAfter: 5)
     }
 
-    /// A client-safe message for a PostgreSQL failure: SQLSTATE and the server message.
+    /// A client-safe message for a backend's failure (for PostgreSQL: SQLSTATE and message).
     static func describe(_ error: any Error) -> String {
-        if let error = error as? PGError {
-            // libpq's own words for connection-level failures (no SQLSTATE: refused, closed,
-            // authentication); server messages for statements stay out, they may quote SQL.
-            let libpq = error.code == .connection || error.sqlState == nil
-            let detail = error.debugDescription.split(separator: "—", maxSplits: 1).dropFirst().first
-                .map { String($0.split(separator: "\n").first ?? "").trimmingWhitespace() } ?? ""
-            return [error.message, error.sqlState.map { "SQLSTATE \($0)" }].compactMap { $0 }.joined(separator: ", ")
-                + (libpq && !detail.isEmpty ? ": " + detail : "")
-        }
+        if let error = error as? CredentialBackendError { return error.message }
+        if PostgresBackend.isOwnError(error) { return PostgresBackend.classify(error).message }
         return "\(error)"
     }
 
@@ -417,9 +377,9 @@ final class DatabaseEngine: Sendable {
     private func readConfig(_ name: String) async throws -> LogicalResponse {
         try Names.validate(name, kind: "database")
         guard let config = try await config(name) else { throw APIError.notFound }
-        let user = (try? PGConnectionConfig.parse(url: config.connectionURL).user) ?? ""
+        let user = (try? CredentialBackends.type(of: config.plugin))?.adminLogin(config) ?? ""
         return .envelope(Envelope(data: [
-            "plugin_name": .string(Self.pluginName), "plugin_version": "",
+            "plugin_name": .string(config.plugin ?? CredentialBackends.defaultPlugin), "plugin_version": "",
             "connection_details": [
                 "connection_url": .string(config.connectionURL), "username": .string(user),
                 "max_open_connections": .int(Int64(config.maxConnections)),
@@ -436,10 +396,12 @@ final class DatabaseEngine: Sendable {
 
     private func writeConfig(_ name: String, _ data: [String: JSONValue]) async throws -> LogicalResponse {
         try Names.validate(name, kind: "database")
-        if let plugin = data["plugin_name"]?.stringValue, plugin != Self.pluginName {
-            throw APIError.badRequest("plugin_name must be \"\(Self.pluginName)\": Mayfly manages PostgreSQL only")
-        }
         let existing = try await config(name)
+        if let plugin = data["plugin_name"], plugin.stringValue == nil, !plugin.isNull {
+            throw APIError.badRequest("plugin_name must be a string")
+        }
+        let plugin = data["plugin_name"]?.stringValue ?? existing?.plugin
+        let backendType = try CredentialBackends.type(of: plugin)
         guard var url = data["connection_url"]?.stringValue ?? existing?.connectionURL else {
             throw APIError.badRequest("connection_url is required")
         }
@@ -465,35 +427,23 @@ final class DatabaseEngine: Sendable {
             pendingPassword: data["password"] == nil ? existing?.pendingPassword : nil,
             connectionBudget: try Self.share(data["connection_budget"]) ?? existing?.connectionBudget,
             rootRotationStatements: try Self.statements(data["root_rotation_statements"], field: "root_rotation_statements")
-                ?? existing?.rootRotationStatements)
+                ?? existing?.rootRotationStatements,
+            plugin: plugin)
         if let schedule = config.rootRotationSchedule { try StaticRoleManager.checkSchedule(schedule, timeZone: nil) }
         if let owner = data["owner_on_revoke"], !owner.isNull, owner.stringValue == nil {
             throw APIError.badRequest("owner_on_revoke must be a role name")
         }
         if !config.ownerOnRevoke.isEmpty { try Self.validateIdentifier(config.ownerOnRevoke, field: "owner_on_revoke") }
-        let connection: PGConnectionConfig
-        do {
-            connection = try Self.connectionConfig(config)
-            try connection.checkTLSPolicy(allowInsecure: config.tlsInsecureAllow)
-        } catch let error as PGError {
-            throw APIError.badRequest(error.message)
-        }
+        try backendType.validate(config)
         if config.verifyConnection {
+            let backend = try backendType.init(config: config, settings: settings)
             do {
-                let test = try await PGConnection.connect(connection)
-                let owner = config.ownerOnRevoke
-                var ownerExists = true
-                if !owner.isEmpty { ownerExists = try await !test.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [owner]).isEmpty }
-                await test.close()
-                // Every revocation hands objects to this role: a missing one would fail them all.
-                guard ownerExists else {
-                    throw APIError.badRequest("owner_on_revoke \"\(APIError.clip(owner))\" does not exist in the database")
-                }
-            } catch let error as APIError {
-                throw error
+                try await backend.verify()
             } catch {
-                throw APIError.badRequest("error verifying connection: \(Self.describe(error))")
+                await backend.close()
+                throw error
             }
+            await backend.close()
         }
         try await barrier.put("database/config/\(name)", try JSONEncoder().encode(config).bytes)
         await dropPool(name)

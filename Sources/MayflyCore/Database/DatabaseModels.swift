@@ -2,7 +2,7 @@
 /// admin password is never returned by the API.
 struct DatabaseConfig: Codable, Sendable {
     var name: String
-    /// `postgresql://user@host:port/db?sslmode=…` without a password.
+    /// Where the database is, without a password (PostgreSQL: `postgresql://user@host:port/db?sslmode=…`).
     var connectionURL: String
     var password: String
     var allowedRoles: [String]
@@ -24,6 +24,8 @@ struct DatabaseConfig: Codable, Sendable {
     /// (`{{name}}`/`{{username}}` the login, `{{password}}` its new SCRAM verifier); nil or empty
     /// for `ALTER ROLE CURRENT_USER`.
     var rootRotationStatements: [String]? = nil
+    /// Vault's `plugin_name`: the credential backend (`CredentialBackends`); nil for PostgreSQL.
+    var plugin: String? = nil
 
     func allows(role: String) -> Bool {
         allowedRoles.contains { pattern in

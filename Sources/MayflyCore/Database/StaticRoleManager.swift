@@ -2,7 +2,6 @@ import Foundation
 import Logging
 import MayflyCron
 import MayflyCrypto
-import MayflyPostgres
 
 /// Static roles (`database/static-roles/:name`, `static-creds`, `rotate-role`, as in
 /// Vault): long-lived logins whose password only Mayfly knows and changes. A rotation is
@@ -13,7 +12,6 @@ final class StaticRoleManager: Sendable {
     private let barrier: Barrier
     private let databases: DatabaseEngine
     private let logger: Logger
-    private let scramIterations: Int
     private let storeID: String
     private let locks = KeyedLock()
     /// The time rotations are stamped with (the scheduler's clock).
@@ -23,14 +21,13 @@ final class StaticRoleManager: Sendable {
     /// Vault's lower bound on `rotation_period`.
     static let minimumPeriod: Int64 = 5
 
-    init(barrier: Barrier, databases: DatabaseEngine, logger: Logger, scramIterations: Int, storeID: String,
+    init(barrier: Barrier, databases: DatabaseEngine, logger: Logger, storeID: String,
          clock: any WallClock = SystemClock())
     {
         self.clock = clock
         self.barrier = barrier
         self.databases = databases
         self.logger = logger
-        self.scramIterations = scramIterations
         self.storeID = storeID
     }
 
@@ -146,7 +143,7 @@ final class StaticRoleManager: Sendable {
         if let period = role.rotationPeriod { data["rotation_period"] = .int(period) }
         if let schedule = role.rotationSchedule { data["rotation_schedule"] = .string(schedule) }
         if let database = try await databases.config(role.database) {
-            data["connection_url"] = .string(try LeaseManager.clientURL(database, username: state.activeUsername))
+            data["connection_url"] = .string(try PostgresBackend.clientURL(database, username: state.activeUsername))
         }
         return .envelope(Envelope(data: .object(data)))
     }
@@ -173,15 +170,9 @@ final class StaticRoleManager: Sendable {
     private func dropCreatedUsers(_ role: StaticRole, database: DatabaseConfig) async throws {
         let marker = Self.marker(role.name, storeID: storeID)
         do {
-            let created = try await databases.pool(database).withSession { session in
-                try role.usernames.filter { user in
-                    try !session.query(
-                        "SELECT 1 FROM pg_roles WHERE rolname = $1 AND shobj_description(oid, 'pg_authid') = $2",
-                        [user, marker]
-                    ).isEmpty
-                }
-            }
-            _ = try await databases.dropRoles(created, database: database)
+            let backend = try await databases.backend(database)
+            let created = try await backend.loginsMarked(role.usernames, marker: marker)
+            _ = try await backend.revoke(usernames: created, revocationStatements: [:])
         } catch {
             throw APIError.badRequest(
                 "cannot drop the users of static role \"\(role.name)\" in database \"\(role.database)\": \(DatabaseEngine.describe(error))"
@@ -273,55 +264,22 @@ final class StaticRoleManager: Sendable {
     /// missing, members of `member_of` (or of `username`), with passwords nobody knows.
     private func prepareUsers(_ role: StaticRole, database: DatabaseConfig) async throws {
         let marker = Self.marker(role.name, storeID: storeID)
-        let iterations = scramIterations
         let groups = role.memberOf.isEmpty ? [role.username] : role.memberOf
         // Handing out this user's password must not hand out any database's admin login: its
         // revocations would fail (credentials left live) and its holder could act as the broker.
         for other in try await databases.configuredNames() {
             guard let config = try await databases.config(other),
-                (try? PGConnectionConfig.parse(url: config.connectionURL).user) == role.username
+                (try? CredentialBackends.type(of: config.plugin))?.adminLogin(config) == role.username
             else { continue }
             throw APIError.badRequest(
                 "user \"\(role.username)\" is the admin login of database \"\(other)\": a static role cannot hand out the broker's own login (rotate it with database/rotate-root/\(other))")
         }
         if role.strategy == .alternating { try await databases.checkGroups(groups, database: database) }
         do {
-            try await databases.pool(database).withSession { session in
-                func exists(_ name: String) throws -> Bool {
-                    try !session.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [name]).isEmpty
-                }
-                switch role.strategy {
-                case .single:
-                    // The admin login has its own rotation (rotate-root); a superuser's password
-                    // is beyond a CREATEROLE admin.
-                    let found = try session.query(
-                        "SELECT rolname = current_user, rolsuper FROM pg_roles WHERE rolname = $1", [role.username]).first
-                    guard let found else {
-                        throw APIError.badRequest("user \"\(role.username)\" does not exist in database \"\(role.database)\"")
-                    }
-                    guard found[0] == "f", found[1] == "f" else {
-                        throw APIError.badRequest(found[0] == "t"
-                            ? "user \"\(role.username)\" is the broker's own admin login: rotate it with database/rotate-root"
-                            : "user \"\(role.username)\" is a superuser: the broker's admin cannot change its password")
-                    }
-                    // Its password is handed out: the user must not be able to take over the
-                    // database, the server's OS user or the broker's login: a credential never gets OS or cross-session power.
-                    if try session.query(DatabaseEngine.privilegedRoleQuery, [role.username]).first?[0] == "t" {
-                        throw APIError.badRequest(
-                            "user \"\(role.username)\" is, or can become, a superuser, a role with CREATEROLE, REPLICATION or BYPASSRLS, a member of \(DatabaseEngine.predefinedPrivilegedRoles.joined(separator: ", ")), or the broker's admin login: a static role cannot hand out its password")
-                    }
-                case .alternating:
-                    for user in role.usernames where try !exists(user) {
-                        let verifier = SCRAMVerifier.make(
-                            password: Base64.encodeURLSafeNoPadding(Random.bytes(32)), iterations: iterations)
-                        let name = try session.escapeIdentifier(user)
-                        try session.execute("""
-                            CREATE ROLE \(name) LOGIN PASSWORD \(try session.escapeLiteral(verifier)) IN ROLE \
-                            \(try groups.map { try session.escapeIdentifier($0) }.joined(separator: ", "));
-                            COMMENT ON ROLE \(name) IS \(try session.escapeLiteral(marker))
-                            """)
-                    }
-                }
+            let backend = try await databases.backend(database)
+            switch role.strategy {
+            case .single: try await backend.checkStaticLogin(role.username)
+            case .alternating: try await backend.createStaticLogins(role.usernames, groups: groups, marker: marker)
             }
         } catch let error as APIError {
             throw error
@@ -401,27 +359,16 @@ final class StaticRoleManager: Sendable {
         guard let database = try await databases.config(role.database) else {
             throw APIError.internalError("static role \(role.name) names database \(role.database), which is not configured")
         }
-        let verifier = SCRAMVerifier.make(password: intent.password, iterations: scramIterations)
         do {
-            try await databases.pool(database).withSession { session in
-                let name = try session.escapeIdentifier(intent.username)
-                if role.rotationStatements.isEmpty {
-                    try session.execute("ALTER ROLE \(name) WITH PASSWORD \(try session.escapeLiteral(verifier))")
-                } else {
-                    try session.execute(role.rotationStatements.map {
-                        $0.replacingOccurrences(of: "{{name}}", with: intent.username)
-                            .replacingOccurrences(of: "{{username}}", with: intent.username)
-                            .replacingOccurrences(of: "{{password}}", with: verifier)
-                    }.joined(separator: ";\n"))
-                }
-            }
+            try await databases.backend(database).setPassword(
+                username: intent.username, password: intent.password, statements: role.rotationStatements)
         } catch {
             logger.warning("static role rotation failed", metadata: [
                 "static_role": "\(role.name)", "error": "\(String(reflecting: error))",
             ])
-            // A statement PostgreSQL refused (a bad rotation statement, no privilege) is the
+            // A statement the database refused (a bad rotation statement, no privilege) is the
             // role's fault; a database that cannot be reached is the server's.
-            let refused = (error as? PGError)?.isStatementFailure ?? false
+            let refused = (error as? CredentialBackendError)?.kind == .refused
             throw APIError(status: refused ? 400 : 500, ["cannot rotate static role \"\(role.name)\": \(DatabaseEngine.describe(error))"])
         }
         FaultInjection.point("after-rotation-alter")

@@ -1,5 +1,4 @@
 import Foundation
-import MayflyPostgres
 import MayflyStore
 import Synchronization
 
@@ -34,25 +33,17 @@ final class AdmissionControl: Sendable {
     }
 
     /// The budget of `database`: share × max_connections − reserved − the broker's pool.
-    func budget(_ database: DatabaseConfig, pool: PGPool) async throws -> Int {
+    func budget(_ database: DatabaseConfig, backend: any CredentialBackend) async throws -> Int {
         let share = database.connectionBudget ?? 0.8
         func budget(maximum: Int, reserved: Int) -> Int {
-            max(0, Int((Double(maximum) * share).rounded(.down)) - reserved - pool.maxConnections)
+            max(0, Int((Double(maximum) * share).rounded(.down)) - reserved - backend.adminConnections)
         }
         if let cached = servers.withLock({ $0[database.name] }), ContinuousClock.now - cached.read < .seconds(60) {
             return budget(maximum: cached.maximum, reserved: cached.maximum - cached.usable)
         }
-        let settings = try await pool.withSession { session in
-            try session.query("""
-                SELECT current_setting('max_connections'), current_setting('superuser_reserved_connections'),
-                       coalesce(current_setting('reserved_connections', true), '0')
-                """).first ?? []
-        }
-        let numbers = settings.map { Int($0 ?? "") ?? 0 }
-        guard numbers.count == 3 else { throw APIError.internalError("cannot read max_connections of \(database.name)") }
-        let reserved = numbers[1] + numbers[2]
-        servers.withLock { $0[database.name] = (numbers[0] - reserved, numbers[0], ContinuousClock.now) }
-        return budget(maximum: numbers[0], reserved: reserved)
+        let (maximum, reserved) = try await backend.connectionCapacity()
+        servers.withLock { $0[database.name] = (maximum - reserved, maximum, ContinuousClock.now) }
+        return budget(maximum: maximum, reserved: reserved)
     }
 
     private func loaded() async throws {
@@ -63,7 +54,7 @@ final class AdmissionControl: Sendable {
 
     /// Admits one credential of `connectionLimit` connections for `identity`, or throws 429.
     /// The caller releases the reservation if the credential is not created.
-    func admit(_ database: DatabaseConfig, pool: PGPool, connectionLimit: Int, identity: String) async throws {
+    func admit(_ database: DatabaseConfig, backend: any CredentialBackend, connectionLimit: Int, identity: String) async throws {
         if issuesPerMinute > 0 {
             do {
                 try issueRate.attempt(source: identity)
@@ -86,7 +77,7 @@ final class AdmissionControl: Sendable {
         if connectionLimit < 0 { throw Self.unlimited(database.name) }
         let cost = connectionLimit
         guard cost > 0 else { return }
-        let budget = try await budget(database, pool: pool)
+        let budget = try await budget(database, backend: backend)
         try await loaded()
         let inUse: Int? = used.withLock { used in
             let current = used?[database.name] ?? 0
@@ -110,9 +101,9 @@ final class AdmissionControl: Sendable {
 
     /// What the budget of `database` looks like now: the connections live credentials may open
     /// (the sum of their `CONNECTION LIMIT`s) against the budget, and `max_connections`.
-    func status(_ database: DatabaseConfig, pool: PGPool) async throws -> (committed: Int, budget: Int, maximum: Int) {
+    func status(_ database: DatabaseConfig, backend: any CredentialBackend) async throws -> (committed: Int, budget: Int, maximum: Int) {
         try await loaded()
-        let budget = try await budget(database, pool: pool)
+        let budget = try await budget(database, backend: backend)
         let maximum = servers.withLock { $0[database.name]?.maximum } ?? 0
         return (used.withLock { $0?[database.name] ?? 0 }, budget, maximum)
     }

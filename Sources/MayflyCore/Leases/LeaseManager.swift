@@ -2,13 +2,12 @@ import Foundation
 import Logging
 import Metrics
 import MayflyCrypto
-import MayflyPostgres
 import MayflyStore
 import Synchronization
 
-/// Issues dynamic PostgreSQL credentials and carries each lease through its life: pending
-/// (written before `CREATE ROLE`), active, revoking (retried with capped backoff until it
-/// finishes), revoked.
+/// Issues dynamic database credentials and carries each lease through its life: pending
+/// (written before the login is created), active, revoking (retried with capped backoff until
+/// it finishes), revoked. What happens in the database is its `CredentialBackend`'s.
 final class LeaseManager: Sendable {
     private let leases: any LeaseStorage
     private let databases: DatabaseEngine
@@ -25,7 +24,6 @@ final class LeaseManager: Sendable {
     /// One renewal or revocation of a lease at a time: concurrent ones raced each other in
     /// PostgreSQL ("tuple concurrently updated") and answered 500.
     private let leaseLocks = KeyedLock()
-    let scramIterations: Int
     /// This store's id, written into every role's marker so that reconcile only ever touches
     /// roles this store created (several brokers may share one PostgreSQL cluster).
     let storeID: String
@@ -45,7 +43,7 @@ final class LeaseManager: Sendable {
     /// The wall clock of lease times (the broker's).
     let clock: any WallClock
 
-    init(leases: any LeaseStorage, databases: DatabaseEngine, logger: Logger, scramIterations: Int, storeID: String,
+    init(leases: any LeaseStorage, databases: DatabaseEngine, logger: Logger, storeID: String,
          admission: AdmissionControl, clock: any WallClock = SystemClock())
     {
         self.clock = clock
@@ -54,7 +52,6 @@ final class LeaseManager: Sendable {
         self.leases = leases
         self.databases = databases
         self.logger = logger
-        self.scramIterations = scramIterations
     }
 
     func now() -> Int64 { clock.seconds() }
@@ -99,15 +96,15 @@ final class LeaseManager: Sendable {
         let username = "v-\(roleName.prefix(30))-\(Random.string(count: 20, alphabet: Self.lowerAlphanumerics))"
         let leaseID = "database/creds/\(roleName)/\(Random.string(count: 24, alphabet: Self.base62))"
         let password = Base64.encodeURLSafeNoPadding(Random.bytes(32))
-        let verifier = SCRAMVerifier.make(password: password, iterations: scramIterations)
         let lease = LeaseRecord(
             id: leaseID, database: database.name, role: roleName, username: username, state: .pending,
             issuedAt: now, expiresAt: now + ttl, maxExpiresAt: now + role.maxTTL, identity: identity,
             connectionLimit: max(0, role.connectionLimit), tokenHash: tokenHash)
+        let backend: any CredentialBackend
         do {
+            backend = try await databases.backend(database)
             try await databases.ensureGroupsChecked(role, database: database)
-            try await admission.admit(database, pool: try await databases.pool(database), connectionLimit: role.connectionLimit,
-                                      identity: identity)
+            try await admission.admit(database, backend: backend, connectionLimit: role.connectionLimit, identity: identity)
         } catch where DatabaseEngine.isUnreachable(error) {
             throw DatabaseEngine.unreachable(database.name, error)
         }
@@ -134,12 +131,9 @@ final class LeaseManager: Sendable {
             throw error
         }
         do {
-            let validUntil = now + ttl + Self.validUntilSkew
-            try await databases.pool(database).withSession { session in
-                try session.execute(
-                    try Self.creationSQL(session, role: role, username: username, verifier: verifier,
-                                         validUntil: validUntil, marker: Self.marker(leaseID: leaseID, storeID: self.storeID)))
-            }
+            try await backend.create(NewLogin(
+                username: username, password: password, validUntil: now + ttl + Self.validUntilSkew,
+                connectionLimit: role.connectionLimit, leaseID: leaseID, storeID: storeID), role: role)
         } catch {
             logger.error("creating a credential failed", metadata: [
                 "lease_id": "\(leaseID)", "error": "\(String(reflecting: error))",
@@ -173,7 +167,7 @@ final class LeaseManager: Sendable {
             .recordInterval(since: started)
         var envelope = Envelope(data: [
             "username": .string(username), "password": .string(password),
-            "connection_url": .string(try Self.clientURL(database, username: username)),
+            "connection_url": .string(try backend.clientURL(username: username)),
         ])
         envelope.leaseID = leaseID
         envelope.renewable = true
@@ -192,69 +186,16 @@ final class LeaseManager: Sendable {
         let counts = (try? await leases.leaseCounts(matching: LeaseFilter(databases: [name], states: [.pending, .active, .revoking]))) ?? [:]
         status["live_credentials"] = .int(Int64(counts[name]?.values.reduce(0, +) ?? 0))
         do {
-            let pool = try await databases.pool(database)
-            let (committed, budget, maximum) = try await admission.status(database, pool: pool)
+            let backend = try await databases.backend(database)
+            let (committed, budget, maximum) = try await admission.status(database, backend: backend)
             status["committed_connections"] = .int(Int64(committed))
             status["budget_connections"] = .int(Int64(budget))
             status["max_connections"] = .int(Int64(maximum))
-            let marker = "mayfly lease % store " + storeID
-            let rows = try await pool.withSession { session in
-                try session.query("""
-                    SELECT count(*) FROM pg_stat_activity a JOIN pg_roles r ON r.oid = a.usesysid
-                    WHERE shobj_description(r.oid, 'pg_authid') LIKE $1
-                    """, [marker])
-            }
-            status["sessions"] = .int(rows.first.flatMap { $0.first ?? nil }.flatMap { Int64($0) } ?? 0)
+            status["sessions"] = .int(Int64(try await backend.openSessions(storeID: storeID)))
         } catch {
             status["error"] = .string(DatabaseEngine.isUnreachable(error) ? "database unreachable" : DatabaseEngine.describe(error))
         }
         return .object(status)
-    }
-
-    /// `COMMENT ON ROLE` text of a dynamic role: `mayfly lease <lease id> store <store id>`.
-    static func marker(leaseID: String, storeID: String) -> String {
-        "mayfly lease \(leaseID) store \(storeID)"
-    }
-
-    static func creationSQL(_ session: PGSession, role: DatabaseRole, username: String, verifier: String,
-                            validUntil: Int64, marker text: String) throws -> String
-    {
-        let expiration = Timestamp.postgres(validUntil)
-        let name = try session.escapeIdentifier(username)
-        let marker = "COMMENT ON ROLE \(name) IS \(try session.escapeLiteral(text))"
-        if !role.creationStatements.isEmpty {
-            // Vault-style templates: {{password}} becomes the SCRAM verifier, never the plaintext.
-            return role.creationStatements.map {
-                $0.replacingOccurrences(of: "{{name}}", with: username)
-                    .replacingOccurrences(of: "{{username}}", with: username)
-                    .replacingOccurrences(of: "{{password}}", with: verifier)
-                    .replacingOccurrences(of: "{{expiration}}", with: expiration)
-            }.joined(separator: ";\n")
-                // The template decides everything but the limit: PostgreSQL must enforce the
-                // one the connection budget counts.
-                + ";\nALTER ROLE \(name) CONNECTION LIMIT \(role.connectionLimit);\n" + marker
-        }
-        var sql = "CREATE ROLE \(name) WITH LOGIN PASSWORD \(try session.escapeLiteral(verifier)) "
-            + "VALID UNTIL \(try session.escapeLiteral(expiration)) CONNECTION LIMIT \(role.connectionLimit)"
-        if !role.memberOf.isEmpty {
-            sql += " IN ROLE " + (try role.memberOf.map { try session.escapeIdentifier($0) }).joined(separator: ", ")
-        }
-        return sql + ";\n" + marker
-    }
-
-    /// `postgresql://user@host:port/db?sslmode=…` for the client (no password).
-    static func clientURL(_ database: DatabaseConfig, username: String) throws -> String {
-        let server = try PGConnectionConfig.parse(url: database.connectionURL)
-        var components = URLComponents()
-        components.scheme = "postgresql"
-        components.user = username
-        components.host = server.host
-        components.port = server.port
-        components.path = "/" + server.database
-        var query = [URLQueryItem(name: "sslmode", value: server.sslMode)]
-        if let root = server.sslRootCert { query.append(URLQueryItem(name: "sslrootcert", value: root)) }
-        components.queryItems = query
-        return components.string ?? ""
     }
 
     /// Marks the leases obtained with the tokens `hashes` for revocation (a token revoked or
@@ -315,21 +256,9 @@ final class LeaseManager: Sendable {
             warnings.append("TTL of \(requested)s exceeded the effective max_ttl; TTL value is capped accordingly")
         }
         do {
-            let username = lease.username
-            let renewStatements = role?.renewStatements ?? []
-            try await databases.pool(database).withSession { session in
-                let until = Timestamp.postgres(newExpiry + Self.validUntilSkew)
-                if !renewStatements.isEmpty {
-                    try session.execute(renewStatements.map {
-                        $0.replacingOccurrences(of: "{{name}}", with: username)
-                            .replacingOccurrences(of: "{{expiration}}", with: until)
-                    }.joined(separator: ";\n"))
-                } else {
-                    try session.execute(
-                        "ALTER ROLE \(try session.escapeIdentifier(username)) VALID UNTIL \(try session.escapeLiteral(until))")
-                }
-            }
-        } catch let error as PGError where error.sqlState == "42704" {
+            try await databases.backend(database).renew(
+                username: lease.username, validUntil: newExpiry + Self.validUntilSkew, role: role)
+        } catch let error as CredentialBackendError where error.kind == .noSuchLogin {
             // Dropped meanwhile by a revocation (the sweeper, a prefix, an incident).
             throw APIError.badRequest("lease is being revoked")
         } catch {
@@ -475,14 +404,15 @@ final class LeaseManager: Sendable {
                 let roles = try await revocationRoles(group)
                 var custom: [String: [String]] = [:]
                 for lease in group { custom[lease.username] = roles[lease.role]?.revocationStatements ?? [] }
+                let backend = try await databases.backend(database)
                 do {
-                    outcome.sessionsTerminated += try await databases.dropRoles(
-                        group.map(\.username), database: database, revocationStatements: custom)
-                } catch let error as PGError where error.sqlState == "42704" {
-                    // A role vanished between the existence check and the batch (dropped by a
+                    outcome.sessionsTerminated += try await backend.revoke(
+                        usernames: group.map(\.username), revocationStatements: custom)
+                } catch let error as CredentialBackendError where error.kind == .noSuchLogin {
+                    // A login vanished between the existence check and the batch (dropped by a
                     // revocation statement or an operator): check again and finish.
-                    outcome.sessionsTerminated += try await databases.dropRoles(
-                        group.map(\.username), database: database, revocationStatements: custom)
+                    outcome.sessionsTerminated += try await backend.revoke(
+                        usernames: group.map(\.username), revocationStatements: custom)
                 }
                 outcome.revoked += group.count
                 let now = self.now()
@@ -499,7 +429,7 @@ final class LeaseManager: Sendable {
                 Counter(label: "mayfly_leases_revoked_total", dimensions: [("database", databaseName)]).increment(by: group.count)
                 Timer(label: "mayfly_revocation_batch_duration_seconds", preferredDisplayUnit: .seconds)
                     .recordInterval(since: started)
-            } catch let error as PGError where group.count > 1 && error.isStatementFailure {
+            } catch let error as CredentialBackendError where group.count > 1 && error.kind == .refused {
                 // One role that cannot be dropped (a failing revocation statement, a circular
                 // grant) must not hold back the rest: retry the halves, down to that role alone.
                 let half = group.count / 2
@@ -611,18 +541,10 @@ final class LeaseManager: Sendable {
         var dropped = 0, closed = 0
         for name in databaseNames {
             guard let database = try await databases.config(name) else { continue }
-            let pool = try await databases.pool(database)
-            // 1. Marked roles without a live lease.
-            let storeID = storeID
-            let marked = try await pool.withSession { session in
-                try session.query("""
-                    SELECT rolname, split_part(shobj_description(oid, 'pg_authid'), ' ', 3) FROM pg_roles
-                    WHERE shobj_description(oid, 'pg_authid') LIKE 'mayfly lease % store ' || $1
-                    """, [storeID])
-            }
+            let backend = try await databases.backend(database)
+            // 1. Marked logins without a live lease.
             var orphans: [LeaseRecord] = []
-            for row in marked {
-                guard let username = row[0], let leaseID = row[1] else { continue }
+            for (username, leaseID) in try await backend.markedLogins(storeID: storeID) {
                 // Asked before the lease is read: a lease not being issued now that reads
                 // `pending` was left so by a process that is gone.
                 let beingIssued = issuing.withLock { $0.contains(leaseID) }
@@ -656,11 +578,7 @@ final class LeaseManager: Sendable {
                 let beingIssued = issuing.withLock { $0 }
                 let mine = page.filter { $0.database == name && $0.state != .revoking && !beingIssued.contains($0.id) }
                 guard !mine.isEmpty else { continue }
-                let usernames = mine.map(\.username)
-                let existing = Set(try await pool.withSession { session in
-                    let wanted = try usernames.map { try session.escapeLiteral($0) }.joined(separator: ", ")
-                    return try session.query("SELECT rolname FROM pg_roles WHERE rolname IN (\(wanted))").compactMap { $0[0] }
-                })
+                let existing = try await backend.existingLogins(mine.map(\.username))
                 let now = self.now()
                 let gone = mine.filter { !existing.contains($0.username) }.map { lease in
                     var lease = lease

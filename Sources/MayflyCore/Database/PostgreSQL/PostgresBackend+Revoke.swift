@@ -1,16 +1,18 @@
 import Foundation
 import MayflyPostgres
 
-extension DatabaseEngine {
-    /// Revocation is complete and always finishes: no new logins, sessions ended, owned objects handed over and dropped in
-    /// every database that holds any (and that Mayfly can connect to), then the roles dropped. Each step is one multi-statement
-    /// batch for all the roles; the whole is idempotent (missing roles are skipped), so a
-    /// failed attempt is simply run again. Returns the number of sessions terminated.
-    func dropRoles(_ usernames: [String], database: DatabaseConfig, revocationStatements: [String: [String]] = [:])
-        async throws -> Int
-    {
+extension PostgresBackend {
+    /// Revocation is complete and always finishes: no new logins, sessions ended, owned
+    /// objects handed over and dropped in every database that holds any (and that Mayfly can
+    /// connect to), then the roles dropped. Each step is one multi-statement batch for all the
+    /// roles; the whole is idempotent (missing roles are skipped), so a failed attempt is
+    /// simply run again. Returns the number of sessions terminated.
+    func revoke(usernames: [String], revocationStatements: [String: [String]]) async throws -> Int {
+        try await run { try await self.dropRoles(usernames, revocationStatements: revocationStatements) }
+    }
+
+    private func dropRoles(_ usernames: [String], revocationStatements: [String: [String]]) async throws -> Int {
         guard !usernames.isEmpty else { return 0 }
-        let pool = try await self.pool(database)
         let (existing, databaseNames, terminated) = try await pool.withSession { session -> ([String], [String], Int) in
             let wanted = try usernames.map { try session.escapeLiteral($0) }.joined(separator: ", ")
             let existing = try session.query("SELECT rolname FROM pg_roles WHERE rolname IN (\(wanted))").compactMap { $0[0] }
@@ -42,7 +44,7 @@ extension DatabaseEngine {
             return (existing, databaseNames, terminated)
         }
         guard !existing.isEmpty else { return 0 }
-        let owner = database.ownerOnRevoke
+        let owner = config.ownerOnRevoke
         for name in databaseNames {
             do {
                 try await pool.withConnection(toDatabase: name) { connection in
@@ -65,8 +67,8 @@ extension DatabaseEngine {
             var statements: [String] = []
             for username in existing {
                 // A role's own revocation statements run before the drop (Vault compatibility).
-                statements += (revocationStatements[username] ?? []).map {
-                    $0.replacingOccurrences(of: "{{name}}", with: username)
+                if let custom = revocationStatements[username], !custom.isEmpty {
+                    statements.append(Self.expand(custom, username: username))
                 }
             }
             statements.append("DROP ROLE IF EXISTS " + (try existing.map { try session.escapeIdentifier($0) }).joined(separator: ", "))
