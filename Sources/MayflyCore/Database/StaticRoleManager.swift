@@ -143,7 +143,7 @@ final class StaticRoleManager: Sendable {
         if let period = role.rotationPeriod { data["rotation_period"] = .int(period) }
         if let schedule = role.rotationSchedule { data["rotation_schedule"] = .string(schedule) }
         if let database = try await databases.config(role.database) {
-            data["connection_url"] = .string(try PostgresBackend.clientURL(database, username: state.activeUsername))
+            data["connection_url"] = .string(try await databases.backend(database).clientURL(username: state.activeUsername))
         }
         return .envelope(Envelope(data: .object(data)))
     }

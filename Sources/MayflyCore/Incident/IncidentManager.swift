@@ -280,7 +280,7 @@ final class IncidentManager: Sendable {
                 }
                 for await outcome in group { _ = absorb(outcome) }
             }
-            if done == before && sweepStarted <= incident.createdAt { try? await Task.sleep(for: .milliseconds(50)) }
+            if done == before && sweepStarted <= incident.createdAt { await clock.sleep(seconds: 0.05) }
         } while sweepStarted <= incident.createdAt && result.failures.isEmpty
         // 2. Long-lived passwords.
         guard incident.actions.rotate else { return result }

@@ -17,6 +17,12 @@ public final class ManualClock: WallClock {
     }
 
     /// Moves the clock forward by `seconds`.
+    /// Moves the clock on by `seconds` and returns: waiting costs a test no time.
+    public func sleep(seconds: Double) async {
+        advance(by: seconds)
+        await Task.yield()
+    }
+
     public func advance(by seconds: TimeInterval) {
         current.withLock { $0 = $0.addingTimeInterval(seconds) }
     }

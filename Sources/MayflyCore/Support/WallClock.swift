@@ -4,6 +4,10 @@ public import Foundation
 /// so that TTLs, expiry, schedules and incidents can run on a test clock (`ManualClock`).
 public protocol WallClock: Sendable {
     func now() -> Date
+
+    /// Waits `seconds` of this clock's time (the system clock: really; a test clock: its time
+    /// moves on by that much at once).
+    func sleep(seconds: Double) async
 }
 
 extension WallClock {
@@ -15,4 +19,7 @@ extension WallClock {
 public struct SystemClock: WallClock {
     public init() {}
     public func now() -> Date { Date() }
+    public func sleep(seconds: Double) async {
+        try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+    }
 }
