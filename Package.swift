@@ -45,6 +45,8 @@ let package = Package(
             swiftSettings: swiftSettings),
         // Pure HCL parser (config files and policies).
         .target(name: "MayflyHCL", swiftSettings: swiftSettings),
+        // JSON values, their parser and writer, and timestamps: shared by core, client and CLI.
+        .target(name: "MayflyJSON", swiftSettings: swiftSettings),
         // Pure cron parser and next-fire calculator (schedules of rotations and jobs).
         .target(name: "MayflyCron", swiftSettings: swiftSettings),
         // The SQL schema, embedded from the top-level migrations/ folder.
@@ -68,7 +70,7 @@ let package = Package(
         .target(
             name: "MayflyCore",
             dependencies: [
-                "MayflyCrypto", "MayflyStore", "MayflyHCL", "MayflyCron", "MayflyPostgres", "MayflyPolicies",
+                "MayflyCrypto", "MayflyJSON", "MayflyStore", "MayflyHCL", "MayflyCron", "MayflyPostgres", "MayflyPolicies",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ],
@@ -97,6 +99,7 @@ let package = Package(
         .target(
             name: "MayflyClient",
             dependencies: [
+                "MayflyJSON",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -113,7 +116,8 @@ let package = Package(
         .executableTarget(
             name: "mayfly",
             dependencies: [
-                "MayflyServer", "MayflyClient", "MayflyCore", "MayflyCrypto", "MayflyPostgres", "MayflyStore", "MayflyRun", "MayflyDevCluster",
+                "MayflyServer", "MayflyClient", "MayflyJSON", "MayflyCore", "MayflyCrypto", "MayflyPostgres", "MayflyStore", "MayflyRun",
+                "MayflyDevCluster",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

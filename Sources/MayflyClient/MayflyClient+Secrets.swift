@@ -16,11 +16,11 @@ extension MayflyClient {
         }
     }
 
-    private func object(_ response: Response) throws -> [String: Any] {
+    private func object(_ response: Response) throws -> JSONValue {
         guard (200..<300).contains(response.status) else {
             throw APIError(status: response.status, message: response.errorMessage)
         }
-        return response.json ?? [:]
+        return response.json ?? .object([:])
     }
 
     /// A new credential of `role` (`GET database/creds/<role>`); `path` may also be a full
@@ -28,41 +28,36 @@ extension MayflyClient {
     public func databaseCredential(_ role: String) async throws -> DatabaseCredential {
         let path = role.hasPrefix("database/creds/") ? role : "database/creds/\(role)"
         let body = try object(try await request("GET", path))
-        let data = body["data"] as? [String: Any] ?? [:]
-        guard let username = data["username"] as? String, let password = data["password"] as? String else {
+        let data = body["data"]
+        guard let username = data?["username"]?.stringValue, let password = data?["password"]?.stringValue else {
             throw APIError(status: 500, message: "\(path) returned no username and password")
         }
         return DatabaseCredential(
-            leaseID: body["lease_id"] as? String ?? "", leaseDuration: (body["lease_duration"] as? NSNumber)?.int64Value ?? 0,
-            renewable: body["renewable"] as? Bool ?? false, username: username, password: password,
-            connectionURL: data["connection_url"] as? String ?? "")
+            leaseID: body["lease_id"]?.stringValue ?? "", leaseDuration: body["lease_duration"]?.intValue ?? 0,
+            renewable: body["renewable"]?.boolValue ?? false, username: username, password: password,
+            connectionURL: data?["connection_url"]?.stringValue ?? "")
     }
 
     /// The fields of a KV v2 secret (`GET secret/data/<path>`), as strings.
     public func secret(_ path: String) async throws -> [String: String] {
         let full = path.contains("/data/") ? path : "secret/data/\(path)"
         let body = try object(try await request("GET", full))
-        let fields = (body["data"] as? [String: Any])?["data"] as? [String: Any] ?? [:]
-        return fields.mapValues { value in
-            if let text = value as? String { return text }
-            if let data = try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed]) {
-                return String(decoding: data, as: UTF8.self)
-            }
-            return "\(value)"
-        }
+        let fields = body["data"]?["data"]?.objectValue ?? [:]
+        // A string as it is; anything else as its JSON text.
+        return fields.mapValues { value in value.stringValue ?? String(decoding: value.encoded(), as: UTF8.self) }
     }
 
     /// Renews a lease; returns the seconds granted (less than asked once the role's max TTL
     /// is near).
     public func renew(leaseID: String, increment: Int64) async throws -> Int64 {
-        let payload = try JSONSerialization.data(withJSONObject: ["lease_id": leaseID, "increment": increment])
+        let payload = Data(JSONValue.object(["lease_id": .string(leaseID), "increment": .int(increment)]).encoded())
         let body = try object(try await request("PUT", "sys/leases/renew", body: payload))
-        return (body["lease_duration"] as? NSNumber)?.int64Value ?? 0
+        return body["lease_duration"]?.intValue ?? 0
     }
 
     /// Revokes a lease now (its role is dropped and its sessions ended).
     public func revoke(leaseID: String) async throws {
-        let payload = try JSONSerialization.data(withJSONObject: ["lease_id": leaseID])
+        let payload = Data(JSONValue.object(["lease_id": .string(leaseID)]).encoded())
         _ = try object(try await request("PUT", "sys/leases/revoke", body: payload))
     }
 }

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+@_exported import MayflyJSON
 public import Foundation
 import NIOCore
 import NIOHTTP1
@@ -25,21 +26,18 @@ public final class MayflyClient: Sendable {
         /// Response headers (lowercased names), e.g. `retry-after`.
         public let headers: [String: String]
 
+        /// The body as JSON (nil when it is not JSON).
+        public var json: JSONValue? { try? JSONValue.parse(body) }
+
         public init(status: Int, body: Data, headers: [String: String] = [:]) {
             self.status = status
             self.body = body
             self.headers = headers
         }
 
-        /// The body parsed as a JSON object (nil for an empty or non-object body).
-        public var json: [String: Any]? {
-            guard !body.isEmpty else { return nil }
-            return (try? JSONSerialization.jsonObject(with: body)) as? [String: Any]
-        }
-
         /// The `errors` of an error body, joined for display.
         public var errorMessage: String {
-            let errors = (json?["errors"] as? [String]) ?? []
+            let errors = json?["errors"]?.arrayValue?.compactMap(\.stringValue) ?? []
             return errors.isEmpty ? "HTTP \(status)" : errors.joined(separator: "; ")
         }
     }

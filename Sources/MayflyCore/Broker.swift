@@ -335,6 +335,8 @@ public final class Broker: Sendable {
         switch error {
         case let error as APIError:
             return error
+        case let error as JSONParseError:
+            return APIError.badRequest(error.message)
         case let error as BarrierError where error.code == .sealed:
             return APIError.sealed
         case let error as BarrierError:

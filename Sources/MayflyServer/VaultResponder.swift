@@ -200,7 +200,12 @@ public struct VaultResponder: HTTPResponder {
         if isForm, first != UInt8(ascii: "{"), first != UInt8(ascii: "[") {
             return try Self.form(String(decoding: bytes, as: UTF8.self))
         }
-        let value = try JSONValue.parse(bytes)
+        let value: JSONValue
+        do {
+            value = try JSONValue.parse(bytes)
+        } catch let error as JSONParseError {
+            throw APIError.badRequest(error.message)
+        }
         switch value {
         case .object(let object): return object
         case .null: return [:]

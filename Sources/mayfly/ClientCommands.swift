@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import MayflyCore
+import MayflyJSON
 
 /// `mayfly status`: seal status of the server.
 struct StatusCommand: AsyncParsableCommand {

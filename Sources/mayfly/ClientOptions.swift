@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import MayflyClient
-import MayflyCore
+import MayflyJSON
 import Synchronization
 
 /// Output format of client commands.
@@ -89,7 +89,7 @@ extension ClientOptions {
             throw CLIError(message: "\(error)", code: 2)
         }
         try? await client.shutdown()
-        let body = (try? JSONValue.parse(response.body)) ?? .null
+        let body = response.json ?? .null
         if response.status == 200, body.objectValue == nil {
             throw CLIError(message: "invalid answer from \(path): HTTP 200 without a JSON object (is MAYFLY_ADDR a Mayfly?)", code: 1)
         }

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import MayflyCore
+import MayflyJSON
 
 /// `mayfly kv …`: the KV version 2 store (paths are `mount/path`, e.g. `secret/app/db`).
 struct KVCommand: AsyncParsableCommand {

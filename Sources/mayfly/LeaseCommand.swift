@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import MayflyCore
+import MayflyJSON
 
 /// `mayfly lease …`: look up, renew and revoke leases of dynamic credentials.
 struct LeaseCommand: AsyncParsableCommand {

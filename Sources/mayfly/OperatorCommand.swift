@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import MayflyCore
+import MayflyJSON
 
 /// `mayfly operator …`: init, unseal, seal, keyring rotation.
 struct OperatorCommand: AsyncParsableCommand {

@@ -1,5 +1,5 @@
 import Foundation
-import MayflyCore
+import MayflyJSON
 
 /// Human and JSON output for client commands.
 enum Output {

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import MayflyClient
-import MayflyCore
+import MayflyJSON
 
 /// `mayfly revoke`: the leak response — every matching database login dead, its sessions
 /// ended, passwords changed and tokens void in one call, with a report.

@@ -33,14 +33,14 @@ import Testing
         "{\"a\":1}}", "\"unterminated",
     ])
     func refusesWhatIsNotJSON(_ text: String) {
-        #expect(throws: APIError.self, "\(text)") { _ = try JSONValue.parse(Array(text.utf8)) }
+        #expect(throws: JSONParseError.self, "\(text)") { _ = try JSONValue.parse(Array(text.utf8)) }
     }
 
     @Test func refusesInvalidUTF8AndDeepNesting() {
-        #expect(throws: APIError.self) { _ = try JSONValue.parse([0x22, 0xC3, 0x28, 0x22]) }
-        #expect(throws: APIError.self) { _ = try JSONValue.parse([0x22, 0xFF, 0x22]) }
+        #expect(throws: JSONParseError.self) { _ = try JSONValue.parse([0x22, 0xC3, 0x28, 0x22]) }
+        #expect(throws: JSONParseError.self) { _ = try JSONValue.parse([0x22, 0xFF, 0x22]) }
         let deep = String(repeating: "[", count: 65) + String(repeating: "]", count: 65)
-        #expect(throws: APIError.self) { _ = try JSONValue.parse(Array(deep.utf8)) }
+        #expect(throws: JSONParseError.self) { _ = try JSONValue.parse(Array(deep.utf8)) }
         let fine = String(repeating: "[", count: 64) + String(repeating: "]", count: 64)
         #expect((try? JSONValue.parse(Array(fine.utf8))) != nil)
     }

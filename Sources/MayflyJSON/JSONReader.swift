@@ -8,7 +8,7 @@ struct JSONReader {
     private var depth = 0
 
     /// The error every malformed input gets (the detail is not the client's business).
-    static let malformed = APIError.badRequest("failed to parse JSON input: malformed request body")
+    static let malformed = JSONParseError("failed to parse JSON input: malformed request body")
 
     /// Parses one JSON value filling all of `bytes` (surrounding whitespace allowed).
     static func parse(_ bytes: [UInt8], maximumDepth: Int) throws -> JSONValue {
@@ -108,7 +108,7 @@ struct JSONReader {
     private mutating func enter(_ maximumDepth: Int) throws {
         depth += 1
         guard depth <= maximumDepth else {
-            throw APIError.badRequest("failed to parse JSON input: nested more than \(maximumDepth) levels deep")
+            throw JSONParseError("failed to parse JSON input: nested more than \(maximumDepth) levels deep")
         }
         index += 1
     }
@@ -242,4 +242,16 @@ struct JSONReader {
         guard let text = String(validating: bytes, as: UTF8.self) else { throw malformed }
         return text
     }
+}
+
+/// Why JSON could not be parsed (the message is safe to show the client: it never quotes the
+/// input). The broker answers it with a 400.
+public struct JSONParseError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+
+    init(_ message: String) {
+        self.message = message
+    }
+
+    public var description: String { message }
 }

@@ -43,13 +43,13 @@ public enum JSONValue: Sendable, Equatable, Codable {
         }
     }
 
-    /// Parses JSON bytes; throws `APIError` 400 with a parse message when malformed.
+    /// Parses JSON bytes; throws `JSONParseError` when malformed or nested too deep.
     public static func parse(_ bytes: some Collection<UInt8>) throws -> JSONValue {
         try JSONReader.parse(Array(bytes), maximumDepth: maximumDepth)
     }
 
     /// Deepest nesting a request body may have (no Vault request nests more than a few levels).
-    static let maximumDepth = 64
+    public static let maximumDepth = 64
 
     /// Compact JSON with sorted keys.
     public func encoded() -> [UInt8] {
@@ -59,19 +59,6 @@ public enum JSONValue: Sendable, Equatable, Codable {
     public var stringValue: String? { if case .string(let v) = self { v } else { nil } }
     public var boolValue: Bool? { if case .bool(let v) = self { v } else { nil } }
 
-    /// A boolean request field read the way Vault reads one: a JSON boolean, or a string Go's
-    /// `strconv.ParseBool` accepts (`"true"`, `"0"`, `"F"`, …), or 0/1. Nil when absent or null;
-    /// anything else is a 400, never silently the default.
-    public static func flag(_ value: JSONValue?, field: String) throws -> Bool? {
-        guard let value, !value.isNull else { return nil }
-        switch value {
-        case .bool(let flag): return flag
-        case .string(let text) where ["1", "t", "T", "TRUE", "true", "True"].contains(text): return true
-        case .string(let text) where ["0", "f", "F", "FALSE", "false", "False"].contains(text): return false
-        case .int(let number) where number == 0 || number == 1: return number == 1
-        default: throw APIError.badRequest("\(field) must be a boolean")
-        }
-    }
     public var objectValue: [String: JSONValue]? { if case .object(let v) = self { v } else { nil } }
     public var arrayValue: [JSONValue]? { if case .array(let v) = self { v } else { nil } }
     public var isNull: Bool { self == .null }
