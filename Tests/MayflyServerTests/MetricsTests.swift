@@ -18,13 +18,7 @@ struct MetricsTests {
         #expect(try await server.request("GET", "sys/metrics", query: [("format", "prometheus")]).status == 403, "a token is needed by default")
         #expect(try await server.request("GET", "sys/metrics", token: token).status == 400, "format is required")
 
-        let url = "postgresql://\(try ReconcileProcessTests.env("MAYFLY_TEST_PG_USER"))@127.0.0.1:\(try ReconcileProcessTests.env("MAYFLY_TEST_PG_PORT"))/\(try ReconcileProcessTests.env("MAYFLY_TEST_PG_DB"))?sslmode=verify-full&sslrootcert=\(try ReconcileProcessTests.env("MAYFLY_TEST_PG_SSLROOTCERT"))"
-        let config = JSONValue.object([
-            "connection_url": .string(url), "password": .string(try ReconcileProcessTests.env("MAYFLY_TEST_PG_PASSWORD")),
-            "allowed_roles": "*",
-        ])
-        #expect(try await server.request("POST", "database/config/db", token: token,
-                                         json: String(decoding: config.encoded(), as: UTF8.self)).status == 204)
+        #expect(try await server.configureTestDatabase("db", token: token) == 204)
         #expect(try await server.request("POST", "database/roles/metered", token: token,
                                          json: #"{"db_name":"db","default_ttl":"10m"}"#).status == 204)
         for _ in 0..<2 { #expect(try await server.request("GET", "database/creds/metered", token: token).status == 200) }

@@ -21,13 +21,18 @@ final class RawConnection: @unchecked Sendable {
             buffer.copyBytes(from: bytes)
             buffer[bytes.count] = 0
         }
+        return try connecting(fd, to: &address, what: path)
+    }
+
+    /// Connects `fd` to `address` (a `sockaddr_un` or `sockaddr_in`); closes it on failure.
+    private static func connecting<Address>(_ fd: Int32, to address: inout Address, what: String) throws -> RawConnection {
         let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<Address>.size)) }
         }
         guard result == 0 else {
             let error = errno
             Glibc.close(fd)
-            throw ServerProcessError(message: "connect(\(path)): errno \(error)")
+            throw ServerProcessError(message: "connect(\(what)): errno \(error)")
         }
         return RawConnection(fd: fd)
     }
@@ -40,15 +45,7 @@ final class RawConnection: @unchecked Sendable {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard result == 0 else {
-            let error = errno
-            Glibc.close(fd)
-            throw ServerProcessError(message: "connect(127.0.0.1:\(port)): errno \(error)")
-        }
-        return RawConnection(fd: fd)
+        return try connecting(fd, to: &address, what: "127.0.0.1:\(port)")
     }
 
     func send(_ text: String) throws {

@@ -55,13 +55,7 @@ struct UnixIdentityTests {
         defer { server.kill(signal: SIGTERM) }
         let token = try #require(try JSONValue.parse(try await server.request("PUT", "sys/init", json: "{}").body)["root_token"]?.stringValue)
 
-        let url = "postgresql://\(try ReconcileProcessTests.env("MAYFLY_TEST_PG_USER"))@127.0.0.1:\(try ReconcileProcessTests.env("MAYFLY_TEST_PG_PORT"))/\(try ReconcileProcessTests.env("MAYFLY_TEST_PG_DB"))?sslmode=verify-full&sslrootcert=\(try ReconcileProcessTests.env("MAYFLY_TEST_PG_SSLROOTCERT"))"
-        let config = JSONValue.object([
-            "connection_url": .string(url), "password": .string(try ReconcileProcessTests.env("MAYFLY_TEST_PG_PASSWORD")),
-            "allowed_roles": "*",
-        ])
-        #expect(try await server.request("POST", "database/config/db", token: token,
-                                         json: String(decoding: config.encoded(), as: UTF8.self)).status == 204)
+        #expect(try await server.configureTestDatabase("db", token: token) == 204)
         for role in ["orders-ro", "billing-ro"] {
             #expect(try await server.request("POST", "database/roles/\(role)", token: token,
                                              json: #"{"db_name":"db","default_ttl":"5m"}"#).status == 204)

@@ -81,21 +81,14 @@ class Bao:
         return json.loads(self.run(*args, token=token, env={"BAO_FORMAT": "json"}).stdout)
 
 
-@pytest.fixture(scope="module", params=["tls", "unix"])
-def server(request):
-    instance = hvac_conftest.Server(request.param)
-    yield instance
-    instance.stop()
-    instance.cleanup()
+# The hvac suite's server: a Mayfly over TLS, then over the Unix socket, per module.
+server = hvac_conftest.server
 
 
 @pytest.fixture(scope="module")
 def root_token(server):
     """Initialises (one share) and unseals the module's server through the API; the root token."""
-    bootstrap = server.client()
-    result = bootstrap.sys.initialize(secret_shares=1, secret_threshold=1)
-    bootstrap.sys.submit_unseal_keys(result["keys"])
-    return result["root_token"]
+    return hvac_conftest.initialize(server)
 
 
 @pytest.fixture(scope="module")

@@ -33,19 +33,19 @@ def _make_certificates(directory):
 
     run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=mayfly-hvac-ca",
         "-keyout", "ca.key", "-out", "ca.pem")
-    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-        "-keyout", "server.key", "-out", "server.csr")
-    with open(os.path.join(directory, "san.ext"), "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    run("openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-        "-days", "2", "-extfile", "san.ext", "-out", "server.pem")
+
+    def signed(name, common_name, subject_alt_name):
+        """NAME.key and NAME.pem, signed by the CA, with the subjectAltName given."""
+        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=" + common_name,
+            "-keyout", name + ".key", "-out", name + ".csr")
+        with open(os.path.join(directory, name + ".ext"), "w") as f:
+            f.write("subjectAltName=" + subject_alt_name + "\n")
+        run("openssl", "x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-extfile", name + ".ext", "-out", name + ".pem")
+
+    signed("server", "127.0.0.1", "IP:127.0.0.1,DNS:localhost")
     # A client certificate for mTLS (auth/cert/login), bound in the config below.
-    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=billing",
-        "-keyout", "client.key", "-out", "client.csr")
-    with open(os.path.join(directory, "client.ext"), "w") as f:
-        f.write("subjectAltName=URI:spiffe://prod/billing\n")
-    run("openssl", "x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-        "-days", "2", "-extfile", "client.ext", "-out", "client.pem")
+    signed("client", "billing", "URI:spiffe://prod/billing")
 
 
 class Server:
@@ -135,10 +135,15 @@ def server(request):
     instance.cleanup()
 
 
-@pytest.fixture(scope="module")
-def client(server):
-    """A root-token client of the module's server, initialised (one share) and unsealed."""
+def initialize(server):
+    """Initialises (one share) and unseals `server` through the API; the root token."""
     bootstrap = server.client()
     result = bootstrap.sys.initialize(secret_shares=1, secret_threshold=1)
     bootstrap.sys.submit_unseal_keys(result["keys"])
-    return server.client(token=result["root_token"])
+    return result["root_token"]
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    """A root-token client of the module's server, initialised (one share) and unsealed."""
+    return server.client(token=initialize(server))

@@ -38,6 +38,20 @@ public enum ConfigLoader {
 
         /// Blocks may arrive as an object (one block, or several labels) or, in JSON, as a
         /// list of objects; this flattens them to (label, body, line).
+        /// The labelled blocks of `member` that declare a `kind` each: names checked, none
+        /// declared twice (here, or among `declared`, the names of earlier stanzas).
+        func declarations(_ member: HCLMember, _ kind: String, declared: [String]) throws(ConfigError)
+            -> [(String, [HCLMember], Int)]
+        {
+            var seen = Set(declared)
+            let blocks = try labelled(member)
+            for (name, _, line) in blocks {
+                try checkName(name, kind, line)
+                guard seen.insert(name).inserted else { throw fail(line, "\(kind) \"\(name)\" is declared twice") }
+            }
+            return blocks
+        }
+
         func labelled(_ member: HCLMember) throws(ConfigError) -> [(String, [HCLMember], Int)] {
             var values: [HCLValue] = [member.value]
             if case .list(let items) = member.value { values = items }
@@ -374,11 +388,7 @@ public enum ConfigLoader {
         }
 
         mutating func readDatabases(_ member: HCLMember) throws(ConfigError) {
-            for (name, body, line) in try labelled(member) {
-                try checkName(name, "database", line)
-                guard !config.databases.contains(where: { $0.name == name }) else {
-                    throw fail(line, "database \"\(name)\" is declared twice")
-                }
+            for (name, body, line) in try declarations(member, "database", declared: config.databases.map(\.name)) {
                 var database = DeclaredDatabase(name: name, connectionURL: "")
                 for item in body {
                     switch item.key {
@@ -450,11 +460,7 @@ public enum ConfigLoader {
         }
 
         mutating func readRoles(_ member: HCLMember) throws(ConfigError) {
-            for (name, body, line) in try labelled(member) {
-                try checkName(name, "role", line)
-                guard !config.roles.contains(where: { $0.name == name }) else {
-                    throw fail(line, "role \"\(name)\" is declared twice")
-                }
+            for (name, body, line) in try declarations(member, "role", declared: config.roles.map(\.name)) {
                 var role = DeclaredRole(name: name, database: "")
                 for item in body {
                     switch item.key {
@@ -479,11 +485,7 @@ public enum ConfigLoader {
         }
 
         mutating func readStaticRoles(_ member: HCLMember) throws(ConfigError) {
-            for (name, body, line) in try labelled(member) {
-                try checkName(name, "static_role", line)
-                guard !config.staticRoles.contains(where: { $0.name == name }) else {
-                    throw fail(line, "static_role \"\(name)\" is declared twice")
-                }
+            for (name, body, line) in try declarations(member, "static_role", declared: config.staticRoles.map(\.name)) {
                 var role = DeclaredStaticRole(name: name, database: "", username: "")
                 var scheduleLine = line
                 for item in body {
