@@ -1,6 +1,6 @@
 /// Where a lease is in its life.
 public enum LeaseState: String, Sendable, Codable {
-    /// Written before `CREATE ROLE` (intent before action); becomes active or is cleaned up.
+    /// Written before the login is created (intent before action); becomes active or is cleaned up.
     case pending
     /// The role exists and may log in until `expiresAt`.
     case active

@@ -3,7 +3,7 @@ import Logging
 import MayflyCrypto
 
 /// Rotation of the broker's own admin password (`database/rotate-root/:name`): afterwards
-/// only the broker knows it (the change itself is the backend's, `rotateAdminPassword`). The new password is stored as pending before `ALTER ROLE`, so a
+/// only the broker knows it (the change itself is the backend's, `rotateAdminPassword`). The new password is stored as pending before the database changes it, so a
 /// crash between the two is finished on the next start. A login is a cluster-wide role, so
 /// every database configured with the same login (user, host and port) gets the new password,
 /// and rotations of one login are serialised.

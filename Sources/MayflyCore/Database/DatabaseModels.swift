@@ -22,7 +22,7 @@ struct DatabaseConfig: Codable, Sendable {
     var connectionBudget: Double? = nil
     /// Vault's `root_rotation_statements`: custom SQL that changes the admin password
     /// (`{{name}}`/`{{username}}` the login, `{{password}}` its new SCRAM verifier); nil or empty
-    /// for `ALTER ROLE CURRENT_USER`.
+    /// for the backend's own password change.
     var rootRotationStatements: [String]? = nil
     /// Vault's `plugin_name`: the credential backend (`CredentialBackends`); nil for PostgreSQL.
     var plugin: String? = nil

@@ -23,7 +23,7 @@ struct StaticRole: Codable, Sendable, Equatable {
     var rotationSchedule: String?
     /// IANA zone of the schedule (UTC when nil).
     var timeZone: String?
-    /// Custom statements (`{{name}}`, `{{password}}` — the SCRAM verifier); `ALTER ROLE` when empty.
+    /// Custom statements (`{{name}}`, `{{password}}` — the SCRAM verifier); the backend's own password change when empty.
     var rotationStatements: [String]
 
     /// The PostgreSQL users this role rotates.
@@ -40,7 +40,7 @@ struct StaticRoleState: Codable, Sendable {
     var password: String
     /// Unix seconds of the last completed rotation.
     var lastRotation: Int64
-    /// Written before `ALTER ROLE`: after a crash the rotation is finished with this password.
+    /// Written before the password changes: after a crash the rotation is finished with this password.
     var intent: RotationIntent?
 }
 

@@ -5,7 +5,7 @@ import MayflyCrypto
 
 /// Static roles (`database/static-roles/:name`, `static-creds`, `rotate-role`, as in
 /// Vault): long-lived logins whose password only Mayfly knows and changes. A rotation is
-/// written as an intent before the `ALTER ROLE`, so a crash between the two is finished (rolled
+/// written as an intent before the password changes, so a crash between the two is finished (rolled
 /// forward with the intended password) on the next start and the stored password always ends
 /// up agreeing with PostgreSQL's.
 final class StaticRoleManager: Sendable {
