@@ -151,6 +151,7 @@ let package = Package(
             dependencies: [
                 "MayflyServer", "MayflyCore", "MayflyClient", "MayflyPostgres", "MayflyTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings),

@@ -32,7 +32,10 @@ public struct MayflyHTTPServer: Sendable {
         throws -> [any Service]
     {
         MetricsExporter.bootstrap()
-        let responder = VaultResponder(broker: broker, maxBodySize: broker.config.maxRequestSize, logger: logger)
+        // Identity is resolved (once per connection) before the responder sees a request.
+        let responder = MiddlewareResponder(
+            middleware: PeerIdentityMiddleware(),
+            next: VaultResponder(broker: broker, maxBodySize: broker.config.maxRequestSize, logger: logger))
         var services: [any Service] = []
         for listener in broker.config.unixListeners {
             let gid = try Self.prepareSocketDirectory(listener)

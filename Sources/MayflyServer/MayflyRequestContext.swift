@@ -1,12 +1,16 @@
 public import Hummingbird
+public import MayflyCore
 public import NIOCore
 
-/// The request context: Hummingbird's core storage plus the channel, so identity from the
-/// transport (peer credentials, client certificate) can be read from it.
+/// The request context: Hummingbird's core storage, the channel, and the identity its
+/// transport proves (peer credentials, client certificate).
 public struct MayflyRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The connection the request arrived on.
     public let channel: any Channel
+    /// What the connection proves about its peer (set by `PeerIdentityMiddleware`): the Unix
+    /// peer's uid, gid and pid, or the verified client certificate; nil when neither.
+    public var peerIdentity: PeerIdentity?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)

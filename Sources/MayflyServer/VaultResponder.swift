@@ -35,9 +35,9 @@ public struct VaultResponder: HTTPResponder {
         do {
             var logical = try decode(request, id: requestID, remote: context.remoteDescription)
             let canonical = (try? RequestPath.canonical(logical.path, operation: logical.operation)) ?? logical.path
-            if logical.token == nil || canonical.hasPrefix("auth/") {
-                logical.identity = await PeerIdentityResolver.identity(of: context.channel)
-            }
+            // The connection's identity speaks for a request without a token, and to the auth
+            // methods (a login, a certificate-bound token's renewal).
+            if logical.token == nil || canonical.hasPrefix("auth/") { logical.identity = context.peerIdentity }
             path = canonical
             if canonical == "sys/metrics" {
                 logical.path = canonical

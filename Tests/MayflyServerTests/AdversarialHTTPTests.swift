@@ -98,7 +98,7 @@ import Testing
     }
 
     static func json(_ text: String) -> String {
-        String(decoding: try! JSONValue.string(text).encoded(), as: UTF8.self)
+        String(decoding: JSONValue.string(text).encoded(), as: UTF8.self)
     }
 
     /// Finding 3 and "done when" 2: for each route family, no spelling of a denied path (trailing

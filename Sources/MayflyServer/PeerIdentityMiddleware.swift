@@ -1,0 +1,57 @@
+import Hummingbird
+import MayflyCore
+import NIOCore
+import Synchronization
+
+/// Resolves the identity a request's connection proves (`PeerIdentityResolver`) before the
+/// responder sees the request, into `MayflyRequestContext.peerIdentity`. A connection's peer
+/// never changes (its `SO_PEERCRED`, or the certificate its handshake verified), so it is read
+/// once per connection and kept until the connection closes: keep-alive requests cost no
+/// event-loop hop and no certificate parse.
+struct PeerIdentityMiddleware: RouterMiddleware {
+    typealias Context = MayflyRequestContext
+
+    /// Identities by connection, while it is open.
+    private let known = Known()
+
+    final class Known: Sendable {
+        let identities = Mutex<[ObjectIdentifier: PeerIdentity?]>([:])
+        func withLock<T: Sendable>(_ body: (inout [ObjectIdentifier: PeerIdentity?]) -> T) -> T {
+            identities.withLock { body(&$0) }
+        }
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        context.peerIdentity = await identity(of: context.channel)
+        return try await next(request, context)
+    }
+
+    private func identity(of channel: any Channel) async -> PeerIdentity? {
+        let key = ObjectIdentifier(channel)
+        if let cached = known.withLock({ $0[key] }) { return cached }
+        let resolved = await PeerIdentityResolver.identity(of: channel)
+        // Only while the connection is open: after it closes its identifier may name another.
+        guard channel.isActive else { return resolved }
+        known.withLock { $0[key] = .some(resolved) }
+        let known = self.known
+        channel.closeFuture.whenComplete { _ in known.withLock { _ = $0.removeValue(forKey: key) } }
+        return resolved
+    }
+
+    /// Connections whose identity is kept (tests).
+    var connections: Int { known.withLock { $0.count } }
+}
+
+/// A responder behind one middleware.
+struct MiddlewareResponder<Next: HTTPResponder>: HTTPResponder where Next.Context == MayflyRequestContext {
+    typealias Context = MayflyRequestContext
+    let middleware: PeerIdentityMiddleware
+    let next: Next
+
+    func respond(to request: Request, context: Context) async throws -> Response {
+        try await middleware.handle(request, context: context) { request, context in
+            try await next.respond(to: request, context: context)
+        }
+    }
+}
