@@ -3,7 +3,7 @@ import Foundation
 import MayflyPolicies
 import Testing
 
-/// Vault's ACL language and priority rules (vault-api.md §4.1), table-driven.
+/// Vault's ACL language and priority rules (globs, segment wildcards, deny wins, longest match), table-driven.
 @Suite struct PolicyTests {
     struct Case: Sendable, CustomTestStringConvertible {
         var policies: [String]

@@ -5,7 +5,7 @@ import MayflyPostgres
 import Synchronization
 import Testing
 
-/// A storm of cold starts (issue 7, point 3; DESIGN.md §6): 2,000 concurrent first fetches
+/// A storm of cold starts (issue 7, point 3; the storm target): 2,000 concurrent first fetches
 /// against a PostgreSQL with `max_connections = 100`.
 @Suite(.enabled(if: ProcessInfo.processInfo.environment["MAYFLY_TEST_PG_HOST"] != nil
                 || ProcessInfo.processInfo.environment["MAYFLY_REQUIRE_INTEGRATION"] == "1",

@@ -9,7 +9,7 @@ import NIOCore
 import Testing
 import MayflyTestSupport
 
-/// The Vault wire rules (vault-api.md §1) through the real responder.
+/// The Vault wire rules (the /v1/ prefix, methods, token headers, the envelope and error bodies) through the real responder.
 @Suite struct VaultWireTests {
     struct Server {
         let app: Application<VaultResponder>
