@@ -53,7 +53,7 @@ let package = Package(
         .target(
             name: "MayflyMigrations", path: "migrations",
             exclude: ["README.md"],
-            resources: [.embedInCode("sql")],
+            resources: [.embedInCode("sql"), .embedInCode("postgresql")],
             swiftSettings: swiftSettings),
         // The built-in default policy, embedded from the top-level policies/ folder.
         .target(
@@ -64,7 +64,7 @@ let package = Package(
         // Storage protocol and the SQLite backend.
         .target(
             name: "MayflyStore",
-            dependencies: [.product(name: "GRDB", package: "GRDB.swift"), "MayflyMigrations"],
+            dependencies: [.product(name: "GRDB", package: "GRDB.swift"), "MayflyMigrations", "MayflyPostgres"],
             swiftSettings: swiftSettings),
         // The domain: barrier, seal, KV, tokens, config.
         .target(
@@ -139,7 +139,8 @@ let package = Package(
         .testTarget(name: "MayflyCryptoTests", dependencies: ["MayflyCrypto"], swiftSettings: swiftSettings),
         .testTarget(name: "MayflyHCLTests", dependencies: ["MayflyHCL"], swiftSettings: swiftSettings),
         .testTarget(name: "MayflyCronTests", dependencies: ["MayflyCron"], swiftSettings: swiftSettings),
-        .testTarget(name: "MayflyStoreTests", dependencies: ["MayflyStore", "MayflyMigrations"], swiftSettings: swiftSettings),
+        .testTarget(name: "MayflyStoreTests", dependencies: ["MayflyStore", "MayflyMigrations", "MayflyPostgres"],
+                    swiftSettings: swiftSettings),
         .testTarget(name: "MayflyPostgresTests", dependencies: ["MayflyPostgres"], swiftSettings: swiftSettings),
         .testTarget(
             name: "MayflyCoreTests",

@@ -19,4 +19,10 @@ public enum Migrations {
         Migration(name: "0004_lease_limits", sql: String(decoding: PackageResources._004_lease_limits_sql, as: UTF8.self)),
         Migration(name: "0005_lease_token", sql: String(decoding: PackageResources._005_lease_token_sql, as: UTF8.self)),
     ]
+
+    /// The PostgreSQL store's steps (`postgresql/`), oldest first: the same schema in
+    /// PostgreSQL's dialect. Add each new file here.
+    public static let postgresql: [Migration] = [
+        Migration(name: "0001_initial", sql: String(decoding: PackageResources._001_initial_postgresql_sql, as: UTF8.self)),
+    ]
 }

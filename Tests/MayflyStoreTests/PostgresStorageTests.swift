@@ -1,0 +1,144 @@
+import Foundation
+import MayflyMigrations
+import MayflyPostgres
+import MayflyStore
+import Testing
+
+/// The throw-away cluster of scripts/test; with MAYFLY_REQUIRE_INTEGRATION=1 its absence fails.
+enum StoreCluster {
+    static let environment = ProcessInfo.processInfo.environment
+    static var enabled: Bool { environment["MAYFLY_TEST_PG_HOST"] != nil || environment["MAYFLY_REQUIRE_INTEGRATION"] == "1" }
+}
+
+/// `storage "postgresql"` against the test cluster: the same contract as the SQLite store
+/// (atomic commits, compare-and-set, sorted listings, lease queries), each test in a schema of
+/// its own, plus what only a shared store has to get right: concurrent writers from two
+/// stores conflict instead of overwriting.
+@Suite(.enabled(if: StoreCluster.enabled, "needs the test PostgreSQL from scripts/test"))
+struct PostgresStorageTests {
+    static let environment = StoreCluster.environment
+
+    static func config() throws -> PGConnectionConfig {
+        guard let host = environment["MAYFLY_TEST_PG_HOST"] else {
+            throw StorageError(.unavailable, "MAYFLY_REQUIRE_INTEGRATION=1 but no test PostgreSQL: run the tests with scripts/test")
+        }
+        return PGConnectionConfig(
+            host: host, port: Int(environment["MAYFLY_TEST_PG_PORT"] ?? "") ?? 5432,
+            database: environment["MAYFLY_TEST_PG_DB"] ?? "mayfly_test", user: environment["MAYFLY_TEST_PG_USER"] ?? "",
+            password: environment["MAYFLY_TEST_PG_PASSWORD"], sslMode: "verify-full",
+            sslRootCert: environment["MAYFLY_TEST_PG_SSLROOTCERT"])
+    }
+
+    static func schema() -> String { "mf_store_" + UUID().uuidString.prefix(8).lowercased() }
+
+    static func store(_ schema: String = schema()) async throws -> PostgresStorage {
+        try await PostgresStorage(config: try config(), schema: schema)
+    }
+
+    @Test func migratesOnceAndPersistsAcrossReopen() async throws {
+        let schema = Self.schema()
+        do {
+            let first = try await Self.store(schema)
+            #expect(try await first.appliedMigrations() == Migrations.postgresql.map(\.name))
+            // Every byte value survives, NUL and 0xFF included.
+            try await first.commit([.put(StoredEntry(path: "a/b", version: 1, value: Array(0...255)), expectedVersion: 0)])
+            try await first.setSystemValue("seal-config", [0, 9, 255])
+            await first.close()
+        }
+        let reopened = try await Self.store(schema)
+        #expect(try await reopened.get("a/b") == StoredEntry(path: "a/b", version: 1, value: Array(0...255)))
+        #expect(try await reopened.systemValue("seal-config") == [0, 9, 255])
+        #expect(try await reopened.appliedMigrations() == Migrations.postgresql.map(\.name), "applied once")
+        try await reopened.setSystemValue("seal-config", nil)
+        #expect(try await reopened.systemValue("seal-config") == nil)
+        await reopened.close()
+    }
+
+    @Test func conditionalPutsConflictAndAFailedCommitLeavesNothing() async throws {
+        let storage = try await Self.store()
+        try await storage.commit([.put(StoredEntry(path: "x", version: 1, value: [1]), expectedVersion: 0)])
+        await #expect(throws: StorageError.self) {
+            try await storage.commit([
+                .put(StoredEntry(path: "y", version: 1, value: [2]), expectedVersion: 0),
+                .put(StoredEntry(path: "x", version: 2, value: [3]), expectedVersion: 0),
+            ])
+        }
+        #expect(try await storage.get("y") == nil, "a failed commit must leave no partial state")
+        await #expect(throws: StorageError.self) {
+            try await storage.commit([.put(StoredEntry(path: "x", version: 3, value: [4]), expectedVersion: 2)])
+        }
+        try await storage.commit([.put(StoredEntry(path: "x", version: 2, value: [5]), expectedVersion: 1)])
+        #expect(try await storage.get("x") == StoredEntry(path: "x", version: 2, value: [5]))
+        #expect(try await storage.version(of: "x") == 2)
+        #expect(try await storage.version(of: "nothing") == 0)
+        await storage.close()
+    }
+
+    @Test func twoStoresWritingTheSameVersionOneWins() async throws {
+        let schema = Self.schema()
+        let a = try await Self.store(schema), b = try await Self.store(schema)
+        try await a.commit([.put(StoredEntry(path: "k", version: 1, value: [0]), expectedVersion: 0)])
+        for round in 1...20 {
+            let version = Int64(round)
+            async let first: Bool = (try? await a.commit([.put(StoredEntry(path: "k", version: version + 1, value: [1]), expectedVersion: version)])) != nil
+            async let second: Bool = (try? await b.commit([.put(StoredEntry(path: "k", version: version + 1, value: [2]), expectedVersion: version)])) != nil
+            let (one, two) = await (first, second)
+            #expect(one != two, "round \(round): exactly one writer wins")
+            #expect(try await a.version(of: "k") == version + 1)
+        }
+        await a.close()
+        await b.close()
+    }
+
+    @Test func listingsAndPrefixDeletesMatchTheSQLiteStore() async throws {
+        let storage = try await Self.store()
+        let paths = ["kv/a", "kv/a/b", "kv/a/c/d", "kv/a-b", "kv/b", "kv/c/d/e", "other/x", "t/a/1", "t/a/2", "t/ab", "t/b"]
+        try await storage.commit(paths.map { .put(StoredEntry(path: $0, version: 1, value: [0]), expectedVersion: nil) })
+        #expect(try await storage.listChildren(of: "kv/") == ["a", "a-b", "a/", "b", "c/"])
+        #expect(try await storage.listChildren(of: "kv/a/") == ["b", "c/"])
+        #expect(try await storage.listChildren(of: "kv/zzz/") == [])
+        #expect(try await storage.paths(withPrefix: "kv/a", after: nil, limit: 10) == ["kv/a", "kv/a-b", "kv/a/b", "kv/a/c/d"])
+        #expect(try await storage.paths(withPrefix: "kv/", after: "kv/a/b", limit: 2) == ["kv/a/c/d", "kv/b"])
+        try await storage.commit([.deletePrefix("t/a/"), .delete(path: "kv/b")])
+        #expect(try await storage.paths(withPrefix: "t/", after: nil, limit: 10) == ["t/ab", "t/b"])
+        #expect(try await storage.get("kv/b") == nil)
+        await storage.close()
+    }
+
+    @Test func leaseRowsAreFoundByExpiryPrefixFilterAndToken() async throws {
+        let storage = try await Self.store()
+        func lease(_ id: String, _ state: LeaseState, expires: Int64, database: String = "one", token: String = "") -> LeaseRecord {
+            var lease = LeaseRecord(id: id, database: database, role: "r", username: "v-" + id.suffix(3), state: state,
+                                    issuedAt: 100, expiresAt: expires, maxExpiresAt: expires + 100, identity: "unix:uid:1000",
+                                    connectionLimit: 2, tokenHash: token)
+            lease.lastError = state == .revoking ? "it's \"quoted\"; DROP TABLE leases" : nil
+            return lease
+        }
+        try await storage.insertLease(lease("database/creds/r/aaa", .active, expires: 150, token: "t1"))
+        try await storage.insertLease(lease("database/creds/r/bbb", .pending, expires: 500))
+        try await storage.insertLease(lease("database/creds/r/ccc", .active, expires: 500, database: "two", token: "t1"))
+        try await storage.insertLease(lease("database/creds/rr/ddd", .active, expires: 500))
+        var failed = lease("database/creds/r/eee", .revoking, expires: 500)
+        failed.nextAttemptAt = 180
+        try await storage.updateLeases([failed])
+        #expect(try await storage.lease(id: "database/creds/r/eee") == failed, "every column round-trips")
+
+        let due = try await storage.dueLeases(now: 200, pendingBefore: 120, limit: 10).map(\.id).sorted()
+        #expect(due == ["database/creds/r/aaa", "database/creds/r/bbb", "database/creds/r/eee"])
+        #expect(try await storage.liveLeases(prefix: "database/creds/r/", after: nil, limit: 10).map(\.id)
+                == ["database/creds/r/aaa", "database/creds/r/bbb", "database/creds/r/ccc", "database/creds/r/eee"])
+        #expect(try await storage.liveLeases(prefix: "database/creds/r/", after: "database/creds/r/bbb", limit: 1).map(\.id)
+                == ["database/creds/r/ccc"])
+        #expect(try await storage.leases(matching: LeaseFilter(databases: ["two"]), after: nil, limit: 10).map(\.id)
+                == ["database/creds/r/ccc"])
+        #expect(try await storage.leaseCounts(matching: LeaseFilter(tokenHashes: ["t1"])) == ["one": [.active: 1], "two": [.active: 1]])
+        #expect(try await storage.connectionLimitSums() == ["one": 8, "two": 2])
+        #expect(try await storage.liveLeaseCount(identity: "unix:uid:1000") == 5)
+        #expect(try await storage.activateLease(id: "database/creds/r/bbb"))
+        #expect(try await !storage.activateLease(id: "database/creds/r/bbb"), "only a pending lease activates")
+        #expect(try await storage.markRevoking(matching: LeaseFilter(tokenHashes: ["t1"]), now: 300, pendingDue: 360) == 2)
+        #expect(try await storage.lease(id: "database/creds/r/ccc")?.nextAttemptAt == 300)
+        #expect(try await storage.leaseCounts() == [.active: 2, .revoking: 3])
+        await storage.close()
+    }
+}
