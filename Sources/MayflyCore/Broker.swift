@@ -103,8 +103,24 @@ public final class Broker: Sendable {
 
     /// Opens the store named in `config` and, with a key-file seal, unseals from the key file.
     public static func open(config: MayflyConfig, logger: Logger) async throws -> Broker {
-        let storage = try SQLiteStorage(path: config.storagePath)
+        let storage: any Storage & LeaseStorage
+        if let store = config.postgresStorage {
+            storage = try await PostgresStorage(config: try store.connection(), schema: store.schema,
+                                                maxConnections: store.maxConnections)
+        } else {
+            storage = try SQLiteStorage(path: config.storagePath)
+        }
         return try await open(config: config, storage: storage, logger: logger)
+    }
+
+    /// Takes the store's lock for the life of the server, so a second server on the same
+    /// store fails at startup: a file lock beside a SQLite store, an advisory lock in a
+    /// PostgreSQL one. Keep the result until the server stops.
+    public static func lockStore(_ config: MayflyConfig) async throws -> any Sendable {
+        if let store = config.postgresStorage {
+            return try await PostgresStoreLock.acquire(config: try store.connection(), schema: store.schema)
+        }
+        return try StoreLock(storePath: config.storagePath)
     }
 
     /// Opens a broker over an existing storage (tests use this with their own files).

@@ -75,12 +75,12 @@ func serve(config: MayflyConfig, logger: Logger, configPath: String? = nil,
     DescriptorBudget.apply(to: &config, logger: logger)
     let broker: Broker
     let services: [any Service]
-    let storeLock: StoreLock
+    let storeLock: any Sendable
     do {
         // Another server on the same socket or store is refused before anything is opened.
         try MayflyHTTPServer.checkListeners(config)
         for listener in config.unixListeners { try MayflyHTTPServer.claimSocket(listener.path) }
-        storeLock = try StoreLock(storePath: config.storagePath)
+        storeLock = try await Broker.lockStore(config)
         broker = try await Broker.open(config: config, logger: logger)
         services = try MayflyHTTPServer(broker: broker, logger: logger, configPath: configPath).applications()
     } catch {

@@ -128,6 +128,12 @@ import Testing
         // Issue 14: a role stanza passes the API's own role checks, reported at its line.
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\ndatabase \"d\" { connection_url = \"postgresql://a@localhost/d\" }\nrole \"r\" {\n  database = \"d\"\n  default_ttl = \"2h\"\n  max_ttl = \"1h\"\n}", 4, "role \"r\": default_ttl must not be longer than max_ttl"),
         ("storage \"sqlite\" { path = \"/x\" }\nlistener \"unix\" { path = \"/s\" }\ndatabase \"d\" { connection_url = \"postgresql://a@localhost/d\" }\nrole \"r\" {\n  database = \"d\"\n  member_of = [\"gggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggg\"]\n}", 4, "role \"r\": member_of \"gggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggggg\" is not a valid role name"),
+        // Issue 15: the PostgreSQL store's stanza.
+        ("storage \"postgresql\" {\n  schema = \"s\"\n}\nlistener \"unix\" { path = \"/s\" }", 1, "storage \"postgresql\" needs connection_url"),
+        ("storage \"postgresql\" { connection_url = \"postgresql://a@db.internal/m?sslmode=disable\" }\nlistener \"unix\" { path = \"/s\" }", 1, "storage \"postgresql\": "),
+        ("storage \"postgresql\" {\n  connection_url = \"postgresql://a@localhost/m\"\n  schema = \"no-dashes\"\n}\nlistener \"unix\" { path = \"/s\" }", 1, "schema must be 1-63 letters"),
+        ("storage \"postgresql\" {\n  connection_url = \"postgresql://a@localhost/m\"\n  colour = \"red\"\n}\nlistener \"unix\" { path = \"/s\" }", 3, "unknown setting \"colour\" in storage \"postgresql\""),
+        ("storage \"sqlite\" { path = \"/x\" }\nstorage \"postgresql\" { connection_url = \"postgresql://a@localhost/m\" }\nlistener \"unix\" { path = \"/s\" }", 2, "storage is configured twice"),
     ])
     func badConfigsNameFileAndLine(text: String, line: Int, fragment: String) {
         do {
@@ -139,6 +145,21 @@ import Testing
             #expect(fragment.isEmpty || error.message.contains(fragment), "\(error)")
             #expect(error.description.hasPrefix(line > 0 ? "bad.hcl:\(line): " : "bad.hcl: "))
         }
+    }
+
+    @Test func readsAPostgreSQLStore() throws {
+        let config = try ConfigLoader.parse("""
+            storage "postgresql" {
+              connection_url     = "postgresql://mayfly@db.internal:5433/mayfly?sslmode=verify-full&sslrootcert=/etc/ca.pem"
+              schema             = "mayfly_prod"
+              max_connections    = 8
+            }
+            listener "unix" { path = "/run/mayfly.sock" }
+            """, file: "pg.hcl")
+        #expect(config.storagePath == "")
+        #expect(config.postgresStorage?.connectionURL.hasPrefix("postgresql://mayfly@db.internal:5433/mayfly") == true)
+        #expect(config.postgresStorage?.schema == "mayfly_prod")
+        #expect(config.postgresStorage?.maxConnections == 8)
     }
 
     @Test func missingFileIsAnError() {

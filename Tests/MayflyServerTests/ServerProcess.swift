@@ -22,7 +22,8 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     /// Writes a config with a Unix listener (and `extra` HCL) into a new temporary directory.
-    init(extraConfig: String = "", logLevel: String = "info", unixListenerOptions: String = "") throws {
+    /// `storage`: the storage stanza (nil: a SQLite file in the directory).
+    init(extraConfig: String = "", logLevel: String = "info", unixListenerOptions: String = "", storage: String? = nil) throws {
         let base = "/tmp/mf-\(UUID().uuidString.prefix(6))"
         directory = base
         try FileManager.default.createDirectory(atPath: base + "/run", withIntermediateDirectories: true,
@@ -36,7 +37,7 @@ final class ServerProcess: @unchecked Sendable {
             return Int(text[text.index(after: colon)...].filter(\.isNumber))
         }
         try """
-            storage "sqlite" { path = "\(base)/data/mayfly.db" }
+            \(storage ?? "storage \"sqlite\" { path = \"\(base)/data/mayfly.db\" }")
             listener "unix"  { path = "\(socketPath)" \(unixListenerOptions) }
             log_level = "\(logLevel)"
             \(extraConfig)

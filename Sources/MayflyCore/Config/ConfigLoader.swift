@@ -265,10 +265,14 @@ public enum ConfigLoader {
 
         mutating func readStorage(_ member: HCLMember) throws(ConfigError) {
             for (label, body, line) in try labelled(member) {
-                guard label == "sqlite" else {
-                    throw fail(line, "unsupported storage \"\(label)\" (supported: sqlite)")
-                }
                 guard storagePath == nil else { throw fail(line, "storage is configured twice") }
+                if label == "postgresql" {
+                    try readPostgresStorage(body, line)
+                    continue
+                }
+                guard label == "sqlite" else {
+                    throw fail(line, "unsupported storage \"\(label)\" (supported: sqlite, postgresql)")
+                }
                 var path: String?
                 for item in body {
                     switch item.key {
@@ -279,6 +283,39 @@ public enum ConfigLoader {
                 guard let path, !path.isEmpty else { throw fail(line, "storage \"sqlite\" needs path = \"…\"") }
                 storagePath = path
             }
+        }
+
+        /// `storage "postgresql" { connection_url, password_file, schema, max_connections, tls_insecure_allow }`.
+        mutating func readPostgresStorage(_ body: [HCLMember], _ line: Int) throws(ConfigError) {
+            var store = PostgresStoreConfig(connectionURL: "")
+            for item in body {
+                switch item.key {
+                case "connection_url": store.connectionURL = try string(item)
+                case "password_file": store.passwordFile = try string(item)
+                case "schema": store.schema = try string(item)
+                case "max_connections": store.maxConnections = Int(try integer(item, 1...64, "between 1 and 64"))
+                case "tls_insecure_allow": store.tlsInsecureAllow = try bool(item)
+                default: throw fail(item.line, "unknown setting \"\(item.key)\" in storage \"postgresql\"")
+                }
+            }
+            guard !store.connectionURL.isEmpty else { throw fail(line, "storage \"postgresql\" needs connection_url = \"…\"") }
+            do {
+                try PostgresBackend.validate(DatabaseConfig(
+                    name: "storage", connectionURL: store.connectionURL, password: "", allowedRoles: [], maxConnections: 1,
+                    ownerOnRevoke: "", tlsInsecureAllow: store.tlsInsecureAllow, verifyConnection: false))
+            } catch let error as APIError {
+                throw fail(line, "storage \"postgresql\": \(error.messages.joined(separator: "; "))")
+            } catch {
+                throw fail(line, "storage \"postgresql\": invalid connection_url")
+            }
+            guard !store.schema.isEmpty, store.schema.utf8.count <= 63,
+                store.schema.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || $0 == "_" || ("0"..."9").contains($0)) })
+            else { throw fail(line, "storage \"postgresql\": schema must be 1-63 letters, digits or underscores") }
+            if let file = store.passwordFile, !FileManager.default.isReadableFile(atPath: file) {
+                throw fail(line, "storage \"postgresql\": cannot read password_file \(file)")
+            }
+            storagePath = ""
+            config.postgresStorage = store
         }
 
         mutating func readListeners(_ member: HCLMember) throws(ConfigError) {

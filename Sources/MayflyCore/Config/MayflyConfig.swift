@@ -1,3 +1,7 @@
+import Foundation
+import MayflyPostgres
+import MayflyStore
+
 /// A Unix-socket listener (`listener "unix"`).
 public struct UnixListenerConfig: Sendable, Equatable {
     public var path: String
@@ -104,11 +108,45 @@ public struct DeclaredRole: Sendable, Equatable {
     public var source = ""
 }
 
+/// `storage "postgresql" { … }`: the store in a PostgreSQL database (`PostgresStorage`).
+public struct PostgresStoreConfig: Sendable, Equatable {
+    /// `postgresql://user@host:port/db?sslmode=…`, without a password.
+    public var connectionURL: String
+    /// A file holding the login's password (read at start).
+    public var passwordFile: String?
+    /// The schema the store's tables live in.
+    public var schema: String = "public"
+    public var maxConnections: Int = 4
+    /// Allows a connection that is not encrypted and verified (a local socket, a test).
+    public var tlsInsecureAllow: Bool = false
+
+    public init(connectionURL: String) {
+        self.connectionURL = connectionURL
+    }
+
+    /// libpq's settings: the URL parsed, the password read from `passwordFile`.
+    func connection() throws -> PGConnectionConfig {
+        var connection = try PGConnectionConfig.parse(url: connectionURL)
+        if let passwordFile {
+            guard let data = FileManager.default.contents(atPath: passwordFile) else {
+                throw StorageError(.unavailable, "cannot read the store's password_file \(passwordFile)")
+            }
+            connection.password = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        return connection
+    }
+
+    /// What names this store among others (the cluster id is derived from it).
+    var identity: String { connectionURL + "#" + schema }
+}
+
 /// The server configuration (one HCL or JSON file, Vault-style stanzas; the README's
 /// config reference lists every setting).
 public struct MayflyConfig: Sendable, Equatable {
-    /// The SQLite database file (`storage "sqlite" { path = … }`).
+    /// The SQLite database file (`storage "sqlite" { path = … }`); empty with a PostgreSQL store.
     public var storagePath: String
+    /// The PostgreSQL store (`storage "postgresql" { … }`), instead of SQLite.
+    public var postgresStorage: PostgresStoreConfig?
     public var unixListeners: [UnixListenerConfig] = []
     public var tcpListeners: [TCPListenerConfig] = []
     public var seal: SealMode = .shamir

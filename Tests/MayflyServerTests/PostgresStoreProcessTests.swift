@@ -1,0 +1,64 @@
+import Foundation
+import Glibc
+import MayflyClient
+import MayflyPostgres
+import Testing
+
+/// `storage "postgresql"` end to end (issue 15, first step): a server on a PostgreSQL store
+/// initialises, serves, restarts and unseals from it; PostgreSQL holds ciphertext only; a
+/// second server on the same store is refused while Mayfly runs without HA.
+@Suite(.enabled(if: ProcessInfo.processInfo.environment["MAYFLY_TEST_PG_HOST"] != nil
+    || ProcessInfo.processInfo.environment["MAYFLY_REQUIRE_INTEGRATION"] == "1", "needs the test PostgreSQL from scripts/test"),
+    .serialized)
+struct PostgresStoreProcessTests {
+    static func storage(schema: String, directory: String) throws -> String {
+        let env = ReconcileProcessTests.env
+        let passwordFile = directory + "/store.password"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try env("MAYFLY_TEST_PG_PASSWORD").write(toFile: passwordFile, atomically: true, encoding: .utf8)
+        return """
+            storage "postgresql" {
+              connection_url = "postgresql://\(try env("MAYFLY_TEST_PG_USER"))@127.0.0.1:\(try env("MAYFLY_TEST_PG_PORT"))/\(try env("MAYFLY_TEST_PG_DB"))?sslmode=verify-full&sslrootcert=\(try env("MAYFLY_TEST_PG_SSLROOTCERT"))"
+              password_file  = "\(passwordFile)"
+              schema         = "\(schema)"
+            }
+            """
+    }
+
+    @Test func aServerOnAPostgreSQLStoreServesRestartsAndHoldsOnlyCiphertext() async throws {
+        let schema = "mf_node_" + UUID().uuidString.prefix(8).lowercased()
+        let shared = "/tmp/mf-pgstore-\(UUID().uuidString.prefix(6))"
+        let storage = try Self.storage(schema: schema, directory: shared)
+        let server = try ServerProcess(extraConfig: #"seal "keyfile" { path = "\#(shared)/unseal.key" }"#, storage: storage)
+        try await server.start()
+        let initialized = try await server.request("PUT", "sys/init", json: "{}")
+        let token = try #require(try JSONValue.parse(initialized.body)["root_token"]?.stringValue)
+        let secret = "correct-horse-\(UUID().uuidString)"
+        #expect(try await server.request("POST", "secret/data/app", token: token, json: #"{"data":{"pw":"\#(secret)"}}"#).status == 200)
+        server.kill(signal: SIGTERM)
+        try await server.waitForExit()
+
+        // Another node's files, the same store: it unseals from the key file and reads the secret.
+        let again = try ServerProcess(extraConfig: #"seal "keyfile" { path = "\#(shared)/unseal.key" }"#, storage: storage)
+        try await again.start()
+        defer { again.kill(signal: SIGTERM) }
+        let read = try await again.request("GET", "secret/data/app", token: token)
+        #expect(read.status == 200)
+        #expect(try JSONValue.parse(read.body)["data"]?["data"]?["pw"]?.stringValue == secret)
+
+        // PostgreSQL holds ciphertext and paths: the secret is nowhere in the store's tables.
+        let admin = try await ReconcileProcessTests.admin()
+        let rows = try await admin.query(
+            "SELECT count(*), count(*) FILTER (WHERE position(convert_to($1, 'UTF8') IN value) > 0) FROM \"\(schema)\".entries", [secret])
+        await admin.close()
+        #expect(Int(rows.first?[0] ?? "") ?? 0 > 5, "the barrier's entries are in PostgreSQL")
+        #expect(rows.first?[1] == "0", "no plaintext secret in the store")
+
+        // While it runs, a second server on the same store is refused.
+        let second = try ServerProcess(storage: storage)
+        let refused = try await SecondServerTests.runToExit(["server", "--config", second.configPath])
+        #expect(refused.status == 1, "\(refused.output)")
+        #expect(refused.output.contains("is in use by another server"), "\(refused.output)")
+        #expect(try await again.request("GET", "sys/health").status == 200)
+    }
+}
