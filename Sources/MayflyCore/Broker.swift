@@ -103,14 +103,16 @@ public final class Broker: Sendable {
 
     /// Opens the store named in `config` and, with a key-file seal, unseals from the key file.
     public static func open(config: MayflyConfig, logger: Logger) async throws -> Broker {
-        let storage: any Storage & LeaseStorage
+        try await open(config: config, storage: try await openStore(config), logger: logger)
+    }
+
+    /// The store `config` names: a SQLite file, or a schema in PostgreSQL (migrated on open).
+    static func openStore(_ config: MayflyConfig) async throws -> any Storage & LeaseStorage {
         if let store = config.postgresStorage {
-            storage = try await PostgresStorage(config: try store.connection(), schema: store.schema,
-                                                maxConnections: store.maxConnections)
-        } else {
-            storage = try SQLiteStorage(path: config.storagePath)
+            return try await PostgresStorage(config: try store.connection(), schema: store.schema,
+                                             maxConnections: store.maxConnections)
         }
-        return try await open(config: config, storage: storage, logger: logger)
+        return try SQLiteStorage(path: config.storagePath)
     }
 
     /// Takes the store's lock for the life of the server, so a second server on the same

@@ -185,6 +185,11 @@ public final class PostgresStorage: Storage {
         }
     }
 
+    public func systemValueNames() async throws -> [String] {
+        let prefix = prefix
+        return try await run { session in try session.query("SELECT name FROM \(prefix)system ORDER BY name").compactMap { $0[0] } }
+    }
+
     // MARK: Plumbing
 
     /// Runs `body` on a pooled connection; libpq's failures become `StorageError`s.

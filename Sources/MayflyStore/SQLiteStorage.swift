@@ -152,6 +152,10 @@ public final class SQLiteStorage: Storage {
         }
     }
 
+    public func systemValueNames() async throws -> [String] {
+        try await run { db in try String.fetchAll(db, sql: "SELECT name FROM system ORDER BY name") }
+    }
+
     private func run<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         do {
             return try await pool.read(body)

@@ -43,4 +43,6 @@ public protocol Storage: Sendable {
     func systemValue(_ name: String) async throws -> [UInt8]?
     /// Sets or (with nil) removes a system value.
     func setSystemValue(_ name: String, _ value: [UInt8]?) async throws
+    /// The names of the system values set, sorted (a store migration copies them all).
+    func systemValueNames() async throws -> [String]
 }

@@ -6,7 +6,7 @@ import MayflyJSON
 struct OperatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "operator", abstract: "Initialise, unseal, seal and rotate the keyring.",
-        subcommands: [Init.self, Unseal.self, Seal.self, Rotate.self, KeyStatus.self])
+        subcommands: [Init.self, Unseal.self, Seal.self, Rotate.self, KeyStatus.self, MigrateCommand.self])
 
     struct Init: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Initialise a new server; prints the unseal key shares and the root token once.")

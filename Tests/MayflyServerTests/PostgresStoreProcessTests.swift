@@ -61,4 +61,37 @@ struct PostgresStoreProcessTests {
         #expect(refused.output.contains("is in use by another server"), "\(refused.output)")
         #expect(try await again.request("GET", "sys/health").status == 200)
     }
+
+    @Test func operatorMigrateCopiesASQLiteStoreIntoPostgreSQLThatThenUnsealsWithTheSameKeys() async throws {
+        let shared = "/tmp/mf-migrate-\(UUID().uuidString.prefix(6))"
+        let seal = #"seal "keyfile" { path = "\#(shared)/unseal.key" }"#
+        let old = try ServerProcess(extraConfig: seal)
+        try await old.start()
+        let token = try #require(try JSONValue.parse(try await old.request("PUT", "sys/init", json: "{}").body)["root_token"]?.stringValue)
+        for index in 0..<30 {
+            #expect(try await old.request("POST", "secret/data/app/\(index)", token: token, json: #"{"data":{"n":"\#(index)"}}"#).status == 200)
+        }
+        old.kill(signal: SIGTERM)
+        try await old.waitForExit()
+
+        let schema = "mf_migrated_" + UUID().uuidString.prefix(8).lowercased()
+        let new = try ServerProcess(extraConfig: seal, storage: try Self.storage(schema: schema, directory: shared))
+        let migrated = try await SecondServerTests.runToExit(["operator", "migrate", "--from", old.configPath, "--to", new.configPath])
+        #expect(migrated.status == 0, "\(migrated.output)")
+        #expect(migrated.output.contains("migrate: done:"), "a progress line: \(migrated.output)")
+        #expect(migrated.output.contains("Success! Copied"), "\(migrated.output)")
+
+        try await new.start()
+        defer { new.kill(signal: SIGTERM) }
+        #expect(try await new.request("GET", "sys/health").status == 200, "unsealed from the same key file")
+        let read = try await new.request("GET", "secret/data/app/29", token: token)
+        #expect(try JSONValue.parse(read.body)["data"]?["data"]?["n"] == "29", "the root token and the secrets came along")
+
+        // Never into a store that holds anything (the new server holds its lock, too).
+        new.kill(signal: SIGTERM)
+        try await new.waitForExit()
+        let again = try await SecondServerTests.runToExit(["operator", "migrate", "--from", old.configPath, "--to", new.configPath])
+        #expect(again.status == 1)
+        #expect(again.output.contains("not empty"), "\(again.output)")
+    }
 }
