@@ -24,5 +24,6 @@ public enum Migrations {
     /// PostgreSQL's dialect. Add each new file here.
     public static let postgresql: [Migration] = [
         Migration(name: "0001_initial", sql: String(decoding: PackageResources._001_initial_postgresql_sql, as: UTF8.self)),
+        Migration(name: "0002_leader", sql: String(decoding: PackageResources._002_leader_postgresql_sql, as: UTF8.self)),
     ]
 }

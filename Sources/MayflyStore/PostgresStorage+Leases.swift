@@ -37,7 +37,7 @@ extension PostgresStorage: LeaseStorage {
 
     public func insertLease(_ lease: LeaseRecord) async throws {
         let table = leases
-        try await run { session in
+        try await write { session in
             _ = try session.query("INSERT INTO \(table) (\(Self.leaseColumns)) VALUES (\(Self.placeholders))", Self.values(lease))
         }
     }
@@ -47,14 +47,12 @@ extension PostgresStorage: LeaseStorage {
         let table = leases
         let assignments = Self.leaseColumns.split(separator: ",").dropFirst()
             .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
-        try await run { session in
-            try Self.transaction(session) {
-                for lease in records {
-                    _ = try session.query("""
-                        INSERT INTO \(table) (\(Self.leaseColumns)) VALUES (\(Self.placeholders))
-                        ON CONFLICT (id) DO UPDATE SET \(assignments)
-                        """, Self.values(lease))
-                }
+        try await write { session in
+            for lease in records {
+                _ = try session.query("""
+                    INSERT INTO \(table) (\(Self.leaseColumns)) VALUES (\(Self.placeholders))
+                    ON CONFLICT (id) DO UPDATE SET \(assignments)
+                    """, Self.values(lease))
             }
         }
     }
@@ -167,7 +165,7 @@ extension PostgresStorage: LeaseStorage {
 
     public func activateLease(id: String) async throws -> Bool {
         let table = leases
-        return try await run { session in
+        return try await write { session in
             try !session.query("UPDATE \(table) SET state = 'active' WHERE id = $1 AND state = 'pending' RETURNING 1", [id]).isEmpty
         }
     }
@@ -175,7 +173,7 @@ extension PostgresStorage: LeaseStorage {
     public func markRevoking(matching filter: LeaseFilter, now: Int64, pendingDue: Int64) async throws -> Int {
         let table = leases
         let (condition, values) = Self.condition(filter, first: 3)
-        return try await run { session in
+        return try await write { session in
             try session.query("""
                 WITH marked AS (
                     UPDATE \(table) SET state = 'revoking',

@@ -1,5 +1,6 @@
 import Foundation
 import MayflyMigrations
+import Synchronization
 public import MayflyPostgres
 
 /// The store on PostgreSQL (`storage "postgresql"`), for several Mayfly nodes sharing one
@@ -14,6 +15,8 @@ public final class PostgresStorage: Storage {
     /// `"schema".`, prefixed to every table name.
     private let prefix: String
     public let schema: String
+    /// Who may write (`StoreFence`): everyone until HA sets it.
+    let fenceState = Mutex<StoreFence>(.off)
 
     /// Connects, creates `schema` if needed and applies pending migrations (serialised across
     /// nodes by an advisory lock, so several starting at once apply each step once).
@@ -91,8 +94,7 @@ public final class PostgresStorage: Storage {
         guard !operations.isEmpty else { return }
         let prefix = prefix
         let now = String(Int64(Date().timeIntervalSince1970))
-        try await run { session in
-            try Self.transaction(session) {
+        try await write { session in
                 for operation in operations {
                     switch operation {
                     case .put(let entry, let expected):
@@ -125,7 +127,6 @@ public final class PostgresStorage: Storage {
                         _ = try session.query("DELETE FROM \(prefix)entries WHERE path >= $1 AND starts_with(path, $1)", [start])
                     }
                 }
-            }
         }
     }
 
@@ -173,7 +174,7 @@ public final class PostgresStorage: Storage {
 
     public func setSystemValue(_ name: String, _ value: [UInt8]?) async throws {
         let prefix = prefix
-        try await run { session in
+        try await write { session in
             if let value {
                 _ = try session.query("""
                     INSERT INTO \(prefix)system (name, value) VALUES ($1, $2::bytea)
@@ -200,6 +201,20 @@ public final class PostgresStorage: Storage {
             throw error
         } catch let error as PGError {
             throw StorageError(.unavailable, "PostgreSQL store: \(error.debugDescription)")
+        }
+    }
+
+    /// `body` as one write transaction, behind the fence: on a standby, or on a former leader
+    /// whose term has passed, nothing of it happens.
+    func write<T: Sendable>(_ body: @escaping @Sendable (PGSession) throws -> T) async throws -> T {
+        let fence = fence, schema = schema
+        return try await run { session in
+            var result: T?
+            try Self.transaction(session) {
+                try Self.checkFence(fence, session, schema: schema)
+                result = try body(session)
+            }
+            return result!
         }
     }
 

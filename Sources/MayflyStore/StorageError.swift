@@ -3,7 +3,7 @@
 public struct StorageError: Error, Sendable, CustomStringConvertible, CustomDebugStringConvertible {
     /// What went wrong, extensible without breaking callers.
     public struct Code: Sendable, Hashable, CustomStringConvertible {
-        private enum Base: String, Sendable { case conflict, unavailable, corrupt, migration }
+        private enum Base: String, Sendable { case conflict, unavailable, corrupt, migration, fenced }
         private let base: Base
         private init(_ base: Base) { self.base = base }
         /// A conditional put found another version than expected.
@@ -14,6 +14,9 @@ public struct StorageError: Error, Sendable, CustomStringConvertible, CustomDebu
         public static let corrupt = Code(.corrupt)
         /// The schema could not be brought up to date.
         public static let migration = Code(.migration)
+        /// A shared store refused a write: this node does not hold the leader lock (any more),
+        /// or holds an older term than the lock's.
+        public static let fenced = Code(.fenced)
         public var description: String { base.rawValue }
     }
 

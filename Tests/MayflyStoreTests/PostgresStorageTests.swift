@@ -141,4 +141,70 @@ struct PostgresStorageTests {
         #expect(try await storage.leaseCounts() == [.active: 2, .revoking: 3])
         await storage.close()
     }
+
+    /// Makes the lock expire now, as a leader paused (SIGSTOP) or cut off past its TTL leaves it.
+    static func expireLock(_ schema: String) async throws {
+        let connection = try await PGConnection.connect(try config())
+        try await connection.execute("UPDATE \"\(schema)\".leader SET expires_at = clock_timestamp() - interval '1 second'")
+        await connection.close()
+    }
+
+    @Test func theLeaderLockIsHeldRenewedAndTakenOverWithAGrowingTerm() async throws {
+        let schema = Self.schema()
+        let a = try await Self.store(schema), b = try await Self.store(schema)
+        #expect(try await a.leaderLock() == nil)
+        #expect(try await a.acquireLeadership(node: "a", address: "https://a:8200", ttl: 30) == 1)
+        #expect(try await b.acquireLeadership(node: "b", address: "https://b:8200", ttl: 30) == nil, "a live lock is not taken")
+        #expect(try await a.acquireLeadership(node: "a", address: "https://a:8200", ttl: 30) == 1, "its holder renews the same term")
+        #expect(try await a.renewLeadership(node: "a", term: 1, ttl: 30))
+        let lock = try #require(try await b.leaderLock())
+        #expect(lock.node == "a" && lock.address == "https://a:8200" && lock.term == 1 && lock.live)
+
+        try await Self.expireLock(schema)
+        #expect(try await b.acquireLeadership(node: "b", address: "https://b:8200", ttl: 30) == 2, "an expired lock is taken, term 2")
+        #expect(try await !a.renewLeadership(node: "a", term: 1, ttl: 30), "the former holder learns it lost the lock")
+        try await b.releaseLeadership(node: "b", term: 2)
+        #expect(try await a.acquireLeadership(node: "a", address: "https://a:8200", ttl: 30) == 3, "released: taken at once")
+        await a.close()
+        await b.close()
+    }
+
+    /// Issue 15, point 4, in the store: a leader paused past its TTL writes nothing once
+    /// another node holds the lock, and a standby writes nothing at all.
+    @Test func aFormerLeadersWritesAreRefusedAfterATakeover() async throws {
+        let schema = Self.schema()
+        let a = try await Self.store(schema), b = try await Self.store(schema)
+        let termA = try #require(try await a.acquireLeadership(node: "a", address: "", ttl: 30))
+        a.setFence(.leader(node: "a", term: termA))
+        b.setFence(.standby)
+        try await a.commit([.put(StoredEntry(path: "k", version: 1, value: [1]), expectedVersion: 0)])
+        await #expect(throws: StorageError.self, "a standby writes nothing") {
+            try await b.commit([.put(StoredEntry(path: "standby", version: 1, value: [9]), expectedVersion: nil)])
+        }
+
+        try await Self.expireLock(schema)  // a is paused past its TTL
+        let termB = try #require(try await b.acquireLeadership(node: "b", address: "", ttl: 30))
+        b.setFence(.leader(node: "b", term: termB))
+        try await b.commit([.put(StoredEntry(path: "k", version: 2, value: [2]), expectedVersion: 1)])
+
+        // a wakes up still believing it leads: every kind of write is refused.
+        await #expect(throws: StorageError.self) {
+            try await a.commit([.put(StoredEntry(path: "k", version: 3, value: [3]), expectedVersion: nil)])
+        }
+        await #expect(throws: StorageError.self) { try await a.setSystemValue("keyring", [7]) }
+        await #expect(throws: StorageError.self) {
+            try await a.insertLease(LeaseRecord(id: "database/creds/r/x", database: "d", role: "r", username: "u", state: .pending,
+                                                issuedAt: 1, expiresAt: 2, maxExpiresAt: 3))
+        }
+        await #expect(throws: StorageError.self) {
+            _ = try await a.markRevoking(matching: LeaseFilter(), now: 1, pendingDue: 1)
+        }
+        #expect(try await b.get("k") == StoredEntry(path: "k", version: 2, value: [2]), "none of a's writes landed")
+        #expect(try await b.systemValue("keyring") == nil)
+        #expect(try await b.lease(id: "database/creds/r/x") == nil)
+        #expect(try await b.get("standby") == nil)
+        await a.close()
+        await b.close()
+    }
 }
+

@@ -1,0 +1,14 @@
+-- Leader election for several Mayfly nodes on one PostgreSQL store: one lock row, taken and
+-- renewed in transactions on PostgreSQL's clock (never a node's). `term` grows on every
+-- takeover and is the fencing token: a write of a node in HA mode checks, in its own
+-- transaction, that the row still names that node and term and has not expired, so a
+-- leader that was paused or cut off cannot write once another node holds the lock.
+CREATE TABLE leader (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    node         TEXT        NOT NULL,
+    address      TEXT        NOT NULL DEFAULT '',
+    term         BIGINT      NOT NULL,
+    acquired_at  TIMESTAMPTZ NOT NULL,
+    heartbeat_at TIMESTAMPTZ NOT NULL,
+    expires_at   TIMESTAMPTZ NOT NULL
+);
