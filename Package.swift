@@ -127,7 +127,7 @@ let package = Package(
         .executableTarget(
             name: "mayfly-bench",
             dependencies: [
-                "MayflyCore", "MayflyCrypto", "MayflyPostgres",
+                "CMayflyShims", "MayflyCore", "MayflyCrypto", "MayflyPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings),

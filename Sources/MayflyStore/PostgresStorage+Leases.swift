@@ -108,16 +108,9 @@ extension PostgresStorage: LeaseStorage {
             values.append(value)
             return "$\(first + values.count - 1)"
         }
-        func list(_ column: String, _ items: [String]) {
-            guard !items.isEmpty else { return }
+        for (column, items) in filter.listConditions {
             clauses.append("\(column) IN (\(items.map(next).joined(separator: ", ")))")
         }
-        list("database_name", filter.databases)
-        list("role_name", filter.roles)
-        list("identity", filter.identities)
-        list("id", filter.leaseIDs)
-        list("state", filter.states.map(\.rawValue))
-        list("token_hash", filter.tokenHashes)
         if let after = filter.issuedAfter { clauses.append("issued_at >= \(next(String(after)))") }
         if let before = filter.issuedBefore { clauses.append("issued_at < \(next(String(before)))") }
         return (clauses.joined(separator: " AND "), values)

@@ -133,25 +133,9 @@ public final class PostgresStorage: Storage {
     public func listChildren(of start: String) async throws -> [String] {
         let prefix = prefix
         return try await run { session in
-            var children: [String] = []
-            var cursor = start
-            // Skip-scan: after a child folder `name/`, seek past its subtree (`name0`: '0'
-            // is the byte after '/').
-            while let path = try session.query(
-                "SELECT path FROM \(prefix)entries WHERE path >= $1 ORDER BY path LIMIT 1", [cursor]).first?[0] ?? nil,
-                path.hasPrefix(start)
-            {
-                let rest = path.dropFirst(start.count)
-                if let slash = rest.firstIndex(of: "/") {
-                    let name = String(rest[..<slash])
-                    children.append(name + "/")
-                    cursor = start + name + "0"
-                } else {
-                    children.append(String(rest))
-                    cursor = path + "\u{1}"
-                }
+            try childListing(of: start) { cursor in
+                try session.query("SELECT path FROM \(prefix)entries WHERE path >= $1 ORDER BY path LIMIT 1", [cursor]).first?[0] ?? nil
             }
-            return Array(Set(children)).sorted()
         }
     }
 

@@ -99,26 +99,9 @@ public final class SQLiteStorage: Storage {
 
     public func listChildren(of prefix: String) async throws -> [String] {
         try await run { db in
-            var children: [String] = []
-            var cursor = prefix
-            // Skip-scan: after a child folder `name/`, jump straight past its subtree by
-            // seeking to `name0` ('0' is the byte after '/').
-            while let path = try String.fetchOne(
-                db, sql: "SELECT path FROM entries WHERE path >= ? ORDER BY path LIMIT 1", arguments: [cursor]),
-                path.hasPrefix(prefix)
-            {
-                let rest = path.dropFirst(prefix.count)
-                if let slash = rest.firstIndex(of: "/") {
-                    let name = String(rest[..<slash])
-                    children.append(name + "/")
-                    cursor = prefix + name + "0"
-                } else {
-                    children.append(String(rest))
-                    cursor = path + "\u{1}"
-                }
+            try childListing(of: prefix) { cursor in
+                try String.fetchOne(db, sql: "SELECT path FROM entries WHERE path >= ? ORDER BY path LIMIT 1", arguments: [cursor])
             }
-            // A name can be both an entry and a folder; keep each form once, sorted.
-            return Array(Set(children)).sorted()
         }
     }
 
@@ -273,17 +256,10 @@ extension SQLiteStorage: LeaseStorage {
     private static func condition(_ filter: LeaseFilter) -> (sql: String, arguments: StatementArguments) {
         var clauses = ["1"]
         var arguments = StatementArguments()
-        func list(_ column: String, _ values: [String]) {
-            guard !values.isEmpty else { return }
+        for (column, values) in filter.listConditions {
             clauses.append("\(column) IN (\(Array(repeating: "?", count: values.count).joined(separator: ", ")))")
             arguments += StatementArguments(values)
         }
-        list("database_name", filter.databases)
-        list("role_name", filter.roles)
-        list("identity", filter.identities)
-        list("id", filter.leaseIDs)
-        list("state", filter.states.map(\.rawValue))
-        list("token_hash", filter.tokenHashes)
         if let after = filter.issuedAfter {
             clauses.append("issued_at >= ?")
             arguments += [after]

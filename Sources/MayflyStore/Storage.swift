@@ -46,3 +46,25 @@ public protocol Storage: Sendable {
     /// The names of the system values set, sorted (a store migration copies them all).
     func systemValueNames() async throws -> [String]
 }
+
+/// The immediate children of `prefix`, found by a skip-scan over sorted paths: `first(atOrAfter:)`
+/// returns the first stored path at or after a cursor. After a child folder `name/`, the scan
+/// seeks straight past its subtree (`name0`: '0' is the byte after '/'), so a folder costs one
+/// seek however much it holds. Both stores list children this way.
+func childListing(of prefix: String, first: (String) throws -> String?) rethrows -> [String] {
+    var children: [String] = []
+    var cursor = prefix
+    while let path = try first(cursor), path.hasPrefix(prefix) {
+        let rest = path.dropFirst(prefix.count)
+        if let slash = rest.firstIndex(of: "/") {
+            let name = String(rest[..<slash])
+            children.append(name + "/")
+            cursor = prefix + name + "0"
+        } else {
+            children.append(String(rest))
+            cursor = path + "\u{1}"
+        }
+    }
+    // A name can be both an entry and a folder; keep each form once, sorted.
+    return Array(Set(children)).sorted()
+}

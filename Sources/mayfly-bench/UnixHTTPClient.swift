@@ -1,3 +1,4 @@
+import CMayflyShims
 import Foundation
 
 /// A minimal blocking HTTP/1.1 client on one keep-alive Unix-socket connection: cheap enough
@@ -19,24 +20,13 @@ final class UnixHTTPClient: @unchecked Sendable {
     init(socketPath: String) throws {
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(socketPath.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+        let result = mayfly_unix_connect(fd, socketPath)
+        if result == ENAMETOOLONG {
             close(fd)
             throw Failure(description: "socket path too long: \(socketPath)")
         }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
         guard result == 0 else {
-            let message = String(cString: strerror(errno))
+            let message = String(cString: strerror(result))
             close(fd)
             throw Failure(description: "connect \(socketPath): \(message)")
         }

@@ -56,21 +56,7 @@ struct PostgresStorageTests {
 
     @Test func conditionalPutsConflictAndAFailedCommitLeavesNothing() async throws {
         let storage = try await Self.store()
-        try await storage.commit([.put(StoredEntry(path: "x", version: 1, value: [1]), expectedVersion: 0)])
-        await #expect(throws: StorageError.self) {
-            try await storage.commit([
-                .put(StoredEntry(path: "y", version: 1, value: [2]), expectedVersion: 0),
-                .put(StoredEntry(path: "x", version: 2, value: [3]), expectedVersion: 0),
-            ])
-        }
-        #expect(try await storage.get("y") == nil, "a failed commit must leave no partial state")
-        await #expect(throws: StorageError.self) {
-            try await storage.commit([.put(StoredEntry(path: "x", version: 3, value: [4]), expectedVersion: 2)])
-        }
-        try await storage.commit([.put(StoredEntry(path: "x", version: 2, value: [5]), expectedVersion: 1)])
-        #expect(try await storage.get("x") == StoredEntry(path: "x", version: 2, value: [5]))
-        #expect(try await storage.version(of: "x") == 2)
-        #expect(try await storage.version(of: "nothing") == 0)
+        try await StoreContract.conditionalPuts(storage)
         await storage.close()
     }
 
@@ -92,16 +78,7 @@ struct PostgresStorageTests {
 
     @Test func listingsAndPrefixDeletesMatchTheSQLiteStore() async throws {
         let storage = try await Self.store()
-        let paths = ["kv/a", "kv/a/b", "kv/a/c/d", "kv/a-b", "kv/b", "kv/c/d/e", "other/x", "t/a/1", "t/a/2", "t/ab", "t/b"]
-        try await storage.commit(paths.map { .put(StoredEntry(path: $0, version: 1, value: [0]), expectedVersion: nil) })
-        #expect(try await storage.listChildren(of: "kv/") == ["a", "a-b", "a/", "b", "c/"])
-        #expect(try await storage.listChildren(of: "kv/a/") == ["b", "c/"])
-        #expect(try await storage.listChildren(of: "kv/zzz/") == [])
-        #expect(try await storage.paths(withPrefix: "kv/a", after: nil, limit: 10) == ["kv/a", "kv/a-b", "kv/a/b", "kv/a/c/d"])
-        #expect(try await storage.paths(withPrefix: "kv/", after: "kv/a/b", limit: 2) == ["kv/a/c/d", "kv/b"])
-        try await storage.commit([.deletePrefix("t/a/"), .delete(path: "kv/b")])
-        #expect(try await storage.paths(withPrefix: "t/", after: nil, limit: 10) == ["t/ab", "t/b"])
-        #expect(try await storage.get("kv/b") == nil)
+        try await StoreContract.listings(storage)
         await storage.close()
     }
 

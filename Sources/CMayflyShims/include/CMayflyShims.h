@@ -12,4 +12,9 @@ typedef struct mayfly_ucred {
     uint32_t gid;
 } mayfly_ucred;
 
+/// Connects `fd` (an AF_UNIX stream socket) to the socket file at `path`: 0, or the errno
+/// (ENAMETOOLONG when `path` does not fit in `sun_path`). Filling a `sockaddr_un` from Swift
+/// takes unsafe pointer work that every Unix-socket client would repeat.
+int mayfly_unix_connect(int fd, const char *path);
+
 #endif
