@@ -152,7 +152,9 @@ let package = Package(
             dependencies: [
                 "MayflyServer", "MayflyCore", "MayflyClient", "MayflyPostgres", "MayflyTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings),

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// Typed calls for applications: fetch a database credential or a KV secret, renew and
 /// revoke leases. Every failure is a `MayflyClient.APIError` (the server answered with an

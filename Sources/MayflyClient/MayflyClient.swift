@@ -1,7 +1,7 @@
 import AsyncHTTPClient
 @_exported import MayflyJSON
 public import Foundation
-import NIOCore
+public import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
@@ -74,8 +74,12 @@ public final class MayflyClient: Sendable {
     ///   - keyFile: Its private key (PEM).
     ///   - timeoutSeconds: How long one request may take in all.
     ///   - maximumConnections: Connections kept to the server at once (requests beyond wait).
+    ///   - eventLoopGroup: The event loops the client's connections run on; the process-wide
+    ///     ones when nil. A client that opens thousands of connections at once (a load test)
+    ///     gets loops of its own, so it does not hold up every other client of the process.
     public init(address: String, token: String?, caFile: String? = nil, certFile: String? = nil,
-                keyFile: String? = nil, timeoutSeconds: Int64 = 60, maximumConnections: Int = 8) throws
+                keyFile: String? = nil, timeoutSeconds: Int64 = 60, maximumConnections: Int = 8,
+                eventLoopGroup: (any EventLoopGroup)? = nil) throws
     {
         if let token {
             guard token.utf8.count <= Self.maximumTokenLength else {
@@ -124,7 +128,7 @@ public final class MayflyClient: Sendable {
         } else {
             throw UsageError(description: "address must be unix:///path.sock or https://host:port, got \(Self.redacted(address))")
         }
-        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        http = HTTPClient(eventLoopGroup: eventLoopGroup ?? HTTPClient.defaultEventLoopGroup, configuration: configuration)
     }
 
     /// `https://host[:port]` checked: a host, a port in 1–65535, no credentials, no path.

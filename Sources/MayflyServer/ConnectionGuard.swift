@@ -96,7 +96,11 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler, @un
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case .handshakeCompleted = event as? TLSUserEvent {
+            // The handshake had its own limit; the first request's clock starts now.
             handshaking = false
+            accepted = .now()
+            idleSince = accepted
+            schedule(context)
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -151,9 +155,10 @@ final class ConnectionGuard: ChannelInboundHandler, RemovableChannelHandler, @un
         guard headsRead == requestsRead && headsRead == responsesWritten else { return nil }
         if let headStart { return headStart + limits.readHeaderTimeout }
         guard served else {
-            var deadline = accepted + min(limits.idleTimeout, limits.readHeaderTimeout)
-            if handshaking, let handshake = limits.tlsHandshakeTimeout { deadline = min(deadline, accepted + handshake) }
-            return deadline
+            // A TLS handshake has tls_handshake_timeout, whatever the HTTP limits; then the
+            // first request has the lesser of them from the handshake's end.
+            if handshaking, let handshake = limits.tlsHandshakeTimeout { return accepted + handshake }
+            return accepted + min(limits.idleTimeout, limits.readHeaderTimeout)
         }
         return idleSince + limits.idleTimeout
     }

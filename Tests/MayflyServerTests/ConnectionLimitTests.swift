@@ -156,6 +156,28 @@ import Testing
         try await client.shutdown()
     }
 
+    /// A handshake has `tls_handshake_timeout`, even when the HTTP limits are shorter: a slow
+    /// client (a loaded machine) is not cut off by `http_read_header_timeout` mid-handshake.
+    /// Then the first request has the HTTP limit from the handshake's end.
+    @Test func aHandshakeHasItsOwnLimitNotTheRequestHeadsOne() async throws {
+        let certificates = "/tmp/mf-cl-\(UUID().uuidString.prefix(6))"
+        try FileManager.default.createDirectory(atPath: certificates, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: certificates) }
+        let port = ListenerTests.freePort()
+        let server = try ServerProcess(extraConfig: try await Self.tlsListener(
+            port: port, directory: certificates,
+            options: "tls_handshake_timeout = \"5m\"  http_read_header_timeout = \"1s\"  http_idle_timeout = \"5m\""))
+        try await server.start()
+        defer { server.kill(signal: SIGTERM) }
+
+        let slow = try RawConnection.tcp(port: port)
+        #expect(try await !slow.closes(within: 3), "still open 3 s into a handshake with 5 minutes")
+        slow.close()
+        let client = try MayflyClient(address: "https://127.0.0.1:\(port)", token: nil, caFile: certificates + "/ca.pem")
+        #expect(try await client.request("GET", "sys/health").status == 501)
+        try await client.shutdown()
+    }
+
     @Test func atMaxConnectionsTheLongestIdleConnectionMakesRoom() async throws {
         let server = try ServerProcess(
             unixListenerOptions: "max_connections = 50  http_read_header_timeout = \"5m\"  http_idle_timeout = \"5m\"")
