@@ -83,8 +83,10 @@ import Testing
 
     @Test func idleAndSlowConnectionsAreClosedButRequestsInFlightAreNot() async throws {
         // Timeouts of a few seconds: a server starved of CPU by the tests beside it must still
-        // read a request sent at once before its header timeout fires.
-        let server = try ServerProcess(unixListenerOptions: "http_read_header_timeout = \"3s\"  http_idle_timeout = \"5s\"")
+        // read a request sent at once before its header timeout fires. The body's limit is long:
+        // on a loaded machine the waits below can outlast the default 30 s.
+        let server = try ServerProcess(
+            unixListenerOptions: "http_read_header_timeout = \"3s\"  http_idle_timeout = \"5s\"  http_read_timeout = \"10m\"")
         try await server.start()
         defer { server.kill(signal: SIGTERM) }
 
