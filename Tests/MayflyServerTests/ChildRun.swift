@@ -4,6 +4,18 @@ import Testing
 
 /// Runs helper programs for the tests (openssl, a second `mayfly`, the README's commands).
 enum ChildRun {
+    /// Whether process `pid` has exited: gone, or a zombie nobody reaped yet. Foundation's
+    /// `Process` can miss a child's exit when many run at once (its `isRunning` then stays true
+    /// and `waitUntilExit` spins for ever on the thread that called it), so waits ask the kernel.
+    static func hasExited(_ pid: pid_t) -> Bool {
+        if kill(pid, 0) != 0 { return errno == ESRCH }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let end = stat.lastIndex(of: ")")
+        else { return true }
+        let state = stat[stat.index(after: end)...].trimmingCharacters(in: .whitespaces).prefix(1)
+        return state == "Z" || state == "X"
+    }
+
     /// Runs `script` with /bin/sh and waits for it on a thread of its own; records an issue
     /// when it fails (`what` names it).
     static func shell(_ script: String, what: String) async throws {

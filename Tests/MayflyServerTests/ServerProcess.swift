@@ -93,12 +93,18 @@ final class ServerProcess: @unchecked Sendable {
 
     func kill(signal: Int32 = SIGKILL) {
         guard let process else { return }
-        Foundation.kill(process.processIdentifier, signal)
-        process.waitUntilExit()
+        let pid = process.processIdentifier
+        Foundation.kill(pid, signal)
+        // Asks the kernel, not `waitUntilExit` (see `ChildRun.hasExited`); SIGKILL after 60 s.
+        let deadline = Date().addingTimeInterval(60)
+        while process.isRunning, !ChildRun.hasExited(pid) {
+            if Date() > deadline { Foundation.kill(pid, SIGKILL) }
+            usleep(20_000)
+        }
         self.process = nil
     }
 
-    var isRunning: Bool { process?.isRunning ?? false }
+    var isRunning: Bool { process.map { $0.isRunning && !ChildRun.hasExited($0.processIdentifier) } ?? false }
 
     /// The server's process id while it runs.
     var pid: pid_t? { process.flatMap { $0.isRunning ? $0.processIdentifier : nil } }
@@ -112,7 +118,7 @@ final class ServerProcess: @unchecked Sendable {
     /// Waits for the process to exit by itself (e.g. at a fault-injection point).
     func waitForExit(seconds: Double = 30) async throws {
         let deadline = Date().addingTimeInterval(seconds)
-        while let process, process.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        while isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
         process = nil
     }
 
