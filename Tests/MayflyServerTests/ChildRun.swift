@@ -49,13 +49,27 @@ enum ChildRun {
         process.standardOutput = output
         process.standardError = output
         try process.run()
+        let pid = process.processIdentifier
         let deadline = ContinuousClock.now + timeout
-        while process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+        while process.isRunning, !hasExited(pid), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        if process.isRunning, !hasExited(pid) {
+            kill(pid, SIGKILL)
+            while process.isRunning, !hasExited(pid) { try await Task.sleep(for: .milliseconds(20)) }
             timedOut()
         }
-        return (process.terminationStatus, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
+        return (exitStatus(process), (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
+    }
+
+    /// The exit status of a process that has exited: Foundation's, or, when Foundation missed
+    /// the exit (see `hasExited`), the kernel's, reaping the zombie.
+    static func exitStatus(_ process: Process) -> Int32 {
+        guard process.isRunning else { return process.terminationStatus }
+        var status: Int32 = 0
+        if waitpid(process.processIdentifier, &status, 0) == process.processIdentifier {
+            return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        }
+        // Foundation reaped it meanwhile: its status arrives in a moment.
+        for _ in 0..<100 where process.isRunning { usleep(10_000) }
+        return process.isRunning ? -1 : process.terminationStatus
     }
 }
