@@ -9,9 +9,15 @@ enum ChildRun {
     /// and `waitUntilExit` spins for ever on the thread that called it), so waits ask the kernel.
     static func hasExited(_ pid: pid_t) -> Bool {
         if kill(pid, 0) != 0 { return errno == ESRCH }
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let end = stat.lastIndex(of: ")")
-        else { return true }
+        // /proc files report size 0, so they are read with read(2), not Foundation.
+        let fd = open("/proc/\(pid)/stat", O_RDONLY)
+        guard fd >= 0 else { return errno == ENOENT }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 1024)
+        let count = read(fd, &bytes, bytes.count)
+        guard count > 0 else { return false }
+        let stat = String(decoding: bytes[0..<count], as: UTF8.self)
+        guard let end = stat.lastIndex(of: ")") else { return false }
         let state = stat[stat.index(after: end)...].trimmingCharacters(in: .whitespaces).prefix(1)
         return state == "Z" || state == "X"
     }
