@@ -14,9 +14,17 @@ struct PeerIdentityMiddleware: RouterMiddleware {
     /// Identities by connection, while it is open.
     private let known = Known()
 
+    /// One connection's identity, with a weak reference to the connection itself: an entry
+    /// is only ever used for the very channel it was read from, never for a later one that
+    /// happens to get the same address before the entry is removed.
+    struct Entry: @unchecked Sendable {
+        weak var channel: (any Channel)?
+        let identity: PeerIdentity?
+    }
+
     final class Known: Sendable {
-        let identities = Mutex<[ObjectIdentifier: PeerIdentity?]>([:])
-        func withLock<T: Sendable>(_ body: (inout [ObjectIdentifier: PeerIdentity?]) -> T) -> T {
+        let identities = Mutex<[ObjectIdentifier: Entry]>([:])
+        func withLock<T: Sendable>(_ body: (inout [ObjectIdentifier: Entry]) -> T) -> T {
             identities.withLock { body(&$0) }
         }
     }
@@ -29,13 +37,19 @@ struct PeerIdentityMiddleware: RouterMiddleware {
 
     private func identity(of channel: any Channel) async -> PeerIdentity? {
         let key = ObjectIdentifier(channel)
-        if let cached = known.withLock({ $0[key] }) { return cached }
+        let cached: Entry? = known.withLock { $0[key] }
+        if let cached, let same = cached.channel, same === channel { return cached.identity }
         let resolved = await PeerIdentityResolver.identity(of: channel)
-        // Only while the connection is open: after it closes its identifier may name another.
+        // Kept only while the connection is open (removed when it closes).
         guard channel.isActive else { return resolved }
-        known.withLock { $0[key] = .some(resolved) }
+        known.withLock { $0[key] = Entry(channel: channel, identity: resolved) }
         let known = self.known
-        channel.closeFuture.whenComplete { _ in known.withLock { _ = $0.removeValue(forKey: key) } }
+        channel.closeFuture.whenComplete { _ in
+            known.withLock { entries in
+                // Only this channel's entry: a newer channel may hold the key by now.
+                if entries[key]?.channel == nil || entries[key]?.channel === channel { entries[key] = nil }
+            }
+        }
         return resolved
     }
 

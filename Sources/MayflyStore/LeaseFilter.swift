@@ -47,7 +47,7 @@ public struct LeaseFilter: Sendable, Equatable, Codable {
     }
 
     /// The list conditions of the filter as (column, values) pairs, the empty ones left out:
-    /// each store turns them into `column IN (…)` with its own placeholders.
+    /// each store turns them into `column IN (…)` with its own parameter syntax.
     public var listConditions: [(column: String, values: [String])] {
         [("database_name", databases), ("role_name", roles), ("identity", identities), ("id", leaseIDs),
          ("state", states.map(\.rawValue)), ("token_hash", tokenHashes)].filter { !$0.1.isEmpty }

@@ -33,12 +33,13 @@ extension PostgresStorage: LeaseStorage {
          String(lease.connectionLimit), lease.tokenHash]
     }
 
-    private static let placeholders = (1...16).map { "$\($0)" }.joined(separator: ", ")
+    /// `$1, …, $16`: one parameter per lease column.
+    private static let parameterList = (1...16).map { "$\($0)" }.joined(separator: ", ")
 
     public func insertLease(_ lease: LeaseRecord) async throws {
         let table = leases
         try await write { session in
-            _ = try session.query("INSERT INTO \(table) (\(Self.leaseColumns)) VALUES (\(Self.placeholders))", Self.values(lease))
+            _ = try session.query("INSERT INTO \(table) (\(Self.leaseColumns)) VALUES (\(Self.parameterList))", Self.values(lease))
         }
     }
 
@@ -50,7 +51,7 @@ extension PostgresStorage: LeaseStorage {
         try await write { session in
             for lease in records {
                 _ = try session.query("""
-                    INSERT INTO \(table) (\(Self.leaseColumns)) VALUES (\(Self.placeholders))
+                    INSERT INTO \(table) (\(Self.leaseColumns)) VALUES (\(Self.parameterList))
                     ON CONFLICT (id) DO UPDATE SET \(assignments)
                     """, Self.values(lease))
             }

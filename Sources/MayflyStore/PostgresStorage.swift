@@ -21,9 +21,7 @@ public final class PostgresStorage: Storage {
     /// Connects, creates `schema` if needed and applies pending migrations (serialised across
     /// nodes by an advisory lock, so several starting at once apply each step once).
     public init(config: PGConnectionConfig, schema: String = "public", maxConnections: Int = 4) async throws {
-        guard !schema.isEmpty, schema.utf8.count <= 63,
-            schema.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || $0 == "_" || ("0"..."9").contains($0)) })
-        else { throw StorageError(.migration, "schema must be 1-63 letters, digits or underscores") }
+        guard Self.isValidSchema(schema) else { throw StorageError(.migration, Self.schemaRule) }
         self.schema = schema
         prefix = "\"\(schema)\"."
         pool = PGPool(config: config, maxConnections: maxConnections)
@@ -34,6 +32,15 @@ public final class PostgresStorage: Storage {
             throw error
         }
     }
+
+    /// A schema name the store accepts: 1-63 ASCII letters, digits or underscores (it is
+    /// quoted into every statement, so nothing else is allowed).
+    public static func isValidSchema(_ schema: String) -> Bool {
+        !schema.isEmpty && schema.utf8.count <= 63
+            && schema.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || $0 == "_" || ("0"..."9").contains($0)) }
+    }
+
+    public static let schemaRule = "schema must be 1-63 letters, digits or underscores"
 
     /// Closes the connections.
     public func close() async {

@@ -134,16 +134,31 @@ import Testing
         prompt.close()
     }
 
-    @Test func aTLSHandshakeThatNeverCompletesIsClosed() async throws {
+    /// A started server with a TLS listener with `options` (and its certificates' directory).
+    static func tlsServer(_ options: String) async throws -> (ServerProcess, Int, String) {
         let certificates = "/tmp/mf-cl-\(UUID().uuidString.prefix(6))"
         try FileManager.default.createDirectory(atPath: certificates, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: certificates) }
         let port = ListenerTests.freePort()
-        let server = try ServerProcess(extraConfig: try await Self.tlsListener(
-            port: port, directory: certificates,
-            options: "tls_handshake_timeout = \"1s\"  http_read_header_timeout = \"5m\"  http_idle_timeout = \"5m\""))
+        let server = try ServerProcess(extraConfig: try await tlsListener(port: port, directory: certificates, options: options))
         try await server.start()
-        defer { server.kill(signal: SIGTERM) }
+        return (server, port, certificates)
+    }
+
+    /// `sys/health`'s status through a client that completes its handshake.
+    static func healthOverTLS(port: Int, certificates: String) async throws -> Int {
+        let client = try MayflyClient(address: "https://127.0.0.1:\(port)", token: nil, caFile: certificates + "/ca.pem")
+        let status = try await client.request("GET", "sys/health").status
+        try await client.shutdown()
+        return status
+    }
+
+    @Test func aTLSHandshakeThatNeverCompletesIsClosed() async throws {
+        let (server, port, certificates) = try await Self.tlsServer(
+            "tls_handshake_timeout = \"1s\"  http_read_header_timeout = \"5m\"  http_idle_timeout = \"5m\"")
+        defer {
+            server.kill(signal: SIGTERM)
+            try? FileManager.default.removeItem(atPath: certificates)
+        }
 
         let silent = try RawConnection.tcp(port: port)
         // The start of a ClientHello record, and then nothing.
@@ -153,31 +168,24 @@ import Testing
         #expect(try await stalled.closes(within: 20), "a handshake that stalls is closed")
 
         // A client that completes its handshake is served as before.
-        let client = try MayflyClient(address: "https://127.0.0.1:\(port)", token: nil, caFile: certificates + "/ca.pem")
-        #expect(try await client.request("GET", "sys/health").status == 501)
-        try await client.shutdown()
+        #expect(try await Self.healthOverTLS(port: port, certificates: certificates) == 501)
     }
 
     /// A handshake has `tls_handshake_timeout`, even when the HTTP limits are shorter: a slow
     /// client (a loaded machine) is not cut off by `http_read_header_timeout` mid-handshake.
     /// Then the first request has the HTTP limit from the handshake's end.
     @Test func aHandshakeHasItsOwnLimitNotTheRequestHeadsOne() async throws {
-        let certificates = "/tmp/mf-cl-\(UUID().uuidString.prefix(6))"
-        try FileManager.default.createDirectory(atPath: certificates, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: certificates) }
-        let port = ListenerTests.freePort()
-        let server = try ServerProcess(extraConfig: try await Self.tlsListener(
-            port: port, directory: certificates,
-            options: "tls_handshake_timeout = \"5m\"  http_read_header_timeout = \"1s\"  http_idle_timeout = \"5m\""))
-        try await server.start()
-        defer { server.kill(signal: SIGTERM) }
+        let (server, port, certificates) = try await Self.tlsServer(
+            "tls_handshake_timeout = \"5m\"  http_read_header_timeout = \"1s\"  http_idle_timeout = \"5m\"")
+        defer {
+            server.kill(signal: SIGTERM)
+            try? FileManager.default.removeItem(atPath: certificates)
+        }
 
         let slow = try RawConnection.tcp(port: port)
         #expect(try await !slow.closes(within: 3), "still open 3 s into a handshake with 5 minutes")
         slow.close()
-        let client = try MayflyClient(address: "https://127.0.0.1:\(port)", token: nil, caFile: certificates + "/ca.pem")
-        #expect(try await client.request("GET", "sys/health").status == 501)
-        try await client.shutdown()
+        #expect(try await Self.healthOverTLS(port: port, certificates: certificates) == 501)
     }
 
     @Test func atMaxConnectionsTheLongestIdleConnectionMakesRoom() async throws {

@@ -1,6 +1,7 @@
 import Foundation
 import MayflyCron
 import MayflyHCL
+import MayflyStore
 
 /// Reads a config file (HCL, or JSON when it starts with `{`) into `MayflyConfig`. Every
 /// problem is reported with the file, the line and what is wrong; unknown keys are errors.
@@ -300,17 +301,15 @@ public enum ConfigLoader {
             }
             guard !store.connectionURL.isEmpty else { throw fail(line, "storage \"postgresql\" needs connection_url = \"…\"") }
             do {
-                try PostgresBackend.validate(DatabaseConfig(
-                    name: "storage", connectionURL: store.connectionURL, password: "", allowedRoles: [], maxConnections: 1,
-                    ownerOnRevoke: "", tlsInsecureAllow: store.tlsInsecureAllow, verifyConnection: false))
+                try PostgresBackend.checkURL(store.connectionURL, tlsInsecureAllow: store.tlsInsecureAllow)
             } catch let error as APIError {
                 throw fail(line, "storage \"postgresql\": \(error.messages.joined(separator: "; "))")
             } catch {
                 throw fail(line, "storage \"postgresql\": invalid connection_url")
             }
-            guard !store.schema.isEmpty, store.schema.utf8.count <= 63,
-                store.schema.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || $0 == "_" || ("0"..."9").contains($0)) })
-            else { throw fail(line, "storage \"postgresql\": schema must be 1-63 letters, digits or underscores") }
+            guard PostgresStorage.isValidSchema(store.schema) else {
+                throw fail(line, "storage \"postgresql\": \(PostgresStorage.schemaRule)")
+            }
             if let file = store.passwordFile, !FileManager.default.isReadableFile(atPath: file) {
                 throw fail(line, "storage \"postgresql\": cannot read password_file \(file)")
             }
@@ -459,9 +458,7 @@ public enum ConfigLoader {
                 }
                 guard !database.connectionURL.isEmpty else { throw fail(line, "database \"\(name)\" needs connection_url") }
                 do {
-                    try PostgresBackend.validate(DatabaseConfig(
-                        name: name, connectionURL: database.connectionURL, password: "", allowedRoles: [], maxConnections: 1,
-                        ownerOnRevoke: "", tlsInsecureAllow: database.tlsInsecureAllow, verifyConnection: false))
+                    try PostgresBackend.checkURL(database.connectionURL, tlsInsecureAllow: database.tlsInsecureAllow)
                 } catch let error as APIError {
                     throw fail(line, "database \"\(name)\": \(error.messages.joined(separator: "; "))")
                 } catch {

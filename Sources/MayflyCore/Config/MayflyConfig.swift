@@ -140,6 +140,11 @@ public struct PostgresStoreConfig: Sendable, Equatable {
     var identity: String { connectionURL + "#" + schema }
 }
 
+extension MayflyConfig {
+    /// What names the store this config opens: the SQLite file, or the PostgreSQL URL and schema.
+    var storeIdentity: String { postgresStorage?.identity ?? storagePath }
+}
+
 /// The server configuration (one HCL or JSON file, Vault-style stanzas; the README's
 /// config reference lists every setting).
 public struct MayflyConfig: Sendable, Equatable {

@@ -22,7 +22,7 @@ public enum StoreMigration {
     public static func run(from source: MayflyConfig, to destination: MayflyConfig,
                            progress: @Sendable (String) -> Void) async throws -> Outcome
     {
-        guard source.storagePath != destination.storagePath || source.postgresStorage != destination.postgresStorage else {
+        guard source.storeIdentity != destination.storeIdentity else {
             throw StorageError(.unavailable, "the source and the destination are the same store")
         }
         // No server may run on either store meanwhile.

@@ -252,8 +252,7 @@ enum SysHandlers {
 extension Broker {
     /// A stable, non-secret id for this store (derived from the storage path).
     var clusterID: String {
-        let store = config.postgresStorage?.identity ?? config.storagePath
-        let hash = KeyedHash.sha256(Array(("mayfly-cluster:" + store).utf8))
+        let hash = KeyedHash.sha256(Array(("mayfly-cluster:" + config.storeIdentity).utf8))
         let hex = Hex.encode(hash.prefix(16))
         let parts = [hex.prefix(8), hex.dropFirst(8).prefix(4), hex.dropFirst(12).prefix(4), hex.dropFirst(16).prefix(4), hex.dropFirst(20)]
         return parts.joined(separator: "-")

@@ -35,8 +35,14 @@ final class PostgresBackend: CredentialBackend {
 
     /// A URL libpq parses, and a connection encrypted and verified unless `tls_insecure_allow`.
     static func validate(_ config: DatabaseConfig) throws {
+        try checkURL(config.connectionURL, tlsInsecureAllow: config.tlsInsecureAllow)
+    }
+
+    /// The check of `validate` for any PostgreSQL URL (a database's, the store's): a 400 saying
+    /// what is wrong.
+    static func checkURL(_ url: String, tlsInsecureAllow: Bool) throws {
         do {
-            try connectionConfig(config).checkTLSPolicy(allowInsecure: config.tlsInsecureAllow)
+            try PGConnectionConfig.parse(url: url).checkTLSPolicy(allowInsecure: tlsInsecureAllow)
         } catch let error as PGError {
             throw APIError.badRequest(error.message)
         }
