@@ -117,7 +117,7 @@ let package = Package(
             name: "mayfly",
             dependencies: [
                 "MayflyServer", "MayflyClient", "MayflyJSON", "MayflyCore", "MayflyCrypto", "MayflyPostgres", "MayflyStore", "MayflyRun",
-                "MayflyDevCluster",
+                "MayflyDevCluster", "CMayflyShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CMayflyShims
 import Foundation
 import Logging
 import MayflyCore
@@ -100,6 +101,10 @@ func serve(config: MayflyConfig, logger: Logger, configPath: String? = nil,
         logger.notice("sealed: run `mayfly operator unseal` with \(status.threshold) of the \(status.shares) unseal key shares")
     }
     defer { withExtendedLifetime(storeLock) {} }  // held until the server stops
-    try await MayflyHTTPServer.run(services: services, logger: logger, onStarted: { await onReady(broker) })
+    try await MayflyHTTPServer.run(services: services, logger: logger, onStarted: {
+        // Serving from here on: the code of start-up need not stay resident.
+        _ = mayfly_release_startup_code()
+        await onReady(broker)
+    })
     logger.notice("mayfly stopped")
 }

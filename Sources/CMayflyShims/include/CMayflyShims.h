@@ -17,4 +17,11 @@ typedef struct mayfly_ucred {
 /// takes unsafe pointer work that every Unix-socket client would repeat.
 int mayfly_unix_connect(int fd, const char *path);
 
+/// Unmaps the executable's code pages from this process (MADV_DONTNEED on its executable
+/// segments), once start-up is over: they are clean file pages, so the kernel maps each back
+/// from the page cache when it next runs, and the process then keeps resident only the code
+/// it serves with, not the code of start-up or the pages mapped around it (the kernel maps
+/// runs of 64 KB around each page touched). 0, or the errno of the first failing `madvise`.
+int mayfly_release_startup_code(void);
+
 #endif
