@@ -1,5 +1,5 @@
 import Foundation
-import MayflyCrypto
+public import MayflyCrypto
 public import Logging
 import Synchronization
 public import MayflyStore
@@ -34,9 +34,16 @@ public final class Broker: Sendable {
     /// The server version reported by `sys/health` and `sys/seal-status`.
     public static let version = "0.1.0"
 
+    /// HA: this node's part in electing the leader (nil on a single node).
+    public let ha: HACoordinator?
+    /// Work only the leader does once unsealed — at unseal when it leads, else when it takes
+    /// over: apply declared databases and roles, finish interrupted rotations, reconcile.
+    let leaderStartup: @Sendable () async throws -> Void
+
     private init(config: MayflyConfig, storage: any Storage & LeaseStorage, storeID: String, logger: Logger,
-                 clock: any WallClock, leadership: any Leadership) throws
+                 clock: any WallClock, leadership: any Leadership, ha: HACoordinator?) throws
     {
+        self.ha = ha
         self.config = config
         self.storage = storage
         self.logger = logger
@@ -76,9 +83,7 @@ public final class Broker: Sendable {
         scheduledJobs = jobs
         scheduler = Scheduler(barrier: barrier, clock: clock, leadership: leadership, logger: logger,
                               historyRetention: config.jobHistoryRetention, jobs: { await jobs.all() })
-        seal = SealManager(
-            storage: storage, barrier: barrier, tokens: tokens, mode: config.seal, logger: logger,
-            afterUnseal: {
+        let leaderStartup: @Sendable () async throws -> Void = {
                 try await audit.loadKey(barrier)
                 try await policies.loadStored()
                 try await tokens.indexExpiriesIfNeeded()
@@ -97,13 +102,49 @@ public final class Broker: Sendable {
                 // Leases pending at unseal were started by a process that is gone: reconcile —
                 // in the background, so that a store of a million live leases serves at once.
                 leases.reconcileAfterUnseal(databaseNames: try await databases.configuredNames())
+        }
+        self.leaderStartup = leaderStartup
+        seal = SealManager(
+            storage: storage, barrier: barrier, tokens: tokens, mode: config.seal, logger: logger,
+            afterUnseal: {
+                if await leadership.isLeader() {
+                    try await leaderStartup()
+                } else {
+                    // A standby writes nothing: it loads what the leader keeps.
+                    try await audit.loadKey(barrier, create: false)
+                    try await policies.loadStored()
+                }
             })
         jobs.seal.set(seal)
+        if let ha {
+            let seal = seal
+            ha.onTransitions(
+                leader: { term in
+                    // What another leader wrote meanwhile is read afresh: keyring terms, cached entries.
+                    barrier.cache.wipe()
+                    guard await !seal.isSealed else { return }
+                    do {
+                        try await seal.reloadKeyring()
+                        try await leaderStartup()
+                    } catch {
+                        logger.error("leader start-up failed; the scheduled jobs retry its work",
+                                     metadata: ["term": "\(term)", "error": "\(String(reflecting: error))"])
+                    }
+                },
+                standby: { barrier.cache.wipe() })
+        }
     }
 
     /// Opens the store named in `config` and, with a key-file seal, unseals from the key file.
     public static func open(config: MayflyConfig, logger: Logger) async throws -> Broker {
-        try await open(config: config, storage: try await openStore(config), logger: logger)
+        let storage = try await openStore(config)
+        guard let haConfig = config.ha, let shared = storage as? PostgresStorage else {
+            return try await open(config: config, storage: storage, logger: logger)
+        }
+        // HA: one election round first, so the first node of a new store creates it as leader.
+        let ha = HACoordinator(store: shared, config: haConfig, logger: logger)
+        await ha.step()
+        return try await open(config: config, storage: storage, logger: logger, leadership: ha, ha: ha)
     }
 
     /// The store `config` names: a SQLite file, or a schema in PostgreSQL (migrated on open).
@@ -119,6 +160,8 @@ public final class Broker: Sendable {
     /// store fails at startup: a file lock beside a SQLite store, an advisory lock in a
     /// PostgreSQL one. Keep the result until the server stops.
     public static func lockStore(_ config: MayflyConfig) async throws -> any Sendable {
+        // With HA several nodes share the store: the leader lock (with its fence) decides who writes.
+        if config.ha != nil { return () }
         if let store = config.postgresStorage {
             return try await PostgresStoreLock.acquire(config: try store.connection(), schema: store.schema)
         }
@@ -127,11 +170,12 @@ public final class Broker: Sendable {
 
     /// Opens a broker over an existing storage (tests use this with their own files).
     public static func open(config: MayflyConfig, storage: any Storage & LeaseStorage, logger: Logger,
-                            clock: any WallClock = SystemClock(), leadership: any Leadership = SingleNodeLeadership())
+                            clock: any WallClock = SystemClock(), leadership: any Leadership = SingleNodeLeadership(),
+                            ha: HACoordinator? = nil)
         async throws -> Broker
     {
-        let broker = try Broker(config: config, storage: storage, storeID: try await storeID(storage), logger: logger,
-                                clock: clock, leadership: leadership)
+        let broker = try Broker(config: config, storage: storage, storeID: try await storeID(storage, logger: logger),
+                                logger: logger, clock: clock, leadership: leadership, ha: ha)
         try await broker.seal.load()
         try await broker.seal.unsealFromKeyFile()
         return broker
@@ -165,11 +209,42 @@ public final class Broker: Sendable {
 
     /// The random id of this store (created on first open; not secret), which marks the roles
     /// it creates in PostgreSQL.
-    static func storeID(_ storage: any Storage) async throws -> String {
-        if let existing = try await storage.systemValue("store-id") { return String(decoding: existing, as: UTF8.self) }
-        let id = Hex.encode(Random.bytes(8))
-        try await storage.setSystemValue("store-id", Array(id.utf8))
-        return id
+    /// With HA, a standby on a new store waits for the leader to create it.
+    static func storeID(_ storage: any Storage, logger: Logger) async throws -> String {
+        var waiting = false
+        while true {
+            if let existing = try await storage.systemValue("store-id") { return String(decoding: existing, as: UTF8.self) }
+            let id = Hex.encode(Random.bytes(8))
+            do {
+                try await storage.setSystemValue("store-id", Array(id.utf8))
+                return id
+            } catch let error as StorageError where error.code == .fenced {
+                if !waiting { logger.notice("new store: waiting for the leader to create it") }
+                waiting = true
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
+    }
+
+    /// Where the cluster's TLS certificate and key live (barrier-encrypted, like every key).
+    static let clusterTLSPath = "core/cluster/tls"
+
+    /// HA: the cluster's own TLS certificate and key (standbys present it when they forward,
+    /// the leader's cluster listener accepts only it), kept in the barrier. The leader makes
+    /// it with `make` when none exists yet. Nil while sealed, and on a standby until a leader
+    /// made it.
+    public func clusterTLS(make: @Sendable () throws -> SecureBytes) async throws -> SecureBytes? {
+        guard await !seal.isSealed else { return nil }
+        if let stored = try await barrier.getSecure(Self.clusterTLSPath) { return stored }
+        guard await ha?.isLeader() ?? true else { return nil }
+        let made = try make()
+        do {
+            try await barrier.putSecure(Self.clusterTLSPath, made)
+        } catch let error as StorageError where error.code == .conflict {
+            made.wipe()  // another leader's was written first: that one is the cluster's
+            return try await barrier.getSecure(Self.clusterTLSPath)
+        }
+        return made
     }
 
     /// Seals: wipes every key and closes the admin connections (which hold database passwords).
@@ -360,6 +435,10 @@ public final class Broker: Sendable {
         case let error as BarrierError:
             logger.error("stored data failed its integrity check", metadata: ["error": "\(String(reflecting: error))"])
             return APIError(status: 500, ["stored data failed its integrity check"], detail: String(reflecting: error))
+        case let error as StorageError where error.code == .fenced:
+            // Leadership moved while this request ran: nothing of it was written.
+            logger.warning("write refused: this node does not lead", metadata: ["error": "\(String(reflecting: error))"])
+            return APIError(status: 503, ["this node is no longer the leader; retry the request"], detail: String(reflecting: error))
         case let error as StorageError:
             logger.error("storage failure", metadata: ["error": "\(String(reflecting: error))"])
             return APIError(status: 500, ["storage unavailable"], detail: String(reflecting: error))

@@ -32,10 +32,12 @@ public struct MayflyHTTPServer: Sendable {
         throws -> [any Service]
     {
         MetricsExporter.bootstrap()
+        // HA: what a standby does not answer itself goes to the leader.
+        let forwarder = broker.ha.map { _ in ClusterForwarder(broker: broker, maxBodySize: broker.config.maxRequestSize, logger: logger) }
         // Identity is resolved (once per connection) before the responder sees a request.
         let responder = MiddlewareResponder(
             middleware: PeerIdentityMiddleware(),
-            next: VaultResponder(broker: broker, maxBodySize: broker.config.maxRequestSize, logger: logger))
+            next: VaultResponder(broker: broker, maxBodySize: broker.config.maxRequestSize, logger: logger, forwarder: forwarder))
         var services: [any Service] = []
         for listener in broker.config.unixListeners {
             let gid = try Self.prepareSocketDirectory(listener)
@@ -72,6 +74,10 @@ public struct MayflyHTTPServer: Sendable {
                 },
                 logger: logger))
         }
+        if let ha = broker.ha, let forwarder {
+            services.append(ElectionService(ha: ha))
+            services.append(ClusterListenerService(broker: broker, config: ha.config, forwarder: forwarder, logger: logger))
+        }
         services.append(SweeperService(broker: broker))
         services.append(ReloadService(broker: broker, configPath: configPath, logger: logger))
         return services
@@ -97,6 +103,14 @@ struct UnixListenerService: Service {
     func run() async throws {
         defer { socket.removeIfOurs() }
         try await application.run()
+    }
+}
+
+/// HA: takes part in electing the leader until shutdown, then gives the lock up if it holds it.
+struct ElectionService: Service {
+    let ha: HACoordinator
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await ha.run() }
     }
 }
 

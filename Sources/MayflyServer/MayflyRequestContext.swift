@@ -11,6 +11,10 @@ public struct MayflyRequestContext: RequestContext {
     /// What the connection proves about its peer (set by `PeerIdentityMiddleware`): the Unix
     /// peer's uid, gid and pid, or the verified client certificate; nil when neither.
     public var peerIdentity: PeerIdentity?
+    /// The request came over the cluster listener, forwarded by a standby (HA).
+    public var forwarded = false
+    /// The client's address as the forwarding standby saw it.
+    public var forwardedFor: String?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)

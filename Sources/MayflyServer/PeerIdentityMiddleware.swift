@@ -58,9 +58,12 @@ struct PeerIdentityMiddleware: RouterMiddleware {
 }
 
 /// A responder behind one middleware.
-struct MiddlewareResponder<Next: HTTPResponder>: HTTPResponder where Next.Context == MayflyRequestContext {
+struct MiddlewareResponder<Middleware: RouterMiddleware, Next: HTTPResponder>: HTTPResponder
+where Middleware.Context == MayflyRequestContext, Middleware.Input == Request, Middleware.Output == Response,
+    Next.Context == MayflyRequestContext
+{
     typealias Context = MayflyRequestContext
-    let middleware: PeerIdentityMiddleware
+    let middleware: Middleware
     let next: Next
 
     func respond(to request: Request, context: Context) async throws -> Response {

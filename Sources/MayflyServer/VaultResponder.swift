@@ -14,14 +14,22 @@ public struct VaultResponder: HTTPResponder {
     let broker: Broker
     let maxBodySize: Int
     let logger: Logger
+    /// HA, on a client-facing listener: sends what a standby does not answer itself to the
+    /// leader (nil without HA, and on the cluster listener: nothing is forwarded twice).
+    let forwarder: ClusterForwarder?
 
     /// - Parameters:
     ///   - broker: The broker that handles logical requests.
     ///   - maxBodySize: Largest accepted body; larger bodies get 413.
     public init(broker: Broker, maxBodySize: Int, logger: Logger) {
+        self.init(broker: broker, maxBodySize: maxBodySize, logger: logger, forwarder: nil)
+    }
+
+    init(broker: Broker, maxBodySize: Int, logger: Logger, forwarder: ClusterForwarder?) {
         self.broker = broker
         self.maxBodySize = maxBodySize
         self.logger = logger
+        self.forwarder = forwarder
     }
 
     static let listMethod = HTTPRequest.Method("LIST")!
@@ -39,7 +47,12 @@ public struct VaultResponder: HTTPResponder {
             // methods (a login, a certificate-bound token's renewal).
             if logical.token == nil || canonical.hasPrefix("auth/") { logical.identity = context.peerIdentity }
             path = canonical
-            if canonical == "sys/metrics" {
+            if let forwarder, forwarder.forwards(canonical) {
+                response = try await forwarder.forward(request, identity: context.peerIdentity, remote: context.remoteDescription)
+            } else if context.forwarded, let ha = broker.ha, !ha.isLeaderNow, !ClusterForwarder.localPaths.contains(canonical) {
+                // Forwarded here while this node lost the lead: the standby learns the new leader and retries.
+                throw APIError(status: 503, ["this node no longer leads; retry"], retryAfter: 1)
+            } else if canonical == "sys/metrics" {
                 logical.path = canonical
                 response = try await metrics(logical)
             } else {
@@ -262,8 +275,9 @@ public struct VaultResponder: HTTPResponder {
 }
 
 extension MayflyRequestContext {
-    /// `unix` or the peer's `ip:port`, for logs.
+    /// `unix` or the peer's `ip:port`, for logs (a forwarded request's: as the standby saw it).
     var remoteDescription: String {
+        if forwarded, let forwardedFor { return forwardedFor }
         guard let address = channel.remoteAddress else { return "unix" }
         switch address {
         case .unixDomainSocket: return "unix"

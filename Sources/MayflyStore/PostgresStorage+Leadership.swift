@@ -14,10 +14,23 @@ public enum StoreFence: Sendable, Equatable {
     case leader(node: String, term: Int64)
 }
 
+/// A store several nodes share, with the leader lock they elect their leader by (HA). Every
+/// write of the store checks the fence this node set, in the write's own transaction.
+public protocol LeaderLockStore: Sendable {
+    func acquireLeadership(node: String, address: String, apiAddress: String, ttl: Double) async throws -> Int64?
+    func renewLeadership(node: String, term: Int64, ttl: Double) async throws -> Bool
+    func releaseLeadership(node: String, term: Int64) async throws
+    func leaderLock() async throws -> LeaderLock?
+    func setFence(_ fence: StoreFence)
+}
+
 /// The leader lock row as PostgreSQL holds it.
 public struct LeaderLock: Sendable, Equatable {
     public var node: String
+    /// Where the holder takes forwarded requests (its `cluster_addr`).
     public var address: String
+    /// What clients reach the holder by (its `api_addr`).
+    public var apiAddress: String
     public var term: Int64
     /// Whether the lock is live now (on PostgreSQL's clock).
     public var live: Bool
@@ -25,11 +38,11 @@ public struct LeaderLock: Sendable, Equatable {
     public var secondsSinceHeartbeat: Double
 }
 
-extension PostgresStorage {
+extension PostgresStorage: LeaderLockStore {
     /// Takes the leader lock for `node` if it is free or expired (a new term), or renews it if
     /// `node` holds it (the same term), for `ttl` seconds on PostgreSQL's clock. The term this
     /// node holds afterwards, or nil when another node holds a live lock.
-    public func acquireLeadership(node: String, address: String, ttl: Double) async throws -> Int64? {
+    public func acquireLeadership(node: String, address: String, apiAddress: String = "", ttl: Double) async throws -> Int64? {
         let table = "\"\(schema)\".leader"
         let seconds = String(ttl)
         return try await run { session in
@@ -43,18 +56,19 @@ extension PostgresStorage {
                     held = Int64(current[1] ?? "")
                     _ = try session.query("""
                         UPDATE \(table) SET heartbeat_at = clock_timestamp(),
-                            expires_at = clock_timestamp() + make_interval(secs => $1::float8), address = $2
+                            expires_at = clock_timestamp() + make_interval(secs => $1::float8), address = $2, api_address = $3
                         WHERE id = 1
-                        """, [seconds, address])
+                        """, [seconds, address, apiAddress])
                 } else {
                     // Free or expired: a new term, whoever held the last one.
                     let term = (current.flatMap { Int64($0[1] ?? "") } ?? 0) + 1
                     _ = try session.query("""
-                        INSERT INTO \(table) (id, node, address, term, acquired_at, heartbeat_at, expires_at)
-                        VALUES (1, $1, $2, $3, clock_timestamp(), clock_timestamp(), clock_timestamp() + make_interval(secs => $4::float8))
-                        ON CONFLICT (id) DO UPDATE SET node = excluded.node, address = excluded.address, term = excluded.term,
+                        INSERT INTO \(table) (id, node, address, api_address, term, acquired_at, heartbeat_at, expires_at)
+                        VALUES (1, $1, $2, $5, $3, clock_timestamp(), clock_timestamp(), clock_timestamp() + make_interval(secs => $4::float8))
+                        ON CONFLICT (id) DO UPDATE SET node = excluded.node, address = excluded.address,
+                            api_address = excluded.api_address, term = excluded.term,
                             acquired_at = excluded.acquired_at, heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at
-                        """, [node, address, String(term), seconds])
+                        """, [node, address, String(term), seconds, apiAddress])
                     held = term
                 }
             }
@@ -90,11 +104,11 @@ extension PostgresStorage {
         return try await run { session in
             try session.query("""
                 SELECT node, address, term, expires_at > clock_timestamp(),
-                       extract(epoch FROM clock_timestamp() - heartbeat_at)
+                       extract(epoch FROM clock_timestamp() - heartbeat_at), api_address
                 FROM \(table) WHERE id = 1
                 """).first.map {
-                LeaderLock(node: $0[0] ?? "", address: $0[1] ?? "", term: Int64($0[2] ?? "") ?? 0, live: $0[3] == "t",
-                           secondsSinceHeartbeat: Double($0[4] ?? "") ?? 0)
+                LeaderLock(node: $0[0] ?? "", address: $0[1] ?? "", apiAddress: $0[5] ?? "", term: Int64($0[2] ?? "") ?? 0,
+                           live: $0[3] == "t", secondsSinceHeartbeat: Double($0[4] ?? "") ?? 0)
             }
         }
     }

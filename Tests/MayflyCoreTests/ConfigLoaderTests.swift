@@ -134,6 +134,14 @@ import Testing
         ("storage \"postgresql\" {\n  connection_url = \"postgresql://a@localhost/m\"\n  schema = \"no-dashes\"\n}\nlistener \"unix\" { path = \"/s\" }", 1, "schema must be 1-63 letters"),
         ("storage \"postgresql\" {\n  connection_url = \"postgresql://a@localhost/m\"\n  colour = \"red\"\n}\nlistener \"unix\" { path = \"/s\" }", 3, "unknown setting \"colour\" in storage \"postgresql\""),
         ("storage \"sqlite\" { path = \"/x\" }\nstorage \"postgresql\" { connection_url = \"postgresql://a@localhost/m\" }\nlistener \"unix\" { path = \"/s\" }", 2, "storage is configured twice"),
+        // HA settings.
+        ("storage \"sqlite\" {\n  path = \"/x\"\n  ha_enabled = true\n}\nlistener \"unix\" { path = \"/s\" }", 3, "ha_enabled needs storage \"postgresql\""),
+        ("storage \"postgresql\" {\n  connection_url = \"postgresql://a@localhost/m\"\n  ha_enabled = true\n}\nlistener \"unix\" { path = \"/s\" }", 0, "ha_enabled needs cluster_addr"),
+        ("storage \"postgresql\" {\n  connection_url = \"postgresql://a@localhost/m\"\n  ha_enabled = true\n}\nlistener \"unix\" { path = \"/s\" }\ncluster_addr = \"http://10.0.0.1:8201\"", 6, "cluster_addr must be https://host:port"),
+        ("storage \"postgresql\" {\n  connection_url = \"postgresql://a@localhost/m\"\n  ha_enabled = true\n}\nlistener \"unix\" { path = \"/s\" }\ncluster_addr = \"https://10.0.0.1\"", 6, "cluster_addr must be https://host:port"),
+        ("storage \"postgresql\" {\n  connection_url = \"postgresql://a@localhost/m\"\n  ha_enabled = true\n  lock_ttl = \"1s\"\n}\nlistener \"unix\" { path = \"/s\" }\ncluster_addr = \"https://10.0.0.1:8201\"", 4, "lock_ttl must be between 2s and 300s"),
+        ("storage \"postgresql\" {\n  connection_url = \"postgresql://a@localhost/m\"\n  ha_enabled = true\n  node_id = \"a b\"\n}\nlistener \"unix\" { path = \"/s\" }\ncluster_addr = \"https://10.0.0.1:8201\"", 4, "node_id must be"),
+        ("storage \"postgresql\" {\n  connection_url = \"postgresql://a@localhost/m\"\n  ha_enabled = true\n}\nlistener \"tcp\" {\n  address = \"10.0.0.1:8200\"\n  tls_cert_file = \"/c\"\n  tls_key_file = \"/k\"\n}\ncluster_addr = \"https://10.0.0.1:8200\"", 10, "is a listener's address"),
     ])
     func badConfigsNameFileAndLine(text: String, line: Int, fragment: String) {
         do {
@@ -162,7 +170,55 @@ import Testing
         #expect(config.postgresStorage?.maxConnections == 8)
     }
 
+    @Test func readsHASettingsWithTheirDefaults() throws {
+        let config = try ConfigLoader.parse("""
+            storage "postgresql" {
+              connection_url = "postgresql://mayfly@db.internal/mayfly?sslmode=verify-full&sslrootcert=/etc/ca.pem"
+              ha_enabled     = true
+            }
+            listener "tcp" {
+              address       = "10.0.0.7:8200"
+              tls_cert_file = "/etc/mayfly/tls.crt"
+              tls_key_file  = "/etc/mayfly/tls.key"
+            }
+            cluster_addr = "https://10.0.0.7:8201"
+            """, file: "ha.hcl")
+        let ha = try #require(config.ha)
+        #expect(ha.lockTTL == 10)
+        #expect(ha.clusterHost == "10.0.0.7" && ha.clusterPort == 8201 && ha.clusterAddress == "https://10.0.0.7:8201")
+        #expect(ha.apiAddress == "https://10.0.0.7:8200", "api_addr defaults to the first TCP listener")
+        #expect(ha.nodeID.hasSuffix(":8201"), "node_id defaults to the host name and the cluster port")
+
+        let set = try ConfigLoader.parse("""
+            storage "postgresql" {
+              connection_url = "postgresql://mayfly@localhost/mayfly"
+              ha_enabled = true
+              lock_ttl   = "15s"
+              node_id    = "mayfly-2"
+            }
+            listener "unix" { path = "/run/mayfly.sock" }
+            cluster_addr = "https://mayfly-2.internal:8201"
+            api_addr     = "https://mayfly.example.com"
+            """, file: "ha.hcl")
+        #expect(set.ha == HAConfig(nodeID: "mayfly-2", clusterHost: "mayfly-2.internal", clusterPort: 8201,
+                                   apiAddress: "https://mayfly.example.com").with { $0.lockTTL = 15 })
+        // Without ha_enabled the cluster settings are accepted (Vault's files carry them) and do nothing.
+        #expect(try ConfigLoader.parse("""
+            storage "postgresql" { connection_url = "postgresql://mayfly@localhost/mayfly" }
+            listener "unix" { path = "/run/mayfly.sock" }
+            cluster_addr = "https://mayfly-2.internal:8201"
+            """, file: "single.hcl").ha == nil)
+    }
+
     @Test func missingFileIsAnError() {
         #expect(throws: ConfigError.self) { _ = try ConfigLoader.load(path: "/nonexistent/mayfly.hcl") }
+    }
+}
+
+extension HAConfig {
+    func with(_ change: (inout HAConfig) -> Void) -> HAConfig {
+        var copy = self
+        change(&copy)
+        return copy
     }
 }

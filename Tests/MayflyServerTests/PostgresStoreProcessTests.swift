@@ -11,7 +11,7 @@ import Testing
     || ProcessInfo.processInfo.environment["MAYFLY_REQUIRE_INTEGRATION"] == "1", "needs the test PostgreSQL from scripts/test"),
     .serialized)
 struct PostgresStoreProcessTests {
-    static func storage(schema: String, directory: String) throws -> String {
+    static func storage(schema: String, directory: String, extra: String = "") throws -> String {
         let env = ReconcileProcessTests.env
         let passwordFile = directory + "/store.password"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -21,6 +21,7 @@ struct PostgresStoreProcessTests {
               connection_url = "postgresql://\(try env("MAYFLY_TEST_PG_USER"))@127.0.0.1:\(try env("MAYFLY_TEST_PG_PORT"))/\(try env("MAYFLY_TEST_PG_DB"))?sslmode=verify-full&sslrootcert=\(try env("MAYFLY_TEST_PG_SSLROOTCERT"))"
               password_file  = "\(passwordFile)"
               schema         = "\(schema)"
+              \(extra)
             }
             """
     }

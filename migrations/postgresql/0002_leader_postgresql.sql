@@ -6,7 +6,8 @@
 CREATE TABLE leader (
     id           INTEGER PRIMARY KEY CHECK (id = 1),
     node         TEXT        NOT NULL,
-    address      TEXT        NOT NULL DEFAULT '',
+    address      TEXT        NOT NULL DEFAULT '',  -- cluster_addr: where standbys forward to
+    api_address  TEXT        NOT NULL DEFAULT '',  -- api_addr: what sys/leader tells clients
     term         BIGINT      NOT NULL,
     acquired_at  TIMESTAMPTZ NOT NULL,
     heartbeat_at TIMESTAMPTZ NOT NULL,

@@ -31,11 +31,13 @@ final class AuditLog: Sendable {
         current.withLock { $0 = reopened }
     }
 
-    /// Loads (creating on first use) the device's HMAC key from the barrier.
-    func loadKey(_ barrier: Barrier) async throws {
+    /// Loads (creating on first use, when `create`) the device's HMAC key from the barrier.
+    /// A standby does not create it: the leader does, and the standby loads it when it leads.
+    func loadKey(_ barrier: Barrier, create: Bool = true) async throws {
         guard isEnabled else { return }
         var key = try await barrier.getSecure(Self.keyPath)
         if key == nil {
+            guard create else { return }
             let fresh = SecureBytes.random(count: 32)
             try await barrier.putSecure(Self.keyPath, fresh)
             key = fresh

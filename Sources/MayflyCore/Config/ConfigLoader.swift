@@ -34,6 +34,12 @@ public enum ConfigLoader {
         var storagePath: String?
         var config = MayflyConfig(storagePath: "")
         var sealSeen = false
+        // HA: `ha_enabled`, `lock_ttl`, `node_id` (storage "postgresql"), `api_addr`, `cluster_addr`.
+        var haEnabled = false
+        var lockTTL = 10.0
+        var nodeID: String?
+        var apiAddress: String?
+        var clusterAddress: (value: String, line: Int)?
 
         func fail(_ line: Int, _ message: String) -> ConfigError { ConfigError(file: file, line: line, message) }
 
@@ -157,7 +163,9 @@ public enum ConfigLoader {
                 case "telemetry": try readTelemetry(member)
                 case "login_rate_limit":
                     config.loginRateLimit = Int(try integer(member, 0...1_000_000, "a number of attempts per minute (0 disables)"))
-                case "disable_mlock", "ui", "api_addr", "cluster_name":
+                case "api_addr": apiAddress = try string(member)
+                case "cluster_addr": clusterAddress = (try string(member), member.line)
+                case "disable_mlock", "ui", "cluster_name":
                     continue  // accepted for Vault config compatibility; no effect here
                 default:
                     throw fail(member.line, "unknown setting \"\(member.key)\"")
@@ -172,6 +180,10 @@ public enum ConfigLoader {
             }
             guard config.defaultLeaseTTL <= config.maxLeaseTTL else {
                 throw fail(0, "default_lease_ttl is longer than max_lease_ttl")
+            }
+            if haEnabled {
+                let ha = try haConfig()
+                config.postgresStorage?.ha = ha
             }
             for (role, line) in zip(config.staticRoles, staticRoleLines)
             where !config.databases.contains(where: { $0.name == role.database }) {
@@ -191,6 +203,33 @@ public enum ConfigLoader {
                 }
             }
             return config
+        }
+
+        /// The HA settings once the whole file is read: `cluster_addr` is required (standbys
+        /// forward to it), `api_addr` defaults to the first TCP listener, `node_id` to the host
+        /// name and the cluster port.
+        func haConfig() throws(ConfigError) -> HAConfig {
+            guard let clusterAddress else {
+                throw fail(0, "ha_enabled needs cluster_addr = \"https://host:port\": where the other nodes forward requests to this one")
+            }
+            guard let url = URLComponents(string: clusterAddress.value), url.scheme == "https", let host = url.host,
+                !host.isEmpty, let port = url.port, (1...65535).contains(port), url.path.isEmpty || url.path == "/"
+            else {
+                throw fail(clusterAddress.line, "cluster_addr must be https://host:port (a port of its own, not a listener's)")
+            }
+            guard !config.tcpListeners.contains(where: { $0.port == port && ($0.host == host || $0.host == "0.0.0.0") }) else {
+                throw fail(clusterAddress.line, "cluster_addr \(clusterAddress.value) is a listener's address: the cluster port is a port of its own")
+            }
+            let api = apiAddress ?? config.tcpListeners.first.map { "https://\($0.host):\($0.port)" } ?? ""
+            var name = nodeID
+            if name == nil {
+                var buffer = [CChar](repeating: 0, count: 256)
+                gethostname(&buffer, buffer.count - 1)
+                name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + ":\(port)"
+            }
+            var ha = HAConfig(nodeID: name!, clusterHost: host, clusterPort: port, apiAddress: api)
+            ha.lockTTL = lockTTL
+            return ha
         }
 
         mutating func readLogLevel(_ member: HCLMember) throws(ConfigError) {
@@ -278,6 +317,8 @@ public enum ConfigLoader {
                 for item in body {
                     switch item.key {
                     case "path": path = try string(item)
+                    case "ha_enabled", "lock_ttl", "node_id":
+                        throw fail(item.line, "\(item.key) needs storage \"postgresql\": a SQLite store is one node's file")
                     default: throw fail(item.line, "unknown setting \"\(item.key)\" in storage \"sqlite\"")
                     }
                 }
@@ -296,6 +337,17 @@ public enum ConfigLoader {
                 case "schema": store.schema = try string(item)
                 case "max_connections": store.maxConnections = Int(try integer(item, 1...64, "between 1 and 64"))
                 case "tls_insecure_allow": store.tlsInsecureAllow = try bool(item)
+                case "ha_enabled": haEnabled = try bool(item)
+                case "lock_ttl":
+                    let ttl = try duration(item)
+                    guard (2...300).contains(ttl) else { throw fail(item.line, "lock_ttl must be between 2s and 300s") }
+                    lockTTL = Double(ttl)
+                case "node_id":
+                    let id = try string(item)
+                    guard !id.isEmpty, id.count <= 128, !id.contains("/"), id.unicodeScalars.allSatisfy({ $0.value > 32 && $0.value < 127 }) else {
+                        throw fail(item.line, "node_id must be 1-128 printable ASCII characters without spaces or \"/\"")
+                    }
+                    nodeID = id
                 default: throw fail(item.line, "unknown setting \"\(item.key)\" in storage \"postgresql\"")
                 }
             }

@@ -119,6 +119,8 @@ public struct PostgresStoreConfig: Sendable, Equatable {
     public var maxConnections: Int = 4
     /// Allows a connection that is not encrypted and verified (a local socket, a test).
     public var tlsInsecureAllow: Bool = false
+    /// High availability (`ha_enabled = true`): several nodes share this store, one leads.
+    public var ha: HAConfig?
 
     public init(connectionURL: String) {
         self.connectionURL = connectionURL
@@ -140,7 +142,41 @@ public struct PostgresStoreConfig: Sendable, Equatable {
     var identity: String { connectionURL + "#" + schema }
 }
 
+/// High availability on a PostgreSQL store (`ha_enabled = true` in `storage "postgresql"`,
+/// with `cluster_addr` and `api_addr` beside it): the nodes elect a leader through a lock row
+/// with a term; the others are standbys that forward requests to it.
+public struct HAConfig: Sendable, Equatable {
+    /// Seconds the leader lock lasts without a renewal (`lock_ttl`, 10 s): how long a failed
+    /// leader is waited for before another node takes over.
+    public var lockTTL: Double = 10
+    /// This node's name among the others (`node_id`; default: the host name and the
+    /// cluster port).
+    public var nodeID: String
+    /// Where this node takes requests forwarded by standbys (`cluster_addr`): host and port
+    /// of a listener with mutual TLS on the cluster's own certificate.
+    public var clusterHost: String
+    public var clusterPort: Int
+    /// What `sys/leader` tells clients to reach this node by (`api_addr`; default: its first
+    /// TCP listener).
+    public var apiAddress: String
+
+    public init(nodeID: String, clusterHost: String, clusterPort: Int, apiAddress: String) {
+        self.nodeID = nodeID
+        self.clusterHost = clusterHost
+        self.clusterPort = clusterPort
+        self.apiAddress = apiAddress
+    }
+
+    /// `https://host:port` of the cluster listener, as other nodes reach it.
+    public var clusterAddress: String {
+        clusterHost.contains(":") ? "https://[\(clusterHost)]:\(clusterPort)" : "https://\(clusterHost):\(clusterPort)"
+    }
+}
+
 extension MayflyConfig {
+    /// The HA settings, when the store is shared by several nodes.
+    public var ha: HAConfig? { postgresStorage?.ha }
+
     /// What names the store this config opens: the SQLite file, or the PostgreSQL URL and schema.
     var storeIdentity: String { postgresStorage?.identity ?? storagePath }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import MayflyCrypto
+import MayflyStore
 
 /// `sys/` routes: health and seal status (unauthenticated, bare JSON), init, unseal, seal,
 /// keyring rotation and key status, capabilities, and the mount preflight.
@@ -25,13 +26,17 @@ enum SysHandlers {
         let active = try code("activecode", 200)
         let sealedCode = try code("sealedcode", 503)
         let uninit = try code("uninitcode", 501)
-        for name in ["standbycode", "drsecondarycode", "performancestandbycode", "removedcode", "haunhealthycode"] {
+        // A standby answers 429 (Vault's code) unless told otherwise, or 200 with standbyok.
+        let standbyOK = request.query["standbyok"].map { ["", "1", "t", "T", "true", "TRUE", "True"].contains($0) } ?? false
+        let standbyCode = standbyOK ? active : try code("standbycode", 429)
+        for name in ["drsecondarycode", "performancestandbycode", "removedcode", "haunhealthycode"] {
             _ = try code(name, 0)
         }
         let status = await broker.seal.status
-        let httpStatus = !status.initialized ? uninit : (status.sealed ? sealedCode : active)
+        let standby = broker.ha.map { !$0.isLeaderNow } ?? false
+        let httpStatus = !status.initialized ? uninit : (status.sealed ? sealedCode : (standby ? standbyCode : active))
         var body: [String: JSONValue] = [
-            "initialized": .bool(status.initialized), "sealed": .bool(status.sealed), "standby": false,
+            "initialized": .bool(status.initialized), "sealed": .bool(status.sealed), "standby": .bool(standby),
             "performance_standby": false, "replication_performance_mode": "disabled",
             "replication_dr_mode": "disabled", "server_time_utc": .int(broker.clock.seconds()),
             "version": .string(Broker.version), "enterprise": false, "echo_duration_ms": 0, "clock_skew_ms": 0,
@@ -49,7 +54,8 @@ enum SysHandlers {
             "type": .string(status.type), "initialized": .bool(status.initialized), "sealed": .bool(status.sealed),
             "t": .int(Int64(status.threshold)), "n": .int(Int64(status.shares)), "progress": .int(Int64(status.progress)),
             "nonce": .string(status.nonce), "version": .string(Broker.version), "build_date": "",
-            "migration": false, "recovery_seal": false, "storage_type": "sqlite",
+            "migration": false, "recovery_seal": false,
+            "storage_type": .string(broker.config.postgresStorage == nil ? "sqlite" : "postgresql"),
         ]
         if !status.sealed {
             body["cluster_name"] = "mayfly"
@@ -66,10 +72,20 @@ enum SysHandlers {
     static func leader(_ broker: Broker, _ request: LogicalRequest) async throws -> LogicalResponse {
         try requireOperation(request, .read)
         guard await broker.seal.isInitialized else { throw APIError.sealed }
+        guard let ha = broker.ha else {
+            return .bare([
+                "ha_enabled": false, "is_self": false, "active_time": "0001-01-01T00:00:00Z", "leader_address": "",
+                "leader_cluster_address": "", "performance_standby": false,
+                "performance_standby_last_remote_wal": 0,
+            ])
+        }
+        let status = ha.status
+        let lock = status.lock.flatMap { $0.live ? $0 : nil }
         return .bare([
-            "ha_enabled": false, "is_self": false, "active_time": "0001-01-01T00:00:00Z", "leader_address": "",
-            "leader_cluster_address": "", "performance_standby": false,
-            "performance_standby_last_remote_wal": 0,
+            "ha_enabled": true, "is_self": .bool(ha.isLeaderNow),
+            "active_time": .string(status.since.map { Timestamp.rfc3339($0) } ?? "0001-01-01T00:00:00Z"),
+            "leader_address": .string(lock?.apiAddress ?? ""), "leader_cluster_address": .string(lock?.address ?? ""),
+            "performance_standby": false, "performance_standby_last_remote_wal": 0,
         ])
     }
 

@@ -203,6 +203,19 @@ public actor SealManager {
         logger.notice("unsealed")
     }
 
+    /// Re-reads the keyring from the store: a node that takes over as leader picks up the
+    /// terms the last leader added (the root key is the same). Nothing happens while sealed.
+    func reloadKeyring() async throws {
+        guard let rootKey else { return }
+        guard let blob = try await storage.systemValue("keyring") else { throw BarrierError.corrupt("keyring missing") }
+        let ring = try Keyring.open(blob, rootKey: rootKey)
+        guard self.rootKey != nil else {
+            ring.wipe()  // sealed meanwhile
+            return
+        }
+        barrier.install(ring)
+    }
+
     /// Wipes every key from memory.
     public func seal() {
         pendingShares = []

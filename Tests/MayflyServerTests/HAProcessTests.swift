@@ -1,0 +1,168 @@
+import Foundation
+import Glibc
+import MayflyClient
+import Testing
+
+/// HA on one PostgreSQL store (issue 15): nodes elect a leader through the lock row; a standby
+/// answers health with 429 and forwards everything else to the leader with the identity it
+/// resolved itself; a kill -9 of the leader hands the lead to a standby within lock_ttl + 2 s;
+/// a leader that was frozen past its lock's expiry cannot write when it wakes, and steps down.
+@Suite(.enabled(if: ProcessInfo.processInfo.environment["MAYFLY_TEST_PG_HOST"] != nil
+    || ProcessInfo.processInfo.environment["MAYFLY_REQUIRE_INTEGRATION"] == "1", "needs the test PostgreSQL from scripts/test"),
+    .serialized)
+struct HAProcessTests {
+    static let lockTTL = 3
+
+    /// A free TCP port on 127.0.0.1 (bound, read, released).
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// A node of the cluster on `schema`: its own socket and cluster port, the shared key file
+    /// and policies, uid 0 (this test) bound to `app-reader`.
+    static func node(_ name: String, schema: String, shared: String) throws -> ServerProcess {
+        let storage = try PostgresStoreProcessTests.storage(schema: schema, directory: shared, extra: """
+            ha_enabled = true
+              lock_ttl   = "\(lockTTL)s"
+              node_id    = "\(name)"
+            """)
+        return try ServerProcess(extraConfig: """
+            seal "keyfile" { path = "\(shared)/unseal.key" }
+            cluster_addr = "https://127.0.0.1:\(freePort())"
+            api_addr     = "https://\(name).example:8200"
+            policies { directory = "\(shared)/policies" }
+            bind "unix:uid:0" { policies = ["app-reader"] }
+            bind "cert:spiffe://mayfly/writer" { policies = ["app-writer"] }
+            """, storage: storage)
+    }
+
+    static func cluster() throws -> (schema: String, shared: String) {
+        let schema = "mf_ha_" + UUID().uuidString.prefix(8).lowercased()
+        let shared = "/tmp/mf-ha-\(UUID().uuidString.prefix(6))"
+        try FileManager.default.createDirectory(atPath: shared + "/policies", withIntermediateDirectories: true)
+        try #"path "secret/data/app" { capabilities = ["read"] }"#.write(
+            toFile: shared + "/policies/app-reader.hcl", atomically: true, encoding: .utf8)
+        try #"path "secret/data/app" { capabilities = ["create", "update", "read"] }"#.write(
+            toFile: shared + "/policies/app-writer.hcl", atomically: true, encoding: .utf8)
+        return (schema, shared)
+    }
+
+    /// Polls `node`'s `sys/health` until it answers `status` (at most `seconds`); the seconds it took.
+    @discardableResult
+    static func await(_ node: ServerProcess, health status: Int, within seconds: Double) async throws -> Double {
+        let started = Date()
+        var last = -1
+        while Date().timeIntervalSince(started) < seconds {
+            last = (try? await node.request("GET", "sys/health").status) ?? -1
+            if last == status { return Date().timeIntervalSince(started) }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        Issue.record("sys/health stayed \(last), not \(status), for \(seconds) s; log:\n\(node.log())")
+        return seconds
+    }
+
+    /// `request` retried while it answers 503 (a standby before the leader made the cluster certificate).
+    static func retrying(_ node: ServerProcess, _ method: String, _ path: String, token: String? = nil, json: String? = nil)
+        async throws -> MayflyClient.Response
+    {
+        let deadline = Date().addingTimeInterval(15)
+        while true {
+            let response = try await node.request(method, path, token: token, json: json)
+            if response.status != 503 || Date() > deadline { return response }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    @Test func aStandbyForwardsWithItsCallersIdentityAndLeadsWithinTheTTLAfterAKill9() async throws {
+        let (schema, shared) = try Self.cluster()
+        let a = try Self.node("node-a", schema: schema, shared: shared)
+        try await a.start()
+        defer { a.kill(signal: SIGKILL) }
+        let token = try #require(try JSONValue.parse(try await a.request("PUT", "sys/init", json: "{}").body)["root_token"]?.stringValue)
+        #expect(try await a.request("GET", "sys/health").status == 200)
+
+        let b = try Self.node("node-b", schema: schema, shared: shared)
+        try await b.start()
+        defer { b.kill(signal: SIGTERM) }
+        try await Self.await(b, health: 429, within: 10)
+        #expect(try await b.request("GET", "sys/health", query: [("standbyok", "true")]).status == 200)
+        let leader = try JSONValue.parse(try await b.request("GET", "sys/leader").body)
+        #expect(leader["ha_enabled"]?.boolValue == true && leader["is_self"]?.boolValue == false, "\(leader)")
+        #expect(leader["leader_address"]?.stringValue == "https://node-a.example:8200", "\(leader)")
+        #expect(try JSONValue.parse(try await a.request("GET", "sys/leader").body)["is_self"]?.boolValue == true)
+
+        // Written through the standby, read through the leader: one store, one writer.
+        let secret = "s-\(UUID().uuidString)"
+        let written = try await Self.retrying(b, "POST", "secret/data/app", token: token, json: #"{"data":{"pw":"\#(secret)"}}"#)
+        #expect(written.status == 200, "\(String(decoding: written.body, as: UTF8.self))")
+        #expect(try JSONValue.parse(try await a.request("GET", "secret/data/app", token: token).body)["data"]?["data"]?["pw"]?.stringValue == secret)
+        // The standby's own socket proves uid 0, which the leader's binding maps to app-reader:
+        // no token needed for its path, and nothing beyond it.
+        let bound = try await b.request("GET", "secret/data/app")
+        #expect(bound.status == 200, "\(String(decoding: bound.body, as: UTF8.self))")
+        #expect(try JSONValue.parse(bound.body)["data"]?["data"]?["pw"]?.stringValue == secret)
+        #expect(try await b.request("POST", "secret/data/app", json: #"{"data":{"pw":"x"}}"#).status == 403)
+        #expect(try await b.request("GET", "secret/data/other").status == 403)
+        // A client cannot claim another identity (one bound to write) by sending the forwarding
+        // header itself: the standby drops it and sends the identity its socket proved.
+        let client = try MayflyClient(address: "unix://" + b.socketPath, token: nil)
+        let forged = try await client.request("POST", "secret/data/app", body: Data(#"{"data":{"pw":"forged"}}"#.utf8), headers: [
+            ("X-Mayfly-Forwarded-Identity", #"{"cert":{"uris":["spiffe://mayfly/writer"],"dns":[],"cn":null}}"#),
+        ])
+        try? await client.shutdown()
+        #expect(forged.status == 403)
+
+        // kill -9 of the leader: the standby leads within lock_ttl + 2 s and serves the store.
+        a.kill(signal: SIGKILL)
+        let took = try await Self.await(b, health: 200, within: Double(Self.lockTTL) + 2)
+        #expect(took <= Double(Self.lockTTL) + 2)
+        #expect(try JSONValue.parse(try await b.request("GET", "secret/data/app", token: token).body)["data"]?["data"]?["pw"]?.stringValue == secret)
+        #expect(try await b.request("POST", "secret/data/app", token: token, json: #"{"data":{"pw":"after"}}"#).status == 200)
+        #expect(b.log().contains("this node leads now"))
+    }
+
+    @Test func aLeaderFrozenPastItsLockCannotWriteWhenItWakesAndBecomesAStandby() async throws {
+        let (schema, shared) = try Self.cluster()
+        let a = try Self.node("node-a", schema: schema, shared: shared)
+        try await a.start()
+        defer { a.kill(signal: SIGKILL) }
+        let token = try #require(try JSONValue.parse(try await a.request("PUT", "sys/init", json: "{}").body)["root_token"]?.stringValue)
+        let b = try Self.node("node-b", schema: schema, shared: shared)
+        try await b.start()
+        defer { b.kill(signal: SIGKILL) }
+        try await Self.await(b, health: 429, within: 10)
+        #expect(try await Self.retrying(b, "POST", "secret/data/app", token: token, json: #"{"data":{"v":"before"}}"#).status == 200)
+
+        // Frozen, with a write waiting in its socket: the lock expires and b takes over.
+        let pid = try #require(a.pid)
+        Glibc.kill(pid, SIGSTOP)
+        let pending = Task { try await a.request("POST", "secret/data/frozen", token: token, json: #"{"data":{"v":"late"}}"#) }
+        try await Self.await(b, health: 200, within: Double(Self.lockTTL) + 3)
+        #expect(try await b.request("POST", "secret/data/app", token: token, json: #"{"data":{"v":"new-leader"}}"#).status == 200)
+        Glibc.kill(pid, SIGCONT)
+
+        // The late write either went to the new leader (forwarded once a stepped down) or was
+        // refused; it never landed as the old leader's.
+        let late = try await pending.value
+        let stored = try await b.request("GET", "secret/data/frozen", token: token)
+        if late.status == 200 {
+            #expect(stored.status == 200)
+        } else {
+            #expect(late.status == 503, "\(String(decoding: late.body, as: UTF8.self))")
+            #expect(stored.status == 404, "a refused write is not in the store")
+        }
+        // The old leader is a standby now, and its socket keeps working through the new leader.
+        try await Self.await(a, health: 429, within: 5)
+        let read = try await Self.retrying(a, "GET", "secret/data/app", token: token)
+        #expect(try JSONValue.parse(read.body)["data"]?["data"]?["v"]?.stringValue == "new-leader")
+        #expect(a.log().contains("no longer leads"))
+    }
+}
