@@ -439,6 +439,10 @@ public final class Broker: Sendable {
             // Leadership moved while this request ran: nothing of it was written.
             logger.warning("write refused: this node does not lead", metadata: ["error": "\(String(reflecting: error))"])
             return APIError(status: 503, ["this node is no longer the leader; retry the request"], detail: String(reflecting: error))
+        case let error as StorageError where error.code == .unavailable:
+            // Nothing was acknowledged: the client may retry once the store answers again.
+            logger.error("store unavailable", metadata: ["error": "\(String(reflecting: error))"])
+            return APIError(status: 503, ["the store is unavailable; retry"], detail: String(reflecting: error), retryAfter: 1)
         case let error as StorageError:
             logger.error("storage failure", metadata: ["error": "\(String(reflecting: error))"])
             return APIError(status: 500, ["storage unavailable"], detail: String(reflecting: error))

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import MayflyClient
+import MayflyPostgres
 import Testing
 
 /// HA on one PostgreSQL store (issue 15): nodes elect a leader through the lock row; a standby
@@ -28,7 +29,7 @@ struct HAProcessTests {
 
     /// A node of the cluster on `schema`: its own socket and cluster port, the shared key file
     /// and policies, uid 0 (this test) bound to `app-reader`.
-    static func node(_ name: String, schema: String, shared: String) throws -> ServerProcess {
+    static func node(_ name: String, schema: String, shared: String, tls: Bool = false) throws -> ServerProcess {
         let storage = try PostgresStoreProcessTests.storage(schema: schema, directory: shared, extra: """
             ha_enabled = true
               lock_ttl   = "\(lockTTL)s"
@@ -41,6 +42,18 @@ struct HAProcessTests {
             policies { directory = "\(shared)/policies" }
             bind "unix:uid:0" { policies = ["app-reader"] }
             bind "cert:spiffe://mayfly/writer" { policies = ["app-writer"] }
+            limits {
+              leases_per_identity            = 0
+              issues_per_identity_per_minute = 0
+            }
+            \(!tls ? "" : """
+                listener "tcp" {
+                  address = "127.0.0.1:\(freePort())"
+                  tls_cert_file = "\(shared)/server.pem"
+                  tls_key_file = "\(shared)/server.key"
+                  tls_handshake_timeout = "5m"
+                }
+                """)
             """, storage: storage)
     }
 
@@ -164,5 +177,118 @@ struct HAProcessTests {
         let read = try await Self.retrying(a, "GET", "secret/data/app", token: token)
         #expect(try JSONValue.parse(read.body)["data"]?["data"]?["v"]?.stringValue == "new-leader")
         #expect(a.log().contains("no longer leads"))
+    }
+
+    /// Lease ids (`database/creds/<role>/<id>`) named by the markers of `role`'s roles in PostgreSQL, by username.
+    static func markedLeases(_ role: String) async throws -> [String: String] {
+        let admin = try await ReconcileProcessTests.admin()
+        defer { Task { await admin.close() } }
+        let rows = try await admin.query(
+            "SELECT rolname, shobj_description(oid, 'pg_authid') FROM pg_roles WHERE shobj_description(oid, 'pg_authid') LIKE $1",
+            ["mayfly lease database/creds/\(role)/%"])
+        var leases: [String: String] = [:]
+        for row in rows {
+            guard let name = row[0], let marker = row[1] else { continue }
+            leases[name] = marker.split(separator: " ").dropFirst(2).first.map(String.init)
+        }
+        return leases
+    }
+
+    @Test func threeNodesServeOnEveryListenerAndAKill9MidIssuanceLosesNoCredential() async throws {
+        let (schema, shared) = try Self.cluster()
+        try await ListenerTests.makeCertificates(in: shared)
+        let a = try Self.node("node-a", schema: schema, shared: shared, tls: true)
+        try await a.start()
+        defer { a.kill(signal: SIGKILL) }
+        let token = try #require(try JSONValue.parse(try await a.request("PUT", "sys/init", json: "{}").body)["root_token"]?.stringValue)
+        // The stream issues more credentials than the test cluster's connection budget allows.
+        #expect(try await a.configureTestDatabase("db", token: token, extra: ["connection_budget": 0]) == 204)
+        let role = "ha-" + UUID().uuidString.prefix(8).lowercased()
+        #expect(try await a.request("POST", "database/roles/\(role)", token: token, json: #"{"db_name":"db","default_ttl":"5m"}"#).status == 204)
+        let b = try Self.node("node-b", schema: schema, shared: shared, tls: true)
+        let c = try Self.node("node-c", schema: schema, shared: shared, tls: true)
+        try await b.start()
+        defer { b.kill(signal: SIGKILL) }
+        try await c.start()
+        defer { c.kill(signal: SIGKILL) }
+        try await Self.await(b, health: 429, within: 10)
+        try await Self.await(c, health: 429, within: 10)
+        _ = try await Self.retrying(b, "GET", "sys/mounts", token: token)
+        _ = try await Self.retrying(c, "GET", "sys/mounts", token: token)
+
+        // Every node, both listeners: KV, and a credential issued, renewed and revoked.
+        for (name, node) in [("a", a), ("b", b), ("c", c)] {
+            let clients = [("unix", try MayflyClient(address: "unix://" + node.socketPath, token: token)),
+                           ("tls", try MayflyClient(address: "https://127.0.0.1:\(node.tcpPorts[0])", token: token, caFile: shared + "/ca.pem"))]
+            for (kind, client) in clients {
+                let path = "secret/data/\(name)-\(kind)"
+                #expect(try await client.request("POST", path, body: Data(#"{"data":{"via":"\#(name)-\#(kind)"}}"#.utf8)).status == 200)
+                #expect(try JSONValue.parse(try await client.request("GET", path).body)["data"]?["data"]?["via"]?.stringValue == "\(name)-\(kind)")
+                let issued = try await client.request("GET", "database/creds/\(role)")
+                #expect(issued.status == 200, "\(name) \(kind): \(String(decoding: issued.body, as: UTF8.self))")
+                let lease = try #require(try JSONValue.parse(issued.body)["lease_id"]?.stringValue)
+                let username = try #require(try JSONValue.parse(issued.body)["data"]?["username"]?.stringValue)
+                #expect(try await Self.markedLeases(role)[username] == lease)
+                let renewed = try await client.request("PUT", "sys/leases/renew", body: Data(#"{"lease_id":"\#(lease)","increment":600}"#.utf8))
+                #expect(renewed.status == 200, "\(String(decoding: renewed.body, as: UTF8.self))")
+                #expect(try await client.request("PUT", "sys/leases/revoke", body: Data(#"{"lease_id":"\#(lease)"}"#.utf8)).status == 204)
+                #expect(try await Self.markedLeases(role)[username] == nil, "revoked through \(name) \(kind): the role is gone")
+                try await client.shutdown()
+            }
+        }
+
+        // A stream of issuance through every node's socket; the leader is killed in the middle.
+        let deadline = Date().addingTimeInterval(1.5 + Double(Self.lockTTL) + 3)
+        let streams = [a, b, c].map { node in
+            Task { () -> (issued: [(username: String, lease: String)], refused: [Int: Int]) in
+                var issued: [(username: String, lease: String)] = []
+                var refused: [Int: Int] = [:]
+                while Date() < deadline {
+                    guard let response = try? await node.request("GET", "database/creds/\(role)", token: token) else {
+                        refused[-1, default: 0] += 1  // the killed node's socket
+                        try? await Task.sleep(for: .milliseconds(50))
+                        continue
+                    }
+                    if response.status == 200, let body = try? JSONValue.parse(response.body),
+                        let username = body["data"]?["username"]?.stringValue, let lease = body["lease_id"]?.stringValue
+                    {
+                        issued.append((username, lease))
+                    } else {
+                        refused[response.status, default: 0] += 1
+                        try? await Task.sleep(for: .milliseconds(50))
+                    }
+                }
+                return (issued, refused)
+            }
+        }
+        try await Task.sleep(for: .milliseconds(1500))
+        a.kill(signal: SIGKILL)
+        var results: [(issued: [(username: String, lease: String)], refused: [Int: Int])] = []
+        for stream in streams { results.append(await stream.value) }
+        let issued = results.flatMap(\.issued)
+        #expect(issued.count > 20, "the stream issued: \(results.map(\.refused))")
+        #expect(results[1].issued.count > 0 && results[2].issued.count > 0, "both survivors served after the takeover")
+        for (status, _) in results[1].refused.merging(results[2].refused, uniquingKeysWith: +) {
+            #expect(status == 503, "during the takeover a survivor's clients see only 503 (retry): \(results.map(\.refused))")
+        }
+
+        // The new leader reconciles; every 200 has its lease and its role, and no role is left without a live lease.
+        let leader = try await b.request("GET", "sys/health").status == 200 ? b : c
+        let reconciled = Date().addingTimeInterval(30)
+        while !leader.log().contains("reconciled after unseal"), Date() < reconciled {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let marked = try await Self.markedLeases(role)
+        for credential in issued {
+            #expect(marked[credential.username] == credential.lease, "\(credential.username) has its role")
+            let lookup = try await leader.request("PUT", "sys/leases/lookup", token: token, json: #"{"lease_id":"\#(credential.lease)"}"#)
+            #expect(lookup.status == 200, "\(credential.lease) has its lease")
+        }
+        let listed = try await leader.request("LIST", "sys/leases/lookup/database/creds/\(role)/", token: token)
+        let live = Set((try JSONValue.parse(listed.body)["data"]?["keys"]?.arrayValue ?? []).compactMap(\.stringValue)
+            .map { "database/creds/\(role)/" + $0 })
+        for (username, lease) in marked {
+            #expect(live.contains(lease), "role \(username) has a live lease after the reconcile")
+        }
     }
 }

@@ -148,13 +148,13 @@ struct ServerProcessError: Error, CustomStringConvertible {
 
 extension ServerProcess {
     /// Configures database `name` as the test PostgreSQL (every role allowed); the status.
-    func configureTestDatabase(_ name: String, token: String) async throws -> Int {
+    func configureTestDatabase(_ name: String, token: String, extra: [String: JSONValue] = [:]) async throws -> Int {
         let env = ReconcileProcessTests.env
         let url = "postgresql://\(try env("MAYFLY_TEST_PG_USER"))@127.0.0.1:\(try env("MAYFLY_TEST_PG_PORT"))/\(try env("MAYFLY_TEST_PG_DB"))"
             + "?sslmode=verify-full&sslrootcert=\(try env("MAYFLY_TEST_PG_SSLROOTCERT"))"
         let config = JSONValue.object([
             "connection_url": .string(url), "password": .string(try env("MAYFLY_TEST_PG_PASSWORD")), "allowed_roles": "*",
-        ])
+        ].merging(extra) { $1 })
         return try await request("POST", "database/config/\(name)", token: token, json: String(decoding: config.encoded(), as: UTF8.self)).status
     }
 }

@@ -67,10 +67,18 @@ public final class HACoordinator: Leadership, Sendable {
 
     public func isLeader() async -> Bool { isLeaderNow }
 
+    /// Whether this node leads now: it holds the lock, and renewed it less than two thirds of
+    /// the TTL ago. A leader that was frozen (SIGSTOP, a long pause) past that stops serving at
+    /// once when it wakes, before its next renewal finds the lock gone: it forwards (or asks
+    /// for a retry) instead of answering from what it held.
     public var isLeaderNow: Bool {
-        if case .leader = state.withLock({ $0.role }) { return true }
-        return false
+        let (role, renewed) = state.withLock { ($0.role, $0.lastRenewal) }
+        guard case .leader = role else { return false }
+        return ContinuousClock.now - renewed < safeLead
     }
+
+    /// How long after a renewal this node still counts itself leader.
+    private var safeLead: Duration { .milliseconds(Int64(config.lockTTL * 1000 * 2 / 3)) }
 
     public var status: Status { state.withLock { Status(role: $0.role, lock: $0.lock, since: $0.since) } }
 
@@ -103,7 +111,7 @@ public final class HACoordinator: Leadership, Sendable {
                 // Unrenewed for most of the TTL: the lock may already be gone; stop before it is.
                 let silent = ContinuousClock.now - state.withLock { $0.lastRenewal }
                 logger.warning("cannot renew the leader lock", metadata: ["error": "\(String(reflecting: error))"])
-                if silent > .milliseconds(Int64(config.lockTTL * 1000 * 2 / 3)) {
+                if silent > safeLead {
                     await stepDown(term, reason: "the store did not answer for \(silent)")
                 }
             }
