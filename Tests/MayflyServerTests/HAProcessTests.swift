@@ -291,4 +291,65 @@ struct HAProcessTests {
             #expect(live.contains(lease), "role \(username) has a live lease after the reconcile")
         }
     }
+
+    @Test func badInputIsAClearErrorAndCorruptsNothing() async throws {
+        let (schema, shared) = try Self.cluster()
+        // An unreachable store at start: the server says so and exits.
+        let nowhere = try ServerProcess(storage: """
+            storage "postgresql" {
+              connection_url = "postgresql://mayfly@127.0.0.1:\(Self.freePort())/mayfly?sslmode=disable"
+              tls_insecure_allow = true
+            }
+            """)
+        let refused = try await SecondServerTests.runToExit(["server", "--config", nowhere.configPath])
+        #expect(refused.status == 1 && refused.output.contains("cannot start") && refused.output.contains("PostgreSQL store"),
+                "\(refused.output)")
+
+        let a = try Self.node("node-a", schema: schema, shared: shared)
+        try await a.start()
+        defer { a.kill(signal: SIGKILL) }
+        let token = try #require(try JSONValue.parse(try await a.request("PUT", "sys/init", json: "{}").body)["root_token"]?.stringValue)
+        #expect(try await a.request("POST", "secret/data/app", token: token, json: #"{"data":{"v":"kept"}}"#).status == 200)
+
+        // A node whose key file is another store's: it does not start, and writes nothing.
+        let stranger = try Self.node("node-x", schema: schema, shared: shared)
+        let otherKey = stranger.directory + "/other.key"
+        try String((0..<64).map { _ in "0123456789abcdef".randomElement()! }).write(toFile: otherKey, atomically: true, encoding: .utf8)
+        let config = try String(contentsOfFile: stranger.configPath, encoding: .utf8)
+        try config.replacingOccurrences(of: shared + "/unseal.key", with: otherKey).write(toFile: stranger.configPath, atomically: true, encoding: .utf8)
+        let wrongKey = try await SecondServerTests.runToExit(["server", "--config", stranger.configPath])
+        #expect(wrongKey.status == 1 && wrongKey.output.contains("does not unseal this store"), "\(wrongKey.output)")
+        #expect(try await a.request("GET", "sys/health").status == 200, "the leader is untouched")
+
+        // The lock row tampered with (another holder, far into the future): the leader steps
+        // down at its next renewal, writes are refused with 503, and nothing is corrupted.
+        let b = try Self.node("node-b", schema: schema, shared: shared)
+        try await b.start()
+        defer { b.kill(signal: SIGKILL) }
+        try await Self.await(b, health: 429, within: 10)
+        let admin = try await ReconcileProcessTests.admin()
+        defer { Task { await admin.close() } }
+        _ = try await admin.query(
+            "UPDATE \"\(schema)\".leader SET node = 'intruder/0', term = term + 100, expires_at = now() + interval '1 hour'")
+        try await Self.await(a, health: 429, within: Double(Self.lockTTL) + 2)
+        #expect(a.log().contains("another node holds the leader lock now"))
+        let refusedWrite = try await a.request("POST", "secret/data/app", token: token, json: #"{"data":{"v":"lost"}}"#)
+        #expect(refusedWrite.status == 503, "\(String(decoding: refusedWrite.body, as: UTF8.self))")
+        #expect(try await b.request("GET", "sys/health").status == 429, "nobody leads while the forged lock lasts")
+
+        // The forged lock released: a node takes a new term, and the store is as it was.
+        _ = try await admin.query("UPDATE \"\(schema)\".leader SET expires_at = now()")
+        let deadline = Date().addingTimeInterval(10)
+        var leaders = 0
+        while Date() < deadline {
+            leaders = [try await a.request("GET", "sys/health").status, try await b.request("GET", "sys/health").status].filter { $0 == 200 }.count
+            if leaders == 1 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(leaders == 1)
+        let term = try await admin.query("SELECT term FROM \"\(schema)\".leader").first?[0]
+        #expect(Int(term ?? "") ?? 0 > 100, "a new term after the forged one: \(term ?? "none")")
+        let read = try await Self.retrying(a, "GET", "secret/data/app", token: token)
+        #expect(try JSONValue.parse(read.body)["data"]?["data"]?["v"]?.stringValue == "kept")
+    }
 }
