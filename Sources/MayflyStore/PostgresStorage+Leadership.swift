@@ -22,6 +22,33 @@ public protocol LeaderLockStore: Sendable {
     func releaseLeadership(node: String, term: Int64) async throws
     func leaderLock() async throws -> LeaderLock?
     func setFence(_ fence: StoreFence)
+    func reportMember(_ member: ClusterMember) async throws
+    func members() async throws -> [ClusterMember]
+}
+
+/// One node as it last reported itself (its heartbeat row).
+public struct ClusterMember: Sendable, Equatable {
+    public var node: String
+    /// The lock holder name of its current process (`node/random`).
+    public var holder: String
+    public var address: String
+    public var apiAddress: String
+    /// `leader` or `standby`.
+    public var role: String
+    public var term: Int64
+    public var version: String
+    /// Seconds since its last report (on PostgreSQL's clock; 0 when reporting).
+    public var secondsSinceHeartbeat: Double = 0
+
+    public init(node: String, holder: String, address: String, apiAddress: String, role: String, term: Int64, version: String) {
+        self.node = node
+        self.holder = holder
+        self.address = address
+        self.apiAddress = apiAddress
+        self.role = role
+        self.term = term
+        self.version = version
+    }
 }
 
 /// The leader lock row as PostgreSQL holds it.
@@ -109,6 +136,37 @@ extension PostgresStorage: LeaderLockStore {
                 """).first.map {
                 LeaderLock(node: $0[0] ?? "", address: $0[1] ?? "", apiAddress: $0[5] ?? "", term: Int64($0[2] ?? "") ?? 0,
                            live: $0[3] == "t", secondsSinceHeartbeat: Double($0[4] ?? "") ?? 0)
+            }
+        }
+    }
+
+    /// Records this node's heartbeat row (not fenced: every node reports itself).
+    public func reportMember(_ member: ClusterMember) async throws {
+        let table = "\"\(schema)\".members"
+        try await run { session in
+            _ = try session.query("""
+                INSERT INTO \(table) (node, holder, address, api_address, role, term, version, started_at, heartbeat_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp(), clock_timestamp())
+                ON CONFLICT (node) DO UPDATE SET holder = excluded.holder, address = excluded.address,
+                    api_address = excluded.api_address, role = excluded.role, term = excluded.term, version = excluded.version,
+                    started_at = CASE WHEN \(table).holder = excluded.holder THEN \(table).started_at ELSE excluded.started_at END,
+                    heartbeat_at = excluded.heartbeat_at
+                """, [member.node, member.holder, member.address, member.apiAddress, member.role, String(member.term), member.version])
+        }
+    }
+
+    /// Every node that ever reported, most recent first.
+    public func members() async throws -> [ClusterMember] {
+        let table = "\"\(schema)\".members"
+        return try await run { session in
+            try session.query("""
+                SELECT node, holder, address, api_address, role, term, version, extract(epoch FROM clock_timestamp() - heartbeat_at)
+                FROM \(table) ORDER BY heartbeat_at DESC, node
+                """).map {
+                var member = ClusterMember(node: $0[0] ?? "", holder: $0[1] ?? "", address: $0[2] ?? "", apiAddress: $0[3] ?? "",
+                                           role: $0[4] ?? "", term: Int64($0[5] ?? "") ?? 0, version: $0[6] ?? "")
+                member.secondsSinceHeartbeat = Double($0[7] ?? "") ?? 0
+                return member
             }
         }
     }

@@ -11,12 +11,29 @@ struct StatusCommand: AsyncParsableCommand {
     func run() async throws {
         try await runCLI {
             let (_, body) = try await options.call("GET", "sys/seal-status", token: false)
+            // The node's place in an HA cluster (sys/leader answers once initialised).
+            var leader: JSONValue?
+            if body["initialized"]?.boolValue == true { leader = try? await options.call("GET", "sys/leader", token: false).body }
             if options.format == .json {
-                Output.json(body)
+                var combined = body.objectValue ?? [:]
+                if let leader { combined["ha"] = leader }
+                Output.json(.object(combined))
             } else {
                 let keys = ["type", "initialized", "sealed", "t", "n", "progress", "version", "storage_type"]
                 let names = ["Seal Type", "Initialized", "Sealed", "Threshold", "Total Shares", "Unseal Progress", "Version", "Storage Type"]
-                Output.table(zip(names, keys).map { ($0.0, body[$0.1] ?? .null) })
+                var rows = zip(names, keys).map { ($0.0, body[$0.1] ?? .null) }
+                if let leader {
+                    let enabled = leader["ha_enabled"]?.boolValue == true
+                    rows.append(("HA Enabled", .bool(enabled)))
+                    if enabled {
+                        rows.append(("HA Mode", .string(leader["is_self"]?.boolValue == true ? "active" : "standby")))
+                        rows.append(("Active Node", leader["leader_node"] ?? .null))
+                        rows.append(("Active Node Address", leader["leader_address"] ?? .null))
+                        rows.append(("Active Node Cluster Address", leader["leader_cluster_address"] ?? .null))
+                        rows.append(("Leader Term", leader["leader_term"] ?? .null))
+                    }
+                }
+                Output.table(rows)
             }
             if body["sealed"]?.boolValue != false { throw ExitCode(2) }
         }

@@ -5,8 +5,8 @@ import MayflyJSON
 /// `mayfly operator …`: init, unseal, seal, keyring rotation.
 struct OperatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "operator", abstract: "Initialise, unseal, seal and rotate the keyring.",
-        subcommands: [Init.self, Unseal.self, Seal.self, Rotate.self, KeyStatus.self, MigrateCommand.self])
+        commandName: "operator", abstract: "Initialise, unseal, seal, rotate the keyring, list the cluster's nodes, migrate the store.",
+        subcommands: [Init.self, Unseal.self, Seal.self, Rotate.self, KeyStatus.self, Members.self, MigrateCommand.self])
 
     struct Init: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Initialise a new server; prints the unseal key shares and the root token once.")
@@ -105,6 +105,32 @@ struct OperatorCommand: AsyncParsableCommand {
                     try await Task.sleep(for: .milliseconds(500))
                 }
                 print()
+            }
+        }
+    }
+
+    /// `mayfly operator members`: the nodes of an HA cluster (`sys/ha-status`).
+    struct Members: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "members",
+            abstract: "List the nodes of an HA cluster: leader or standby, term, last heartbeat, addresses.",
+            discussion: "Any node answers (a standby asks the leader). A node whose heartbeat is older than three lock TTLs is shown as gone.")
+        @OptionGroup var options: ClientOptions
+
+        func run() async throws {
+            try await runCLI {
+                let (_, body) = try await options.call("GET", "sys/ha-status")
+                if options.format == .json { return Output.json(body) }
+                let nodes = (body["data"]?["nodes"] ?? body["nodes"])?.arrayValue ?? []
+                Output.rows(["Node", "Mode", "Term", "Last Heartbeat", "API Address", "Cluster Address"], nodes.map { node in
+                    let live = node["live"]?.boolValue ?? true
+                    let mode = !live ? "gone" : (node["active_node"]?.boolValue == true ? "leader" : "standby")
+                    return [
+                        node["hostname"]?.stringValue ?? "", mode, node["term"].map(Output.text) ?? "",
+                        node["heartbeat_age_seconds"].map { Output.text($0) + "s ago" } ?? "",
+                        node["api_address"]?.stringValue ?? "", node["cluster_address"]?.stringValue ?? "",
+                    ]
+                })
             }
         }
     }

@@ -237,6 +237,20 @@ struct HAProcessTests {
             }
         }
 
+        // Any node shows the cluster: its own place (`mayfly status`) and every node (`operator members`).
+        let onB = ["MAYFLY_ADDR": "unix://" + b.socketPath, "MAYFLY_TOKEN": token]
+        let status = try await CLITests.mayfly(["status"], env: onB)
+        #expect(status.status == 0, "\(status.stdout + status.stderr)")
+        for row in ["HA Enabled", "standby", "Active Node ", "node-a", "https://node-a.example:8200", "Leader Term"] {
+            #expect(status.stdout.contains(row), "\(status.stdout + status.stderr)")
+        }
+        let members = try await CLITests.mayfly(["operator", "members"], env: onB)
+        #expect(members.status == 0, "\(members.stdout + members.stderr)")
+        let lines = members.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.contains { $0.hasPrefix("node-a") && $0.contains("leader") }, "\(members.stdout + members.stderr)")
+        #expect(lines.contains { $0.hasPrefix("node-b") && $0.contains("standby") && $0.contains("https://node-b.example:8200") }, "\(members.stdout + members.stderr)")
+        #expect(lines.contains { $0.hasPrefix("node-c") && $0.contains("standby") }, "\(members.stdout + members.stderr)")
+
         // A stream of issuance through every node's socket; the leader is killed in the middle.
         let deadline = Date().addingTimeInterval(1.5 + Double(Self.lockTTL) + 3)
         let streams = [a, b, c].map { node in

@@ -13,3 +13,18 @@ CREATE TABLE leader (
     heartbeat_at TIMESTAMPTZ NOT NULL,
     expires_at   TIMESTAMPTZ NOT NULL
 );
+
+-- The nodes of the cluster as each last reported itself (`sys/ha-status`, `mayfly operator
+-- members`): written by every node, leader or standby, outside the fence (it is no
+-- leader-only state), and read on PostgreSQL's clock.
+CREATE TABLE members (
+    node         TEXT        PRIMARY KEY,
+    holder       TEXT        NOT NULL,
+    address      TEXT        NOT NULL DEFAULT '',
+    api_address  TEXT        NOT NULL DEFAULT '',
+    role         TEXT        NOT NULL,
+    term         BIGINT      NOT NULL DEFAULT 0,
+    version      TEXT        NOT NULL DEFAULT '',
+    started_at   TIMESTAMPTZ NOT NULL,
+    heartbeat_at TIMESTAMPTZ NOT NULL
+);

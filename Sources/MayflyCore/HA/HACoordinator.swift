@@ -96,8 +96,27 @@ public final class HACoordinator: Leadership, Sendable {
         await resign()
     }
 
-    /// One round: a leader renews (or steps down), a standby tries to take the lock.
+    /// One round: a leader renews (or steps down), a standby tries to take the lock; then the
+    /// node reports itself in the members table.
     public func step() async {
+        await elect()
+        let role = state.withLock { $0.role }
+        var term: Int64 = 0
+        if case .leader(let held) = role { term = held }
+        let member = ClusterMember(node: config.nodeID, holder: holder, address: config.clusterAddress,
+                                   apiAddress: config.apiAddress, role: term > 0 ? "leader" : "standby", term: term,
+                                   version: Broker.version)
+        do {
+            try await store.reportMember(member)
+        } catch {
+            logger.debug("cannot report this node's heartbeat", metadata: ["error": "\(String(reflecting: error))"])
+        }
+    }
+
+    /// The nodes as they last reported themselves.
+    public func members() async throws -> [ClusterMember] { try await store.members() }
+
+    private func elect() async {
         let role = state.withLock { $0.role }
         switch role {
         case .leader(let term):

@@ -101,6 +101,7 @@ enum RouteTable {
         Entry("sys/seal", .system, sudo: all),
         Entry("sys/rotate", .system, sudo: all),
         Entry("sys/key-status", .system),
+        Entry("sys/ha-status", .system),
         Entry("sys/capabilities-self", .system),
         Entry("sys/mounts", .system),
         Entry("sys/mounts/*", .system),

@@ -85,8 +85,29 @@ enum SysHandlers {
             "ha_enabled": true, "is_self": .bool(ha.isLeaderNow),
             "active_time": .string(status.since.map { Timestamp.rfc3339($0) } ?? "0001-01-01T00:00:00Z"),
             "leader_address": .string(lock?.apiAddress ?? ""), "leader_cluster_address": .string(lock?.address ?? ""),
+            "leader_node": .string(lock.map { HACoordinator.nodeID(ofHolder: $0.node) } ?? ""),
+            "leader_term": .int(lock?.term ?? 0),
             "performance_standby": false, "performance_standby_last_remote_wal": 0,
         ])
+    }
+
+    /// `sys/ha-status` (Vault's shape, as `bao operator members` reads it): every node that
+    /// reported within the last hour, with Mayfly's role, term and heartbeat age beside.
+    static func haStatus(_ broker: Broker) async throws -> LogicalResponse {
+        guard let ha = broker.ha else { throw APIError.badRequest("high availability is not enabled on this node (ha_enabled in storage \"postgresql\")") }
+        let now = broker.clock.now()
+        let nodes: [JSONValue] = try await ha.members().filter { $0.secondsSinceHeartbeat < 3600 }.map { member in
+            let echo = now.addingTimeInterval(-member.secondsSinceHeartbeat)
+            return [
+                "hostname": .string(member.node), "api_address": .string(member.apiAddress),
+                "cluster_address": .string(member.address), "active_node": .bool(member.role == "leader"),
+                "last_echo": member.role == "leader" ? .null : .string(Timestamp.rfc3339(echo)),
+                "version": .string(member.version), "upgrade_version": .string(member.version), "redundancy_zone": "",
+                "term": .int(member.term), "heartbeat_age_seconds": .double((member.secondsSinceHeartbeat * 10).rounded() / 10),
+                "live": .bool(member.secondsSinceHeartbeat < max(3 * ha.config.lockTTL, 5)),
+            ]
+        }
+        return .envelope(Envelope(data: ["nodes": .array(nodes)], injectData: true))
     }
 
     static func initialize(_ broker: Broker, _ request: LogicalRequest) async throws -> LogicalResponse {
@@ -211,6 +232,9 @@ enum SysHandlers {
         case "sys/key-status":
             try requireOperation(request, .read)
             return try await keyStatusResponse(try await broker.seal.keyStatus(), broker)
+        case "sys/ha-status":
+            try requireOperation(request, .read)
+            return try await haStatus(broker)
         case let path where path == "sys/mounts" || path.hasPrefix("sys/mounts/"):
             return try MountTable.handle(request, mounts: MountTable.secrets, kind: "secrets", clusterID: broker.clusterID)
         case let path where path == "sys/auth" || path.hasPrefix("sys/auth/"):
