@@ -50,7 +50,7 @@ public final class PGConnection: @unchecked Sendable {
             guard PQstatus(connection) == CONNECTION_OK else {
                 let message = String(cString: PQerrorMessage(connection)).trimmingCharacters(in: .whitespacesAndNewlines)
                 PQfinish(connection)
-                throw PGError(.connection, message: "cannot connect to \(config.host):\(config.port)", detail: message)
+                throw PGError(.connection, message: "cannot connect to \(config.serverDescription)", detail: message)
             }
             return PGConnection(handle: connection, threadPool: threadPool)
         }

@@ -13,6 +13,12 @@ public struct PGConnectionConfig: Sendable {
     public var sslRootCert: String?
     public var applicationName = "mayfly"
     public var connectTimeoutSeconds = 10
+    /// Further servers, tried in order after `host` (a multi-host URL,
+    /// `postgresql://user@pg-1:5432,pg-2:5432/db`): with `targetSessionAttrs = "read-write"`
+    /// a connection finds whichever is the primary now (PostgreSQL's own failover).
+    public var moreHosts: [(host: String, port: Int)] = []
+    /// libpq `target_session_attrs` (`read-write`, `primary`, …), when the URL sets it.
+    public var targetSessionAttrs: String?
 
     public init(host: String, port: Int = 5432, database: String, user: String, password: String? = nil,
                 sslMode: String = "verify-full", sslRootCert: String? = nil)
@@ -29,6 +35,28 @@ public struct PGConnectionConfig: Sendable {
     /// Parses `postgresql://user@host:port/db?sslmode=…&sslrootcert=…`. A password in the URL
     /// is refused: it belongs in a password file.
     public static func parse(url: String) throws -> PGConnectionConfig {
+        // A multi-host authority (`h1:5432,h2:5432`) is not a URL host: the first is parsed as
+        // the URL's, the others here.
+        var url = url
+        var more: [(host: String, port: Int)] = []
+        if let schemeEnd = url.range(of: "://") {
+            let rest = url[schemeEnd.upperBound...]
+            let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
+            let authority = rest[..<authorityEnd]
+            let hostsStart = authority.firstIndex(of: "@").map(authority.index(after:)) ?? authority.startIndex
+            let hosts = authority[hostsStart...].split(separator: ",", omittingEmptySubsequences: false)
+            if hosts.count > 1 {
+                for entry in hosts.dropFirst() {
+                    guard let parsed = URLComponents(string: "postgresql://" + entry), let host = parsed.host, !host.isEmpty,
+                        parsed.path.isEmpty, parsed.user == nil
+                    else {
+                        throw PGError(.invalidURL, message: "connection_url lists an invalid host \"\(entry)\" (host:port,host:port)")
+                    }
+                    more.append((Self.unbracketed(host), parsed.port ?? 5432))
+                }
+                url.replaceSubrange(hostsStart..<authorityEnd, with: hosts[0])
+            }
+        }
         guard let components = URLComponents(string: url),
             components.scheme == "postgresql" || components.scheme == "postgres"
         else {
@@ -45,9 +73,16 @@ public struct PGConnectionConfig: Sendable {
         }
         let database = String(components.path.drop { $0 == "/" })
         var config = PGConnectionConfig(
-            host: host, port: components.port ?? 5432, database: database.isEmpty ? user : database, user: user)
+            host: Self.unbracketed(host), port: components.port ?? 5432, database: database.isEmpty ? user : database, user: user)
+        config.moreHosts = more
         for item in components.queryItems ?? [] {
             switch item.name {
+            case "target_session_attrs":
+                let attributes = ["any", "read-write", "read-only", "primary", "standby", "prefer-standby"]
+                guard let value = item.value, attributes.contains(value) else {
+                    throw PGError(.invalidURL, message: "target_session_attrs must be one of \(attributes.joined(separator: ", "))")
+                }
+                config.targetSessionAttrs = value
             case "sslmode": config.sslMode = item.value ?? ""
             case "sslrootcert": config.sslRootCert = item.value
             case "application_name": config.applicationName = item.value ?? "mayfly"
@@ -63,9 +98,21 @@ public struct PGConnectionConfig: Sendable {
         return config
     }
 
+    /// An IPv6 literal as libpq takes it (`fd00::3`, not the URL's `[fd00::3]`).
+    static func unbracketed(_ host: String) -> String {
+        host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+    }
+
     /// True for loopback hosts and Unix-socket directories, where TLS adds nothing.
     public var isLocal: Bool {
-        host.hasPrefix("/") || host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        ([host] + moreHosts.map(\.host)).allSatisfy { host in
+            host.hasPrefix("/") || host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        }
+    }
+
+    /// `host:port`, or every server of a multi-host URL, for messages.
+    public var serverDescription: String {
+        ([(host, port)] + moreHosts).map { "\($0.host):\($0.port)" }.joined(separator: ",")
     }
 
     /// TLS to the database is verified: a non-local server must be reached with `sslmode=verify-full`
@@ -73,7 +120,7 @@ public struct PGConnectionConfig: Sendable {
     public func checkTLSPolicy(allowInsecure: Bool) throws {
         guard !isLocal, sslMode != "verify-full", !allowInsecure else { return }
         throw PGError(.insecureTLS, message: """
-            connection to \(host) uses sslmode=\(sslMode): a non-local database must use sslmode=verify-full \
+            connection to \(serverDescription) uses sslmode=\(sslMode): a non-local database must use sslmode=verify-full \
             (with sslrootcert). "require" encrypts but does not authenticate the server, so anyone on the path \
             can impersonate it and receive the broker's admin login. Set tls_insecure_allow = true only if you \
             accept that risk.
@@ -83,9 +130,12 @@ public struct PGConnectionConfig: Sendable {
     /// libpq keywords and values for `PQconnectdbParams`.
     var parameters: [(String, String)] {
         var list: [(String, String)] = [
-            ("host", host), ("port", String(port)), ("dbname", database), ("user", user), ("sslmode", sslMode),
+            ("host", ([host] + moreHosts.map(\.host)).joined(separator: ",")),
+            ("port", ([port] + moreHosts.map(\.port)).map(String.init).joined(separator: ",")),
+            ("dbname", database), ("user", user), ("sslmode", sslMode),
             ("application_name", applicationName), ("connect_timeout", String(connectTimeoutSeconds)),
         ]
+        if let targetSessionAttrs { list.append(("target_session_attrs", targetSessionAttrs)) }
         if let sslRootCert { list.append(("sslrootcert", sslRootCert)) }
         if let password { list.append(("password", password)) }
         return list

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import MayflyPostgres
 import Testing
 
@@ -39,6 +40,20 @@ struct PGTestError: Error, CustomStringConvertible {
         #expect(throws: PGError.self) { _ = try PGConnectionConfig.parse(url: "postgresql://admin@db/orders?sslmode=sometimes") }
     }
 
+    @Test func parsesMultiHostURLsForPostgreSQLsOwnFailover() throws {
+        let config = try PGConnectionConfig.parse(
+            url: "postgresql://mayfly@pg-1.internal:5432,pg-2.internal:5433,[fd00::3]/mayfly?sslmode=verify-full&target_session_attrs=read-write")
+        #expect(config.host == "pg-1.internal" && config.port == 5432)
+        #expect(config.moreHosts.map(\.host) == ["pg-2.internal", "fd00::3"] && config.moreHosts.map(\.port) == [5433, 5432])
+        #expect(config.targetSessionAttrs == "read-write")
+        #expect(config.database == "mayfly" && config.user == "mayfly")
+        #expect(config.serverDescription == "pg-1.internal:5432,pg-2.internal:5433,fd00::3:5432")
+        #expect(!config.isLocal, "one remote host makes the whole list remote (verify-full applies)")
+        #expect(throws: PGError.self) { _ = try PGConnectionConfig.parse(url: "postgresql://mayfly@pg-1,/mayfly") }
+        #expect(throws: PGError.self) { _ = try PGConnectionConfig.parse(url: "postgresql://mayfly@pg-1,u@pg-2/mayfly") }
+        #expect(throws: PGError.self) { _ = try PGConnectionConfig.parse(url: "postgresql://mayfly@pg-1/m?target_session_attrs=leader") }
+    }
+
     @Test(arguments: ["disable", "prefer", "require", "verify-ca"])
     func nonLocalHostNeedsVerifyFull(mode: String) throws {
         let config = try PGConnectionConfig.parse(url: "postgresql://admin@db.internal/orders?sslmode=\(mode)")
@@ -64,6 +79,34 @@ struct PGConnectionTests {
         #expect(rows == [[TestCluster.environment["MAYFLY_TEST_PG_USER"], "42"]])
         await connection.close()
         await #expect(throws: PGError.self) { try await connection.query("SELECT 1") }
+    }
+
+    /// libpq gets every host of a multi-host URL: the first (nothing listens there) fails and
+    /// the next one, the real server, is used.
+    @Test func aMultiHostURLReachesTheServerThatAnswers() async throws {
+        let real = try TestCluster.config()
+        let dead = try await Self.closedPort()
+        var config = try PGConnectionConfig.parse(
+            url: "postgresql://\(real.user)@127.0.0.1:\(dead),\(real.host):\(real.port)/\(real.database)?target_session_attrs=read-write")
+        config.password = real.password
+        config.sslRootCert = real.sslRootCert
+        let connection = try await PGConnection.connect(config)
+        #expect(try await connection.query("SELECT inet_server_port()") == [[String(real.port)]])
+        await connection.close()
+    }
+
+    /// A TCP port on 127.0.0.1 where nothing listens.
+    static func closedPort() async throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     @Test func wrongCAFailsVerification() async throws {
