@@ -305,6 +305,11 @@ public final class Broker: Sendable {
         } catch let error as APIError {
             try await auditRefusal(request, caller: caller, error: error)
             throw error
+        } catch {
+            // The store failed while authenticating (unavailable, fenced): the client's answer.
+            let translated = translate(error)
+            try await auditRefusal(request, caller: caller, error: translated)
+            throw translated
         }
     }
 
@@ -424,6 +429,10 @@ public final class Broker: Sendable {
     }
 
     /// The client-visible form of a failure inside a request.
+    /// What a client is told of `error` (a failure outside the broker's own request handling,
+    /// e.g. in forwarding): the same answer `handle` would give.
+    public func apiError(for error: any Error) -> APIError { translate(error) }
+
     private func translate(_ error: any Error) -> APIError {
         switch error {
         case let error as APIError:

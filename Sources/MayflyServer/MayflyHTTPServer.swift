@@ -75,11 +75,13 @@ public struct MayflyHTTPServer: Sendable {
                 logger: logger))
         }
         if let ha = broker.ha, let forwarder {
-            services.append(ElectionService(ha: ha))
             services.append(ClusterListenerService(broker: broker, config: ha.config, forwarder: forwarder, logger: logger))
         }
         services.append(SweeperService(broker: broker))
         services.append(ReloadService(broker: broker, configPath: configPath, logger: logger))
+        // Last, so the first to stop on SIGTERM (a group stops in reverse order): the lock is
+        // given up at once, and another node leads while this one finishes its requests.
+        if let ha = broker.ha { services.append(ElectionService(ha: ha)) }
         return services
     }
 

@@ -78,8 +78,12 @@ public struct VaultResponder: HTTPResponder {
             }
             response = Self.error(error, head: request.method == .head)
         } catch {
-            logger.error("request failed", metadata: ["request_id": "\(requestID)", "error": "\(String(reflecting: error))"])
-            response = Self.error(.internalError(""), head: request.method == .head)
+            // Outside the broker's own handling (forwarding, the cluster certificate): the same translation.
+            let translated = broker.apiError(for: error)
+            if translated.status >= 500, translated.status != 503 {
+                logger.error("request failed", metadata: ["request_id": "\(requestID)", "error": "\(String(reflecting: error))"])
+            }
+            response = Self.error(translated, head: request.method == .head)
         }
         Counter(label: "mayfly_requests_total", dimensions: [
             ("route", MetricsExporter.route(path, status: Int(response.status.code))), ("status", "\(response.status.code)"),

@@ -19,6 +19,10 @@ final class DedicatedCluster: Sendable {
     static func start() async throws -> DedicatedCluster {
         let directory = "/tmp/mf-pgd-\(UUID().uuidString.prefix(8))"
         try await run([repositoryRoot + "/scripts/pg-test-cluster", "start", directory])
+        return DedicatedCluster(directory: directory, environment: try readEnvironment(directory))
+    }
+
+    private static func readEnvironment(_ directory: String) throws -> [String: String] {
         let text = try String(contentsOfFile: directory + "/env", encoding: .utf8)
         var environment: [String: String] = [:]
         for line in text.split(separator: "\n") where line.hasPrefix("export ") {
@@ -26,7 +30,25 @@ final class DedicatedCluster: Sendable {
             if pair.count == 2 { environment[String(pair[0])] = String(pair[1]) }
             else if pair.count == 1 { environment[String(pair[0])] = "" }
         }
-        return DedicatedCluster(directory: directory, environment: environment)
+        return environment
+    }
+
+    /// A synchronous streaming replica of this cluster, started in a new directory (the
+    /// primary acknowledges a commit once the replica has it).
+    func startReplica() async throws -> DedicatedCluster {
+        let replica = "/tmp/mf-pgr-\(UUID().uuidString.prefix(8))"
+        try await Self.run([Self.repositoryRoot + "/scripts/pg-test-cluster", "replica", directory, replica])
+        return DedicatedCluster(directory: replica, environment: try Self.readEnvironment(replica))
+    }
+
+    /// Stops the server as a crash would (no shutdown checkpoint, sessions cut).
+    func crash() async throws {
+        try await Self.run([Self.repositoryRoot + "/scripts/pg-test-cluster", "crash", directory])
+    }
+
+    /// Promotes this replica to primary.
+    func promote() async throws {
+        try await Self.run([Self.repositoryRoot + "/scripts/pg-test-cluster", "promote", directory])
     }
 
     /// Runs `body` with a fresh cluster, destroyed afterwards whatever happens.

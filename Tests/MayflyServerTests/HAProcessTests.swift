@@ -177,6 +177,12 @@ struct HAProcessTests {
         let read = try await Self.retrying(a, "GET", "secret/data/app", token: token)
         #expect(try JSONValue.parse(read.body)["data"]?["data"]?["v"]?.stringValue == "new-leader")
         #expect(a.log().contains("no longer leads"))
+
+        // A graceful stop gives the lock up at once: the standby leads well before the TTL.
+        b.kill(signal: SIGTERM)
+        let handover = try await Self.await(a, health: 200, within: Double(Self.lockTTL) + 2)
+        #expect(handover < Double(Self.lockTTL) - 1, "took \(handover) s")
+        #expect(b.log().contains("leader lock released"))
     }
 
     /// Lease ids (`database/creds/<role>/<id>`) named by the markers of `role`'s roles in PostgreSQL, by username.
@@ -365,5 +371,74 @@ struct HAProcessTests {
         #expect(Int(term ?? "") ?? 0 > 100, "a new term after the forged one: \(term ?? "none")")
         let read = try await Self.retrying(a, "GET", "secret/data/app", token: token)
         #expect(try JSONValue.parse(read.body)["data"]?["data"]?["v"]?.stringValue == "kept")
+    }
+
+    /// PostgreSQL's own failover under Mayfly: a primary with a synchronous replica; the
+    /// primary crashes mid-stream of writes and the replica is promoted. Meanwhile Mayfly
+    /// answers 503; then it serves again through the multi-host URL, and every write it
+    /// acknowledged is there.
+    @Test func postgreSQLsOwnFailoverIsFollowedAndNoAcknowledgedWriteIsLost() async throws {
+        let primary = try await DedicatedCluster.start()
+        defer { Task { await primary.destroy() } }
+        let replica = try await primary.startReplica()
+        defer { Task { await replica.destroy() } }
+        let shared = "/tmp/mf-hapg-\(UUID().uuidString.prefix(6))"
+        try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: true)
+        try primary.value("MAYFLY_TEST_PG_PASSWORD").write(toFile: shared + "/store.password", atomically: true, encoding: .utf8)
+        let url = "postgresql://\(try primary.value("MAYFLY_TEST_PG_USER"))@127.0.0.1:\(try primary.value("MAYFLY_TEST_PG_PORT")),"
+            + "127.0.0.1:\(try replica.value("MAYFLY_TEST_PG_PORT"))/\(try primary.value("MAYFLY_TEST_PG_DB"))"
+            + "?sslmode=verify-full&sslrootcert=\(try primary.value("MAYFLY_TEST_PG_SSLROOTCERT"))&target_session_attrs=read-write&connect_timeout=2"
+        let node = try ServerProcess(extraConfig: """
+            seal "keyfile" { path = "\(shared)/unseal.key" }
+            cluster_addr = "https://127.0.0.1:\(Self.freePort())"
+            """, storage: """
+            storage "postgresql" {
+              connection_url = "\(url)"
+              password_file  = "\(shared)/store.password"
+              ha_enabled     = true
+              lock_ttl       = "\(Self.lockTTL)s"
+            }
+            """)
+        try await node.start()
+        defer { node.kill(signal: SIGKILL) }
+        let token = try #require(try JSONValue.parse(try await node.request("PUT", "sys/init", json: "{}").body)["root_token"]?.stringValue)
+
+        // Writes stream on while the primary crashes and the replica is promoted, until 20
+        // more are acknowledged after the first refusal (or a minute passes).
+        let writer = Task { () -> (acknowledged: [Int], refused: [Int: Int], afterwards: Int) in
+            let deadline = Date().addingTimeInterval(60)
+            var acknowledged: [Int] = []
+            var refused: [Int: Int] = [:]
+            var afterwards = 0
+            var index = 0
+            while Date() < deadline, afterwards < 20 {
+                index += 1
+                let status = (try? await node.request("POST", "secret/data/stream/\(index)", token: token,
+                                                       json: #"{"data":{"n":"\#(index)"}}"#).status) ?? -1
+                if status == 200 {
+                    acknowledged.append(index)
+                    if !refused.isEmpty { afterwards += 1 }
+                } else {
+                    refused[status, default: 0] += 1
+                    try? await Task.sleep(for: .milliseconds(100))
+                }
+            }
+            return (acknowledged, refused, afterwards)
+        }
+        try await Task.sleep(for: .seconds(1))
+        try await primary.crash()
+        try await Task.sleep(for: .seconds(2))
+        let during = try await node.request("GET", "secret/data/stream/1", token: token)
+        #expect(during.status == 503, "while no primary answers: \(String(decoding: during.body, as: UTF8.self)); log: \(node.log().suffix(3000))")
+        try await replica.promote()
+
+        let result = await writer.value
+        #expect(result.refused.keys.allSatisfy { $0 == 503 }, "refusals are 503 only: \(result.refused)")
+        #expect(!result.refused.isEmpty, "the crash was noticed")
+        #expect(result.afterwards == 20, "writes resumed after the promotion: \(result.acknowledged.count) \(result.refused)")
+        for index in result.acknowledged {
+            let read = try await node.request("GET", "secret/data/stream/\(index)", token: token)
+            #expect(try JSONValue.parse(read.body)["data"]?["data"]?["n"]?.stringValue == "\(index)", "acknowledged write \(index) is there")
+        }
     }
 }
