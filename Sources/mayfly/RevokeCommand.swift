@@ -64,8 +64,18 @@ struct RevokeCommand: AsyncParsableCommand {
             if let issuedBefore { body["issued_before"] = .string(issuedBefore) }
             if !dryRun { FileHandle.standardError.write(Data("revoking… (databases in parallel; this waits for the report)\n".utf8)) }
             let options = options, request = body
-            let (_, response) = try await Output.withProgress("revoking…", detail: { await Self.liveCredentials(options) }) {
-                try await options.call("POST", "sys/mayfly/revoke", json: request)
+            let started = Date()
+            var response: JSONValue
+            do {
+                (_, response) = try await Output.withProgress("revoking…", detail: { await Self.liveCredentials(options) }) {
+                    try await options.call("POST", "sys/mayfly/revoke", json: request)
+                }
+            } catch let error as CLIError where error.code == 2 && !dryRun {
+                // The answer was lost (the leader went away mid-way, with HA): the incident was
+                // recorded before anything was revoked, and the next leader resumes it.
+                FileHandle.standardError.write(Data("the answer was lost (\(error.message)); looking for the incident on the server…\n".utf8))
+                guard let followed = await Self.follow(options, reason: reason ?? "", since: started) else { throw error }
+                response = followed
             }
             let report = response["data"] ?? .null
             IncidentReport.print(report, format: options.format)
@@ -75,6 +85,46 @@ struct RevokeCommand: AsyncParsableCommand {
 }
 
 extension RevokeCommand {
+    /// After a lost answer: finds the incident this command started (its reason, started since
+    /// `since`) and follows it until it is completed (at most ten minutes), with a progress
+    /// line. Nil when no such incident appears within a minute of the server answering again:
+    /// nothing was revoked.
+    static func follow(_ options: ClientOptions, reason: String, since: Date) async -> JSONValue? {
+        let deadline = Date().addingTimeInterval(600)
+        var answeringSince: Date?
+        var id: String?
+        var last: JSONValue?
+        while Date() < deadline {
+            do {
+                if id == nil {
+                    let (status, body) = try await options.call("LIST", "sys/mayfly/incidents", allow: [404])
+                    answeringSince = answeringSince ?? Date()
+                    let info = status == 404 ? [:] : body["data"]?["key_info"]?.objectValue ?? [:]
+                    id = info.filter { _, item in
+                        item["reason"]?.stringValue == reason
+                            && (item["created_at"]?.stringValue).flatMap(Timestamp.parse).map { $0 >= since.timeIntervalSince1970 - 60 } == true
+                    }.max { ($0.value["created_at"]?.stringValue ?? "") < ($1.value["created_at"]?.stringValue ?? "") }?.key
+                    if id == nil, let answeringSince, Date().timeIntervalSince(answeringSince) > 60 { return nil }
+                }
+                if let id {
+                    let (_, body) = try await options.call("GET", "sys/mayfly/incidents/\(id)")
+                    last = body
+                    let state = body["data"]?["state"]?.stringValue ?? ""
+                    FileHandle.standardError.write(Data("\rincident \(id): \(state)\u{1B}[K".utf8))
+                    if state == "completed" {
+                        FileHandle.standardError.write(Data("\n".utf8))
+                        return body
+                    }
+                }
+            } catch {
+                // Still no leader, or not yet: try again.
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
+        FileHandle.standardError.write(Data("\n".utf8))
+        return last
+    }
+
     /// "N credentials still live, M being revoked" from the server's metrics (the whole store),
     /// or nil when the caller may not read them.
     static func liveCredentials(_ options: ClientOptions) async -> String? {

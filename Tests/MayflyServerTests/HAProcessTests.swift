@@ -441,4 +441,71 @@ struct HAProcessTests {
             #expect(try JSONValue.parse(read.body)["data"]?["data"]?["n"]?.stringValue == "\(index)", "acknowledged write \(index) is there")
         }
     }
+
+    /// The number of roles in PostgreSQL marked for leases of `role`.
+    static func markedCount(_ role: String, _ admin: PGConnection) async throws -> Int {
+        Int(try await admin.query("SELECT count(*) FROM pg_roles WHERE shobj_description(oid, 'pg_authid') LIKE $1",
+                                  ["mayfly lease database/creds/\(role)/%"]).first?[0] ?? "") ?? -1
+    }
+
+    @Test func aKill9OfTheLeaderMidRevokeAllLeavesTheNewLeaderToFinishIt() async throws {
+        let (schema, shared) = try Self.cluster()
+        let a = try Self.node("node-a", schema: schema, shared: shared)
+        try await a.start()
+        defer { a.kill(signal: SIGKILL) }
+        let token = try #require(try JSONValue.parse(try await a.request("PUT", "sys/init", json: "{}").body)["root_token"]?.stringValue)
+        #expect(try await a.configureTestDatabase("db", token: token, extra: ["connection_budget": 0]) == 204)
+        let role = "ha-" + UUID().uuidString.prefix(8).lowercased()
+        #expect(try await a.request("POST", "database/roles/\(role)", token: token, json: #"{"db_name":"db","default_ttl":"1h"}"#).status == 204)
+        let b = try Self.node("node-b", schema: schema, shared: shared)
+        try await b.start()
+        defer { b.kill(signal: SIGKILL) }
+        try await Self.await(b, health: 429, within: 10)
+
+        // 5,000 live credentials.
+        let total = 5000, workers = 8
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<workers {
+                group.addTask {
+                    let client = try MayflyClient(address: "unix://" + a.socketPath, token: token)
+                    for _ in 0..<(total / workers) {
+                        let status = try await client.request("GET", "database/creds/\(role)").status
+                        if status != 200 { throw ServerProcessError(message: "issuance answered \(status)") }
+                    }
+                    try await client.shutdown()
+                }
+            }
+            try await group.waitForAll()
+        }
+        let admin = try await ReconcileProcessTests.admin()
+        defer { Task { await admin.close() } }
+        #expect(try await Self.markedCount(role, admin) == total)
+
+        // `mayfly revoke --all` through the standby; the leader is killed once revocation is under way.
+        let onB = ["MAYFLY_ADDR": "unix://" + b.socketPath, "MAYFLY_TOKEN": token]
+        let revoke = Task { try await CLITests.mayfly(["revoke", "--all", "--reason", "ha drill: leader lost mid-revoke"], env: onB) }
+        var atKill = total
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            atKill = try await Self.markedCount(role, admin)
+            if atKill < total { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        a.kill(signal: SIGKILL)
+        #expect(atKill > 0 && atKill < total, "killed in the middle of the revocation: \(atKill) of \(total) roles left")
+
+        let result = try await revoke.value
+        #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
+        #expect(result.stderr.contains("the answer was lost"), "\(result.stderr)")
+        #expect(result.stdout.contains("state: completed"), "\(result.stdout)")
+        #expect(try await Self.markedCount(role, admin) == 0, "nothing is left")
+        let listed = try await b.request("LIST", "sys/mayfly/incidents", token: token)
+        let ids = try JSONValue.parse(listed.body)["data"]?["keys"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        #expect(ids.count == 1, "one incident, resumed, not a second one")
+        let report = try JSONValue.parse(try await b.request("GET", "sys/mayfly/incidents/\(ids.first ?? "")", token: token).body)["data"]
+        #expect(report?["state"]?.stringValue == "completed")
+        #expect(report?["databases"]?["db"]?["credentials_in_scope"]?.intValue == Int64(total), "\(report ?? .null)")
+        #expect(report?["databases"]?["db"]?["credentials_revoked"]?.intValue == Int64(total), "the report is complete: \(report ?? .null)")
+        #expect(report?["databases"]?["db"]?["credentials_pending"]?.intValue == 0)
+    }
 }
