@@ -46,6 +46,7 @@ struct HAProcessTests {
               leases_per_identity            = 0
               issues_per_identity_per_minute = 0
             }
+            scheduler { jitter = "0s" }
             \(!tls ? "" : """
                 listener "tcp" {
                   address = "127.0.0.1:\(freePort())"
@@ -507,5 +508,63 @@ struct HAProcessTests {
         #expect(report?["databases"]?["db"]?["credentials_in_scope"]?.intValue == Int64(total), "\(report ?? .null)")
         #expect(report?["databases"]?["db"]?["credentials_revoked"]?.intValue == Int64(total), "the report is complete: \(report ?? .null)")
         #expect(report?["databases"]?["db"]?["credentials_pending"]?.intValue == 0)
+    }
+
+    /// Sleeps until `offset` seconds past the next minute boundary.
+    static func sleep(untilSecond offset: Double) async throws {
+        let now = Date().timeIntervalSince1970
+        let target = (now / 60).rounded(.down) * 60 + offset
+        try await Task.sleep(for: .milliseconds(Int64(((target > now ? target : target + 60) - now) * 1000)))
+    }
+
+    @Test func aStaticRoleRotatesOncePerScheduleBoundaryAcrossTwoFailovers() async throws {
+        let (schema, shared) = try Self.cluster()
+        let a = try Self.node("node-a", schema: schema, shared: shared)
+        try await a.start()
+        defer { a.kill(signal: SIGKILL) }
+        let token = try #require(try JSONValue.parse(try await a.request("PUT", "sys/init", json: "{}").body)["root_token"]?.stringValue)
+        #expect(try await a.configureTestDatabase("db", token: token) == 204)
+        let user = "mf_ha_static_\(UUID().uuidString.prefix(8).lowercased())"
+        let admin = try await ReconcileProcessTests.admin()
+        defer { Task { await admin.close() } }
+        try await admin.execute("CREATE ROLE \(user) LOGIN")
+        let b = try Self.node("node-b", schema: schema, shared: shared)
+        try await b.start()
+        defer { b.kill(signal: SIGKILL) }
+        try await Self.await(b, health: 429, within: 10)
+        // Created at 10 s past a minute, so that its first scheduled run is the next boundary.
+        try await Self.sleep(untilSecond: 10)
+        #expect(try await a.request("POST", "database/static-roles/ha", token: token,
+                                    json: #"{"db_name":"db","username":"\#(user)","rotation_schedule":"* * * * *"}"#).status == 204)
+        let firstBoundary = (Date().timeIntervalSince1970 / 60).rounded(.up) * 60
+
+        // Failover 1 in the middle of a minute: a is killed, b leads, a comes back as a standby.
+        try await Self.sleep(untilSecond: 25)
+        a.kill(signal: SIGKILL)
+        try await Self.await(b, health: 200, within: Double(Self.lockTTL) + 2)
+        try await a.start()
+        try await Self.await(a, health: 429, within: 10)
+        // Failover 2 just after the next boundary, when the leader has just rotated (or is about to).
+        try await Self.sleep(untilSecond: 0.5)
+        b.kill(signal: SIGKILL)
+        try await Self.await(a, health: 200, within: Double(Self.lockTTL) + 2)
+        // One more boundary, led by a (the node that came back), then look.
+        let lastBoundary = (Date().timeIntervalSince1970 / 60).rounded(.down) * 60 + 60
+        try await Task.sleep(for: .milliseconds(Int64((lastBoundary + 15 - Date().timeIntervalSince1970) * 1000)))
+
+        // The job history: one successful rotation for each boundary, none twice.
+        let history = try JSONValue.parse(try await a.request("GET", "sys/mayfly/schedule/static-role:ha/history", token: token).body)
+        let runs = history["data"]?["runs"]?.arrayValue ?? []
+        let rotations = runs.filter { $0["outcome"]?.stringValue == "ok" && $0["trigger"]?.stringValue != "manual" }
+            .compactMap { $0["start"]?.stringValue.flatMap(Timestamp.parse) }
+        var perBoundary: [Double: Int] = [:]
+        for start in rotations where start >= firstBoundary - 1 { perBoundary[(start / 60).rounded(.down) * 60, default: 0] += 1 }
+        for boundary in stride(from: firstBoundary, through: lastBoundary, by: 60) {
+            #expect(perBoundary[boundary] == 1, "boundary \(Timestamp.rfc3339(Date(timeIntervalSince1970: boundary))): \(runs)\nnode a:\n\(a.log().suffix(6000))")
+        }
+        #expect(perBoundary.values.allSatisfy { $0 == 1 }, "\(runs)")
+        // The stored password is PostgreSQL's.
+        let creds = try JSONValue.parse(try await a.request("GET", "database/static-creds/ha", token: token).body)
+        #expect(try await RotationProcessTests.canLogIn(user, try #require(creds["data"]?["password"]?.stringValue)))
     }
 }
