@@ -87,7 +87,13 @@ final class ClusterForwarder: Sendable {
     /// The client towards the leader, made once the cluster's certificate is at hand.
     private func client() async throws -> HTTPClient {
         if let client = client.withLock({ $0 }) { return client }
-        guard let certificate = try await ClusterCertificate.load(broker) else {
+        // Right after the store is initialised the leader makes the certificate within moments.
+        var certificate = try await ClusterCertificate.load(broker)
+        for _ in 0..<20 where certificate == nil {
+            try await Task.sleep(for: .milliseconds(100))
+            certificate = try await ClusterCertificate.load(broker)
+        }
+        guard let certificate else {
             throw APIError(status: 503, ["this standby cannot forward yet: no leader has made the cluster certificate; retry"],
                            retryAfter: 1)
         }

@@ -35,7 +35,8 @@ struct ClusterListenerService: Service {
         try await application.run()
     }
 
-    /// The cluster certificate, once this node is unsealed and a leader has made it (checked each second).
+    /// The cluster certificate, once this node is unsealed and a leader has made it (checked
+    /// ten times a second: standbys can forward to this node only once its listener is up).
     private func waitForCertificate() async -> ClusterCertificate? {
         var reported = false
         while !Task.isCancelled {
@@ -45,7 +46,7 @@ struct ClusterListenerService: Service {
                 if !reported { logger.warning("cannot load the cluster certificate yet", metadata: ["error": "\(String(reflecting: error))"]) }
                 reported = true
             }
-            try? await Task.sleep(for: .seconds(1))
+            try? await Task.sleep(for: .milliseconds(100))
         }
         return nil
     }
