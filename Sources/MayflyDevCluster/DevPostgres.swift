@@ -83,7 +83,28 @@ public struct DevPostgres: Sendable {
     /// also creates PostgreSQL database `orders` (table `orders`, group `orders_reader`, login
     /// `migrator` owning the table, group `reporting` for an alternating static role) and
     /// declares it as database "orders", with the same admin login.
+    /// A login and database of their own for a Mayfly store (dev mode's HA cluster keeps its
+    /// store here): the URL (without the password) and the password.
+    public func createStore() async throws -> (url: String, password: String) {
+        let password = Base64.encodeURLSafeNoPadding(Random.bytes(32))
+        let postgres = try await PGConnection.connect(PGConnectionConfig(
+            host: socketDirectory, port: port, database: "postgres", user: "postgres", sslMode: "disable"))
+        try await postgres.execute(
+            "CREATE ROLE mayfly_store LOGIN PASSWORD \(try await postgres.escapeLiteral(SCRAMVerifier.make(password: password)))")
+        try await postgres.execute("CREATE DATABASE mayfly_store OWNER mayfly_store")
+        await postgres.close()
+        return ("postgresql://mayfly_store@127.0.0.1:\(port)/mayfly_store?sslmode=disable", password)
+    }
+
     public func configure(_ broker: Broker, rootToken: String) async throws {
+        try await configure { path, data in
+            _ = try await broker.handle(LogicalRequest(id: "dev-setup", operation: .update, path: path, data: data, token: rootToken))
+        }
+    }
+
+    /// The same, declaring the databases through `call` (a write to an API path), e.g. over a
+    /// dev cluster's socket.
+    public func configure(call: (String, [String: JSONValue]) async throws -> Void) async throws {
         let password = Base64.encodeURLSafeNoPadding(Random.bytes(32))
         func superuser(_ database: String) async throws -> PGConnection {
             try await PGConnection.connect(PGConnectionConfig(
@@ -112,9 +133,6 @@ public struct DevPostgres: Sendable {
             GRANT SELECT ON orders TO orders_reader
             """)
         await orders.close()
-        func call(_ path: String, _ data: [String: JSONValue]) async throws {
-            _ = try await broker.handle(LogicalRequest(id: "dev-setup", operation: .update, path: path, data: data, token: rootToken))
-        }
         try await call("database/config/dev", [
             "connection_url": .string("postgresql://mayfly_admin@127.0.0.1:\(port)/postgres?sslmode=disable"),
             "password": .string(password), "allowed_roles": "*",
@@ -166,7 +184,7 @@ public struct DevPostgres: Sendable {
     }
 
     /// A free TCP port on 127.0.0.1 (bind to port 0 and read it back).
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw DevClusterError("socket() failed") }
         defer { close(fd) }

@@ -114,7 +114,7 @@ struct OperatorCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "members",
             abstract: "List the nodes of an HA cluster: leader or standby, term, last heartbeat, addresses.",
-            discussion: "Any node answers (a standby asks the leader). A node whose heartbeat is older than three lock TTLs is shown as gone.")
+            discussion: "Any node answers (a standby asks the leader). A node silent for longer than the lock TTL is shown as gone.")
         @OptionGroup var options: ClientOptions
 
         func run() async throws {

@@ -20,16 +20,24 @@ struct ServerCommand: AsyncParsableCommand {
             ./.mayfly/mayfly.sock with its store in a temporary directory, an audit
             log, and a throw-away PostgreSQL; everything is deleted on exit. Never use
             --dev for real secrets.
+
+            With --dev-ha, starts a two-node HA cluster instead: the store in the
+            throw-away PostgreSQL, nodes on ./.mayfly/node-1.sock and node-2.sock (pid
+            files beside them), so that a failover can be tried in a minute.
             """)
 
     @Option(name: .long, help: "Config file (HCL or JSON).") var config: String?
     @Flag(name: .long, help: "Run a throw-away development server.") var dev = false
     @Flag(name: .long, help: "In dev mode, do not start a PostgreSQL.") var devNoPostgres = false
+    @Flag(name: .customLong("dev-ha"), help: "Run a throw-away two-node HA cluster on a throw-away PostgreSQL.") var devHA = false
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical (overrides the config).")
     var logLevel: String?
 
     func validate() throws {
-        guard (config != nil) != dev else { throw ValidationError("give either --config FILE or --dev") }
+        guard [config != nil, dev, devHA].filter({ $0 }).count == 1 else {
+            throw ValidationError("give one of --config FILE, --dev or --dev-ha")
+        }
+        if devHA && devNoPostgres { throw ValidationError("--dev-ha keeps its store in PostgreSQL: --dev-no-postgres does not apply") }
         if let logLevel, Logger.Level(rawValue: logLevel == "warn" ? "warning" : logLevel) == nil {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
@@ -41,6 +49,10 @@ struct ServerCommand: AsyncParsableCommand {
         umask(0o077)
         if dev {
             try await DevServer(noPostgres: devNoPostgres, logLevel: logLevel).run()
+            return
+        }
+        if devHA {
+            try await DevCluster(logLevel: logLevel).run()
             return
         }
         let loaded: MayflyConfig

@@ -17,12 +17,12 @@ struct DevModeTests {
         let process = Process()
         let outputPath: String
 
-        init(in directory: String, name: String) throws {
+        init(in directory: String, name: String, arguments: [String] = ["server", "--dev"]) throws {
             self.directory = directory
             outputPath = directory + "/\(name).log"
             _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
             process.executableURL = URL(fileURLWithPath: ServerProcess.binary)
-            process.arguments = ["server", "--dev"]
+            process.arguments = arguments
             process.currentDirectoryURL = URL(fileURLWithPath: directory)
             let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
             process.standardOutput = output

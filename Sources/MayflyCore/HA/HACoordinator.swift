@@ -116,6 +116,9 @@ public final class HACoordinator: Leadership, Sendable {
     /// The nodes as they last reported themselves.
     public func members() async throws -> [ClusterMember] { try await store.members() }
 
+    /// The lock as the store holds it now.
+    public func leaderLock() async throws -> LeaderLock? { try await store.leaderLock() }
+
     private func elect() async {
         let role = state.withLock { $0.role }
         switch role {

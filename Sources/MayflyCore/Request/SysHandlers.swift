@@ -96,15 +96,19 @@ enum SysHandlers {
     static func haStatus(_ broker: Broker) async throws -> LogicalResponse {
         guard let ha = broker.ha else { throw APIError.badRequest("high availability is not enabled on this node (ha_enabled in storage \"postgresql\")") }
         let now = broker.clock.now()
+        // The leader is the node the live lock names in its term; a node silent for longer than
+        // the lock's TTL is gone (it may still hold an old term in its last report).
+        let lock = try await ha.leaderLock().flatMap { $0.live ? $0 : nil }
         let nodes: [JSONValue] = try await ha.members().filter { $0.secondsSinceHeartbeat < 3600 }.map { member in
+            let active = member.role == "leader" && lock.map { $0.node == member.holder && $0.term == member.term } == true
             let echo = now.addingTimeInterval(-member.secondsSinceHeartbeat)
             return [
                 "hostname": .string(member.node), "api_address": .string(member.apiAddress),
-                "cluster_address": .string(member.address), "active_node": .bool(member.role == "leader"),
-                "last_echo": member.role == "leader" ? .null : .string(Timestamp.rfc3339(echo)),
+                "cluster_address": .string(member.address), "active_node": .bool(active),
+                "last_echo": active ? .null : .string(Timestamp.rfc3339(echo)),
                 "version": .string(member.version), "upgrade_version": .string(member.version), "redundancy_zone": "",
                 "term": .int(member.term), "heartbeat_age_seconds": .double((member.secondsSinceHeartbeat * 10).rounded() / 10),
-                "live": .bool(member.secondsSinceHeartbeat < max(3 * ha.config.lockTTL, 5)),
+                "live": .bool(active || member.secondsSinceHeartbeat < ha.config.lockTTL + 1),
             ]
         }
         return .envelope(Envelope(data: ["nodes": .array(nodes)], injectData: true))
