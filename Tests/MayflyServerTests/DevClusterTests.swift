@@ -7,7 +7,7 @@ import Testing
                 || FileManager.default.fileExists(atPath: "/usr/lib/postgresql"),
                 "needs PostgreSQL's server binaries"))
 struct DevClusterTests {
-    @Test func devHAFailsOverAsItsBannerSaysAndLeavesNothingBehind() async throws {
+    @Test func theReadmeFailoverRunsAsWrittenAndLeavesNothingBehind() async throws {
         let directory = "/tmp/mf-devha-\(UUID().uuidString.prefix(6))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -23,30 +23,36 @@ struct DevClusterTests {
         }
         let token = try #require(after("Root Token: ", upTo: "\n"), "no banner:\n\(text)")
         let root = try #require(after("lives in ", upTo: " "), "\(text)")
-        let env = ["MAYFLY_ADDR": "unix://\(directory)/.mayfly/node-2.sock", "MAYFLY_TOKEN": token]
-
-        let members = try await CLITests.mayfly(["operator", "members"], env: env)
-        let lines = members.stdout.split(separator: "\n")
-        #expect(lines.contains { $0.hasPrefix("node-1") && $0.contains("leader") }, "\(members.stdout)\(members.stderr)")
-        #expect(lines.contains { $0.hasPrefix("node-2") && $0.contains("standby") }, "\(members.stdout)")
-        #expect(try await CLITests.mayfly(["kv", "put", "secret/drill", "before=failover"], env: env).status == 0)
+        // The banner's export lines: the CLI on PATH, pointed at the standby with the root token.
+        var env: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            guard trimmed.hasPrefix("export MAYFLY_"), let equals = trimmed.firstIndex(of: "=") else { continue }
+            env[String(trimmed[trimmed.index(trimmed.startIndex, offsetBy: 7)..<equals])] =
+                String(trimmed[trimmed.index(after: equals)...]).trimmingCharacters(in: CharacterSet(charactersIn: "'"))
+        }
+        #expect(env["MAYFLY_ADDR"] == "unix://\(directory)/.mayfly/node-2.sock" && env["MAYFLY_TOKEN"] == token, "\(env)")
         #expect(try await CLITests.mayfly(["read", "database/creds/dev-readonly"], env: env).status == 0,
                 "dev mode's databases are declared on the cluster")
-
-        // The drill: kill -9 the leader; the standby leads within lock_ttl (5 s).
         let pid = try #require(pid_t(try String(contentsOfFile: directory + "/.mayfly/node-1.pid", encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)))
-        kill(pid, SIGKILL)
-        var status = ""
-        let failover = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < failover {
-            status = try await CLITests.mayfly(["status"], env: env).stdout
-            if status.contains("active") { break }
-            try await Task.sleep(for: .milliseconds(200))
+
+        // The README's drill, as written.
+        let commands = try ReadmeTour.commands(sections: ["A failover in a minute"])
+        #expect(commands.count == 6)
+        var outputs: [String] = []
+        var environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+        environment["PATH"] = (ServerProcess.binary as NSString).deletingLastPathComponent + ":" + (environment["PATH"] ?? "")
+        for command in commands {
+            let (status, output) = try await DevModeTests.shell(command.text, in: directory, environment: environment)
+            #expect(status == 0, "\(command): \(output)")
+            outputs.append(output)
         }
-        #expect(status.contains("HA Mode") && status.contains("active") && status.contains("node-2"), "\(status)")
-        let read = try await CLITests.mayfly(["kv", "get", "--field", "before", "secret/drill"], env: env)
-        #expect(read.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "failover", "\(read.stdout)\(read.stderr)")
+        let members = outputs[0].split(separator: "\n")
+        #expect(members.contains { $0.hasPrefix("node-1") && $0.contains("leader") }, "\(outputs[0])")
+        #expect(members.contains { $0.hasPrefix("node-2") && $0.contains("standby") }, "\(outputs[0])")
+        #expect(outputs[4].contains("active") && outputs[4].contains("node-2"), "\(outputs[4])")
+        #expect(outputs[5].contains("failover"), "\(outputs[5])")
         #expect(dev.output.contains("node-1 (pid \(pid)) exited"))
 
         // Ctrl-C: the other node, PostgreSQL and every file go.
