@@ -120,8 +120,8 @@ extension DevServer {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []
         for entry in entries where entry.hasPrefix(prefix) {
             let directory = (base as NSString).appendingPathComponent(entry)
-            var info = stat()
-            guard stat(directory, &info) == 0, info.st_uid == geteuid(),
+            guard let uid = (try? FileManager.default.attributesOfItem(atPath: directory))?[.ownerAccountID] as? NSNumber,
+                uid.uint32Value == geteuid(),
                 let text = try? String(contentsOfFile: directory + "/" + ownerFile, encoding: .utf8),
                 let owner = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), !isMayfly(owner)
             else { continue }
