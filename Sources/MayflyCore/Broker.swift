@@ -131,7 +131,14 @@ public final class Broker: Sendable {
                                      metadata: ["term": "\(term)", "error": "\(String(reflecting: error))"])
                     }
                 },
-                standby: { barrier.cache.wipe() })
+                standby: { barrier.cache.wipe() },
+                whileStandby: {
+                    do {
+                        try await seal.reloadKeyring()
+                    } catch {
+                        logger.warning("cannot re-read the keyring", metadata: ["error": "\(String(reflecting: error))"])
+                    }
+                })
         }
     }
 

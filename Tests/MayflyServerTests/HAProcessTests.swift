@@ -567,4 +567,35 @@ struct HAProcessTests {
         let creds = try JSONValue.parse(try await a.request("GET", "database/static-creds/ha", token: token).body)
         #expect(try await RotationProcessTests.canLogIn(user, try #require(creds["data"]?["password"]?.stringValue)))
     }
+
+    /// A standby picks up keyring terms the leader adds: after a rotation and the re-wrap of
+    /// every entry (the cluster certificate too) into the new term, a standby that never
+    /// forwarded before can still open the certificate and forward.
+    @Test func aStandbyPicksUpNewKeyringTerms() async throws {
+        let (schema, shared) = try Self.cluster()
+        let a = try Self.node("node-a", schema: schema, shared: shared)
+        try await a.start()
+        defer { a.kill(signal: SIGKILL) }
+        let token = try #require(try JSONValue.parse(try await a.request("PUT", "sys/init", json: "{}").body)["root_token"]?.stringValue)
+        let b = try Self.node("node-b", schema: schema, shared: shared)
+        try await b.start()
+        defer { b.kill(signal: SIGKILL) }
+        try await Self.await(b, health: 429, within: 10)
+        try await Task.sleep(for: .seconds(1))   // the leader's cluster certificate exists (term 1)
+
+        #expect(try await a.request("PUT", "sys/rotate", token: token, json: "{}").status == 200)
+        let deadline = Date().addingTimeInterval(30)
+        var state = ""
+        while Date() < deadline {
+            state = try JSONValue.parse(try await a.request("GET", "sys/key-status", token: token).body)["data"]?["rewrap"]?["state"]?
+                .stringValue ?? ""
+            if state == "finished" { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(state == "finished", "every entry re-wrapped into term 2")
+        try await Task.sleep(for: .seconds(6))   // a standby re-reads the keyring every 5 s
+        let read = try await b.request("GET", "sys/key-status", token: token)
+        #expect(read.status == 200, "forwarded after the rotation: \(String(decoding: read.body, as: UTF8.self))\n\(b.log().suffix(2000))")
+        #expect(try JSONValue.parse(read.body)["data"]?["term"]?.intValue == 2)
+    }
 }

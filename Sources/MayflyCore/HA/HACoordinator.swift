@@ -40,6 +40,8 @@ public final class HACoordinator: Leadership, Sendable {
         var lastRenewal = ContinuousClock.now
         var onLeader: (@Sendable (Int64) async -> Void)?
         var onStandby: (@Sendable () async -> Void)?
+        var whileStandby: (@Sendable () async -> Void)?
+        var lastStandbyRound = ContinuousClock.now
     }
     private let state = Mutex(State())
 
@@ -58,10 +60,15 @@ public final class HACoordinator: Leadership, Sendable {
 
     /// What runs when this node takes the lock (leader-only start-up: reconcile, resumption)
     /// and when it loses it. Set once, before `run`.
-    public func onTransitions(leader: @escaping @Sendable (Int64) async -> Void, standby: @escaping @Sendable () async -> Void) {
+    /// `whileStandby` runs every few seconds while this node is a standby (it picks up the
+    /// keyring terms the leader adds).
+    public func onTransitions(leader: @escaping @Sendable (Int64) async -> Void, standby: @escaping @Sendable () async -> Void,
+                              whileStandby: @escaping @Sendable () async -> Void = {})
+    {
         state.withLock {
             $0.onLeader = leader
             $0.onStandby = standby
+            $0.whileStandby = whileStandby
         }
     }
 
@@ -110,6 +117,13 @@ public final class HACoordinator: Leadership, Sendable {
             try await store.reportMember(member)
         } catch {
             logger.debug("cannot report this node's heartbeat", metadata: ["error": "\(String(reflecting: error))"])
+        }
+        if term == 0, let round = state.withLock({ state -> (@Sendable () async -> Void)? in
+            guard ContinuousClock.now - state.lastStandbyRound >= .seconds(5) else { return nil }
+            state.lastStandbyRound = .now
+            return state.whileStandby
+        }) {
+            await round()
         }
     }
 

@@ -190,6 +190,7 @@ public actor SealManager {
         do {
             guard let blob = try await storage.systemValue("keyring") else { throw BarrierError.corrupt("keyring missing") }
             barrier.install(try Keyring.open(blob, rootKey: root))
+            installedKeyring = blob
             try await tokens.loadKey()
             rootKey = root
             try await afterUnseal()
@@ -208,13 +209,19 @@ public actor SealManager {
     func reloadKeyring() async throws {
         guard let rootKey else { return }
         guard let blob = try await storage.systemValue("keyring") else { throw BarrierError.corrupt("keyring missing") }
+        // Unchanged since it was installed: the keys in use stay (nothing is wiped under a reader).
+        guard blob != installedKeyring else { return }
         let ring = try Keyring.open(blob, rootKey: rootKey)
         guard self.rootKey != nil else {
             ring.wipe()  // sealed meanwhile
             return
         }
         barrier.install(ring)
+        installedKeyring = blob
     }
+
+    /// The sealed keyring as last installed from the store (ciphertext; for `reloadKeyring`).
+    private var installedKeyring: [UInt8]?
 
     /// Wipes every key from memory.
     public func seal() {
@@ -240,7 +247,9 @@ public actor SealManager {
         let current = try barrier.currentKeyring()
         let ring = current.rotated(now: tokens.clock.now())
         do {
-            try await storage.setSystemValue("keyring", try ring.sealed(rootKey: rootKey))
+            let sealed = try ring.sealed(rootKey: rootKey)
+            try await storage.setSystemValue("keyring", sealed)
+            installedKeyring = sealed
         } catch {
             ring.active.key.wipe()
             throw error
