@@ -63,6 +63,8 @@ public struct LeaderLock: Sendable, Equatable {
     public var live: Bool
     /// Seconds since its holder last renewed it.
     public var secondsSinceHeartbeat: Double
+    /// Seconds until it expires unless renewed (negative once expired).
+    public var secondsToExpiry: Double = 0
 }
 
 extension PostgresStorage: LeaderLockStore {
@@ -131,11 +133,13 @@ extension PostgresStorage: LeaderLockStore {
         return try await run { session in
             try session.query("""
                 SELECT node, address, term, expires_at > clock_timestamp(),
-                       extract(epoch FROM clock_timestamp() - heartbeat_at), api_address
+                       extract(epoch FROM clock_timestamp() - heartbeat_at), api_address,
+                       extract(epoch FROM expires_at - clock_timestamp())
                 FROM \(table) WHERE id = 1
                 """).first.map {
                 LeaderLock(node: $0[0] ?? "", address: $0[1] ?? "", apiAddress: $0[5] ?? "", term: Int64($0[2] ?? "") ?? 0,
-                           live: $0[3] == "t", secondsSinceHeartbeat: Double($0[4] ?? "") ?? 0)
+                           live: $0[3] == "t", secondsSinceHeartbeat: Double($0[4] ?? "") ?? 0,
+                           secondsToExpiry: Double($0[6] ?? "") ?? 0)
             }
         }
     }

@@ -97,6 +97,7 @@ struct HAProcessTests {
 
     @Test func aStandbyForwardsWithItsCallersIdentityAndLeadsWithinTheTTLAfterAKill9() async throws {
         let (schema, shared) = try Self.cluster()
+        defer { try? FileManager.default.removeItem(atPath: shared) }
         let a = try Self.node("node-a", schema: schema, shared: shared)
         try await a.start()
         defer { a.kill(signal: SIGKILL) }
@@ -145,6 +146,7 @@ struct HAProcessTests {
 
     @Test func aLeaderFrozenPastItsLockCannotWriteWhenItWakesAndBecomesAStandby() async throws {
         let (schema, shared) = try Self.cluster()
+        defer { try? FileManager.default.removeItem(atPath: shared) }
         let a = try Self.node("node-a", schema: schema, shared: shared)
         try await a.start()
         defer { a.kill(signal: SIGKILL) }
@@ -203,6 +205,7 @@ struct HAProcessTests {
 
     @Test func threeNodesServeOnEveryListenerAndAKill9MidIssuanceLosesNoCredential() async throws {
         let (schema, shared) = try Self.cluster()
+        defer { try? FileManager.default.removeItem(atPath: shared) }
         try await ListenerTests.makeCertificates(in: shared)
         let a = try Self.node("node-a", schema: schema, shared: shared, tls: true)
         try await a.start()
@@ -315,6 +318,7 @@ struct HAProcessTests {
 
     @Test func badInputIsAClearErrorAndCorruptsNothing() async throws {
         let (schema, shared) = try Self.cluster()
+        defer { try? FileManager.default.removeItem(atPath: shared) }
         // An unreachable store at start: the server says so and exits.
         let nowhere = try ServerProcess(storage: """
             storage "postgresql" {
@@ -385,6 +389,7 @@ struct HAProcessTests {
         defer { Task { await replica.destroy() } }
         let shared = "/tmp/mf-hapg-\(UUID().uuidString.prefix(6))"
         try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: shared) }
         try primary.value("MAYFLY_TEST_PG_PASSWORD").write(toFile: shared + "/store.password", atomically: true, encoding: .utf8)
         let url = "postgresql://\(try primary.value("MAYFLY_TEST_PG_USER"))@127.0.0.1:\(try primary.value("MAYFLY_TEST_PG_PORT")),"
             + "127.0.0.1:\(try replica.value("MAYFLY_TEST_PG_PORT"))/\(try primary.value("MAYFLY_TEST_PG_DB"))"
@@ -451,6 +456,7 @@ struct HAProcessTests {
 
     @Test func aKill9OfTheLeaderMidRevokeAllLeavesTheNewLeaderToFinishIt() async throws {
         let (schema, shared) = try Self.cluster()
+        defer { try? FileManager.default.removeItem(atPath: shared) }
         let a = try Self.node("node-a", schema: schema, shared: shared)
         try await a.start()
         defer { a.kill(signal: SIGKILL) }
@@ -519,6 +525,7 @@ struct HAProcessTests {
 
     @Test func aStaticRoleRotatesOncePerScheduleBoundaryAcrossTwoFailovers() async throws {
         let (schema, shared) = try Self.cluster()
+        defer { try? FileManager.default.removeItem(atPath: shared) }
         let a = try Self.node("node-a", schema: schema, shared: shared)
         try await a.start()
         defer { a.kill(signal: SIGKILL) }
@@ -573,6 +580,7 @@ struct HAProcessTests {
     /// forwarded before can still open the certificate and forward.
     @Test func aStandbyPicksUpNewKeyringTerms() async throws {
         let (schema, shared) = try Self.cluster()
+        defer { try? FileManager.default.removeItem(atPath: shared) }
         let a = try Self.node("node-a", schema: schema, shared: shared)
         try await a.start()
         defer { a.kill(signal: SIGKILL) }

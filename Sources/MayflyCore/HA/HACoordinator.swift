@@ -95,18 +95,41 @@ public final class HACoordinator: Leadership, Sendable {
     var standbyInterval: Duration { .milliseconds(Int64(min(config.lockTTL / 3, 0.5) * 1000)) }
 
     /// Runs the election until cancelled; on the way out a leader gives the lock up at once.
+    /// The node's heartbeat row and a standby's keyring refresh run beside it, every second,
+    /// so that a slow store never delays a takeover.
     public func run() async {
-        while !Task.isCancelled {
-            await step()
-            try? await Task.sleep(for: isLeaderNow ? renewInterval : standbyInterval)
+        let heartbeat = Task {
+            while !Task.isCancelled {
+                await report()
+                try? await Task.sleep(for: .seconds(1))
+            }
         }
+        while !Task.isCancelled {
+            await elect()
+            try? await Task.sleep(for: nextRound())
+        }
+        heartbeat.cancel()
         await resign()
     }
 
-    /// One round: a leader renews (or steps down), a standby tries to take the lock; then the
-    /// node reports itself in the members table.
+    /// When to look again: a leader at its renewal interval; a standby every half second, or
+    /// just after the lock it saw expires, if sooner.
+    private func nextRound() -> Duration {
+        if isLeaderNow { return renewInterval }
+        guard let lock = state.withLock({ $0.lock }), lock.live, lock.secondsToExpiry < min(config.lockTTL / 3, 0.5) else {
+            return standbyInterval
+        }
+        return .milliseconds(Int64(max(0, lock.secondsToExpiry) * 1000) + 20)
+    }
+
+    /// One round (start-up and tests): an election, then the node's report.
     public func step() async {
         await elect()
+        await report()
+    }
+
+    /// Reports this node in the members table; a standby also runs its periodic work.
+    private func report() async {
         let role = state.withLock { $0.role }
         var term: Int64 = 0
         if case .leader(let held) = role { term = held }
