@@ -2,16 +2,14 @@ import Foundation
 import Testing
 
 /// `mayfly server --dev-ha`: two nodes on a throw-away PostgreSQL store, a failover drill as
-/// its banner suggests (kill -9 the leader, the standby leads), nothing left after Ctrl-C.
-@Suite(.enabled(if: ProcessInfo.processInfo.environment["MAYFLY_REQUIRE_INTEGRATION"] == "1"
-                || FileManager.default.fileExists(atPath: "/usr/lib/postgresql"),
-                "needs PostgreSQL's server binaries"))
-struct DevClusterTests {
+/// the README writes it (kill -9 the leader, the standby leads), nothing left after Ctrl-C.
+/// In `DevModeTests`, whose tests run one at a time: each starts a PostgreSQL of its own.
+extension DevModeTests {
     @Test func theReadmeFailoverRunsAsWrittenAndLeavesNothingBehind() async throws {
         let directory = "/tmp/mf-devha-\(UUID().uuidString.prefix(6))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let dev = try DevModeTests.DevProcess(in: directory, name: "dev-ha", arguments: ["server", "--dev-ha"])
+        let dev = try DevProcess(in: directory, name: "dev-ha", arguments: ["server", "--dev-ha"])
         let deadline = ContinuousClock.now + .seconds(120)
         while !dev.output.contains("Root Token: "), dev.process.isRunning, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(100))
@@ -44,7 +42,7 @@ struct DevClusterTests {
         var environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
         environment["PATH"] = (ServerProcess.binary as NSString).deletingLastPathComponent + ":" + (environment["PATH"] ?? "")
         for command in commands {
-            let (status, output) = try await DevModeTests.shell(command.text, in: directory, environment: environment)
+            let (status, output) = try await Self.shell(command.text, in: directory, environment: environment)
             #expect(status == 0, "\(command): \(output)")
             outputs.append(output)
         }
@@ -58,11 +56,11 @@ struct DevClusterTests {
         // Ctrl-C: the other node, PostgreSQL and every file go.
         let survivor = pid_t(try String(contentsOfFile: directory + "/.mayfly/node-2.pid", encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines))
-        let postmaster = DevModeTests.postmaster(in: root)
+        let postmaster = Self.postmaster(in: root)
         dev.stop(SIGINT)
         #expect(dev.process.terminationStatus == 0, "\(dev.output)")
-        if let survivor { #expect(try await DevModeTests.stops(survivor)) }
-        if let postmaster { #expect(try await DevModeTests.stops(postmaster)) }
+        if let survivor { #expect(try await Self.stops(survivor)) }
+        if let postmaster { #expect(try await Self.stops(postmaster)) }
         #expect(!FileManager.default.fileExists(atPath: root))
         #expect(!FileManager.default.fileExists(atPath: directory + "/.mayfly"), "the socket directory is removed")
     }

@@ -72,6 +72,22 @@ struct PostgresStoreProcessTests {
         for index in 0..<30 {
             #expect(try await old.request("POST", "secret/data/app/\(index)", token: token, json: #"{"data":{"n":"\#(index)"}}"#).status == 200)
         }
+        // Everything a store holds: KV versions, a policy, a token, a lease, a static role.
+        #expect(try await old.request("POST", "secret/data/app/0", token: token, json: #"{"data":{"n":"0, second version"}}"#).status == 200)
+        #expect(try await old.request("PUT", "sys/policies/acl/migrated", token: token,
+                                      json: #"{"policy":"path \"secret/data/app/*\" { capabilities = [\"read\"] }"}"#).status == 204)
+        let child = try #require(try JSONValue.parse(try await old.request("POST", "auth/token/create", token: token,
+                                                                           json: #"{"policies":["migrated"]}"#).body)["auth"]?["client_token"]?.stringValue)
+        #expect(try await old.configureTestDatabase("db", token: token) == 204)
+        #expect(try await old.request("POST", "database/roles/migrated", token: token, json: #"{"db_name":"db","default_ttl":"1h"}"#).status == 204)
+        let lease = try #require(try JSONValue.parse(try await old.request("GET", "database/creds/migrated", token: token).body)["lease_id"]?.stringValue)
+        let user = "mf_migrated_\(UUID().uuidString.prefix(8).lowercased())"
+        let admin = try await ReconcileProcessTests.admin()
+        try await admin.execute("CREATE ROLE \(user) LOGIN")
+        await admin.close()
+        #expect(try await old.request("POST", "database/static-roles/migrated", token: token,
+                                      json: #"{"db_name":"db","username":"\#(user)","rotation_period":"1h"}"#).status == 204)
+        let staticPassword = try #require(try JSONValue.parse(try await old.request("GET", "database/static-creds/migrated", token: token).body)["data"]?["password"]?.stringValue)
         old.kill(signal: SIGTERM)
         try await old.waitForExit()
 
@@ -87,6 +103,16 @@ struct PostgresStoreProcessTests {
         #expect(try await new.request("GET", "sys/health").status == 200, "unsealed from the same key file")
         let read = try await new.request("GET", "secret/data/app/29", token: token)
         #expect(try JSONValue.parse(read.body)["data"]?["data"]?["n"] == "29", "the root token and the secrets came along")
+        let first = try await new.request("GET", "secret/data/app/0", token: token, query: [("version", "1")])
+        #expect(try JSONValue.parse(first.body)["data"]?["data"]?["n"] == "0", "KV versions came along")
+        #expect(try JSONValue.parse(try await new.request("GET", "secret/data/app/0", token: child).body)["data"]?["data"]?["n"]
+                == "0, second version", "the child token and its policy came along")
+        #expect(try await new.request("GET", "secret/data/other", token: child).status == 403)
+        let looked = try await new.request("PUT", "sys/leases/lookup", token: token, json: #"{"lease_id":"\#(lease)"}"#)
+        #expect(looked.status == 200, "the lease came along: \(String(decoding: looked.body, as: UTF8.self))")
+        let statics = try JSONValue.parse(try await new.request("GET", "database/static-creds/migrated", token: token).body)
+        #expect(statics["data"]?["password"]?.stringValue == staticPassword, "the static role came along")
+        #expect(try await RotationProcessTests.canLogIn(user, staticPassword))
 
         // Never into a store that holds anything (the new server holds its lock, too).
         new.kill(signal: SIGTERM)

@@ -58,7 +58,9 @@ final class ServerProcess: @unchecked Sendable {
         process.standardError = output
         try process.run()
         self.process = process
-        let deadline = Date().addingTimeInterval(30)
+        // Generous: at the start of a full run dozens of servers and clusters start at once on
+        // two cores; a server that fails to start exits, which ends the wait at once.
+        let deadline = Date().addingTimeInterval(90)
         while Date() < deadline {
             if !process.isRunning { break }
             if FileManager.default.fileExists(atPath: socketPath),
