@@ -147,7 +147,7 @@ let package = Package(
         .testTarget(name: "MayflyCronTests", dependencies: ["MayflyCron"], swiftSettings: swiftSettings),
         .testTarget(name: "MayflyStoreTests", dependencies: ["MayflyStore", "MayflyMigrations", "MayflyPostgres"],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "MayflyPostgresTests", dependencies: ["MayflyPostgres"], swiftSettings: swiftSettings),
+        .testTarget(name: "MayflyPostgresTests", dependencies: ["MayflyPostgres", "MayflyTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "MayflyCoreTests",
             dependencies: ["MayflyCore", "MayflyCrypto", "MayflyStore", "MayflyPostgres", "MayflyPolicies", "MayflyTestSupport",

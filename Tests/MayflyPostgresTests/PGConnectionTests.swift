@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import MayflyPostgres
+import MayflyTestSupport
 import Testing
 
 /// The throw-away cluster started by scripts/test (scripts/pg-test-cluster), or nil.
@@ -85,7 +86,7 @@ struct PGConnectionTests {
     /// the next one, the real server, is used.
     @Test func aMultiHostURLReachesTheServerThatAnswers() async throws {
         let real = try TestCluster.config()
-        let dead = try await Self.closedPort()
+        let dead = LoopbackPort.free()  // nothing listens there
         var config = try PGConnectionConfig.parse(
             url: "postgresql://\(real.user)@127.0.0.1:\(dead),\(real.host):\(real.port)/\(real.database)?target_session_attrs=read-write")
         config.password = real.password
@@ -93,20 +94,6 @@ struct PGConnectionTests {
         let connection = try await PGConnection.connect(config)
         #expect(try await connection.query("SELECT inet_server_port()") == [[String(real.port)]])
         await connection.close()
-    }
-
-    /// A TCP port on 127.0.0.1 where nothing listens.
-    static func closedPort() async throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 
     @Test func wrongCAFailsVerification() async throws {

@@ -1,4 +1,5 @@
 import Foundation
+import MayflyTestSupport
 import MayflyClient
 import MayflyCore
 import Testing
@@ -51,7 +52,7 @@ import Testing
         try await Self.makeClientCertificates(in: directory)
         try #"path "secret/data/billing/*" { capabilities = ["read"] }"#
             .write(toFile: directory + "/policies/billing-app.hcl", atomically: true, encoding: .utf8)
-        let port = ListenerTests.freePort()
+        let port = LoopbackPort.free()
         let server = try ServerProcess(extraConfig: """
             seal "keyfile" { path = "\(directory)/unseal.key" }
             policies { directory = "\(directory)/policies" }

@@ -1,4 +1,5 @@
 import Foundation
+import MayflyTestSupport
 import Glibc
 import MayflyClient
 import MayflyCore
@@ -42,7 +43,7 @@ import Testing
         let certificates = "/tmp/mf-cl-\(UUID().uuidString.prefix(6))"
         try FileManager.default.createDirectory(atPath: certificates, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: certificates) }
-        let port = ListenerTests.freePort()
+        let port = LoopbackPort.free()
         // Long timeouts: the idle connections must still be open while the request is timed.
         let patient = "http_read_header_timeout = \"5m\"  http_idle_timeout = \"5m\""
         let server = try ServerProcess(
@@ -138,7 +139,7 @@ import Testing
     static func tlsServer(_ options: String) async throws -> (ServerProcess, Int, String) {
         let certificates = "/tmp/mf-cl-\(UUID().uuidString.prefix(6))"
         try FileManager.default.createDirectory(atPath: certificates, withIntermediateDirectories: true)
-        let port = ListenerTests.freePort()
+        let port = LoopbackPort.free()
         let server = try ServerProcess(extraConfig: try await tlsListener(port: port, directory: certificates, options: options))
         try await server.start()
         return (server, port, certificates)

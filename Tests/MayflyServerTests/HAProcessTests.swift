@@ -1,4 +1,5 @@
 import Foundation
+import MayflyTestSupport
 import Glibc
 import MayflyClient
 import MayflyPostgres
@@ -14,19 +15,6 @@ import Testing
 struct HAProcessTests {
     static let lockTTL = 3
 
-    /// A free TCP port on 127.0.0.1 (bound, read, released).
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     /// A node of the cluster on `schema`: its own socket and cluster port, the shared key file
     /// and policies, uid 0 (this test) bound to `app-reader`.
     static func node(_ name: String, schema: String, shared: String, tls: Bool = false) throws -> ServerProcess {
@@ -37,7 +25,7 @@ struct HAProcessTests {
             """)
         return try ServerProcess(extraConfig: """
             seal "keyfile" { path = "\(shared)/unseal.key" }
-            cluster_addr = "https://127.0.0.1:\(freePort())"
+            cluster_addr = "https://127.0.0.1:\(LoopbackPort.free())"
             api_addr     = "https://\(name).example:8200"
             policies { directory = "\(shared)/policies" }
             bind "unix:uid:0" { policies = ["app-reader"] }
@@ -49,7 +37,7 @@ struct HAProcessTests {
             scheduler { jitter = "0s" }
             \(!tls ? "" : """
                 listener "tcp" {
-                  address = "127.0.0.1:\(freePort())"
+                  address = "127.0.0.1:\(LoopbackPort.free())"
                   tls_cert_file = "\(shared)/server.pem"
                   tls_key_file = "\(shared)/server.key"
                   tls_handshake_timeout = "5m"
@@ -67,6 +55,17 @@ struct HAProcessTests {
         try #"path "secret/data/app" { capabilities = ["create", "update", "read"] }"#.write(
             toFile: shared + "/policies/app-writer.hcl", atomically: true, encoding: .utf8)
         return (schema, shared)
+    }
+
+    /// Node a, initialised (it leads), and node b, its standby; the root token.
+    static func leaderAndStandby(schema: String, shared: String) async throws -> (a: ServerProcess, b: ServerProcess, token: String) {
+        let a = try node("node-a", schema: schema, shared: shared)
+        try await a.start()
+        let token = try #require(try JSONValue.parse(try await a.request("PUT", "sys/init", json: "{}").body)["root_token"]?.stringValue)
+        let b = try node("node-b", schema: schema, shared: shared)
+        try await b.start()
+        try await await(b, health: 429, within: 30)
+        return (a, b, token)
     }
 
     /// Polls `node`'s `sys/health` until it answers `status` (at most `seconds`); the seconds it took.
@@ -110,16 +109,13 @@ struct HAProcessTests {
     @Test func aStandbyForwardsWithItsCallersIdentityAndLeadsWithinTheTTLAfterAKill9() async throws {
         let (schema, shared) = try Self.cluster()
         defer { try? FileManager.default.removeItem(atPath: shared) }
-        let a = try Self.node("node-a", schema: schema, shared: shared)
-        try await a.start()
-        defer { a.kill(signal: SIGKILL) }
-        let token = try #require(try JSONValue.parse(try await a.request("PUT", "sys/init", json: "{}").body)["root_token"]?.stringValue)
+        let (a, b, token) = try await Self.leaderAndStandby(schema: schema, shared: shared)
+        defer {
+            a.kill(signal: SIGKILL)
+            b.kill(signal: SIGKILL)
+        }
         #expect(try await a.request("GET", "sys/health").status == 200)
 
-        let b = try Self.node("node-b", schema: schema, shared: shared)
-        try await b.start()
-        defer { b.kill(signal: SIGTERM) }
-        try await Self.await(b, health: 429, within: 30)
         #expect(try await b.request("GET", "sys/health", query: [("standbyok", "true")]).status == 200)
         let leader = try JSONValue.parse(try await b.request("GET", "sys/leader").body)
         #expect(leader["ha_enabled"]?.boolValue == true && leader["is_self"]?.boolValue == false, "\(leader)")
@@ -168,14 +164,11 @@ struct HAProcessTests {
     @Test func aLeaderFrozenPastItsLockCannotWriteWhenItWakesAndBecomesAStandby() async throws {
         let (schema, shared) = try Self.cluster()
         defer { try? FileManager.default.removeItem(atPath: shared) }
-        let a = try Self.node("node-a", schema: schema, shared: shared)
-        try await a.start()
-        defer { a.kill(signal: SIGKILL) }
-        let token = try #require(try JSONValue.parse(try await a.request("PUT", "sys/init", json: "{}").body)["root_token"]?.stringValue)
-        let b = try Self.node("node-b", schema: schema, shared: shared)
-        try await b.start()
-        defer { b.kill(signal: SIGKILL) }
-        try await Self.await(b, health: 429, within: 30)
+        let (a, b, token) = try await Self.leaderAndStandby(schema: schema, shared: shared)
+        defer {
+            a.kill(signal: SIGKILL)
+            b.kill(signal: SIGKILL)
+        }
         #expect(try await Self.retrying(b, "POST", "secret/data/app", token: token, json: #"{"data":{"v":"before"}}"#).status == 200)
 
         // Frozen, with a write waiting in its socket: the lock expires and b takes over.
@@ -348,7 +341,7 @@ struct HAProcessTests {
         // An unreachable store at start: the server says so and exits.
         let nowhere = try ServerProcess(storage: """
             storage "postgresql" {
-              connection_url = "postgresql://mayfly@127.0.0.1:\(Self.freePort())/mayfly?sslmode=disable"
+              connection_url = "postgresql://mayfly@127.0.0.1:\(LoopbackPort.free())/mayfly?sslmode=disable"
               tls_insecure_allow = true
             }
             """)
@@ -356,10 +349,11 @@ struct HAProcessTests {
         #expect(refused.status == 1 && refused.output.contains("cannot start") && refused.output.contains("PostgreSQL store"),
                 "\(refused.output)")
 
-        let a = try Self.node("node-a", schema: schema, shared: shared)
-        try await a.start()
-        defer { a.kill(signal: SIGKILL) }
-        let token = try #require(try JSONValue.parse(try await a.request("PUT", "sys/init", json: "{}").body)["root_token"]?.stringValue)
+        let (a, b, token) = try await Self.leaderAndStandby(schema: schema, shared: shared)
+        defer {
+            a.kill(signal: SIGKILL)
+            b.kill(signal: SIGKILL)
+        }
         #expect(try await a.request("POST", "secret/data/app", token: token, json: #"{"data":{"v":"kept"}}"#).status == 200)
 
         // A node whose key file is another store's: it does not start, and writes nothing.
@@ -374,10 +368,6 @@ struct HAProcessTests {
 
         // The lock row tampered with (another holder, far into the future): the leader steps
         // down at its next renewal, writes are refused with 503, and nothing is corrupted.
-        let b = try Self.node("node-b", schema: schema, shared: shared)
-        try await b.start()
-        defer { b.kill(signal: SIGKILL) }
-        try await Self.await(b, health: 429, within: 30)
         let admin = try await ReconcileProcessTests.admin()
         defer { Task { await admin.close() } }
         _ = try await admin.query(
@@ -422,7 +412,7 @@ struct HAProcessTests {
             + "?sslmode=verify-full&sslrootcert=\(try primary.value("MAYFLY_TEST_PG_SSLROOTCERT"))&target_session_attrs=read-write&connect_timeout=2"
         let node = try ServerProcess(extraConfig: """
             seal "keyfile" { path = "\(shared)/unseal.key" }
-            cluster_addr = "https://127.0.0.1:\(Self.freePort())"
+            cluster_addr = "https://127.0.0.1:\(LoopbackPort.free())"
             """, storage: """
             storage "postgresql" {
               connection_url = "\(url)"
@@ -483,17 +473,14 @@ struct HAProcessTests {
     @Test func aKill9OfTheLeaderMidRevokeAllLeavesTheNewLeaderToFinishIt() async throws {
         let (schema, shared) = try Self.cluster()
         defer { try? FileManager.default.removeItem(atPath: shared) }
-        let a = try Self.node("node-a", schema: schema, shared: shared)
-        try await a.start()
-        defer { a.kill(signal: SIGKILL) }
-        let token = try #require(try JSONValue.parse(try await a.request("PUT", "sys/init", json: "{}").body)["root_token"]?.stringValue)
+        let (a, b, token) = try await Self.leaderAndStandby(schema: schema, shared: shared)
+        defer {
+            a.kill(signal: SIGKILL)
+            b.kill(signal: SIGKILL)
+        }
         #expect(try await a.configureTestDatabase("db", token: token, extra: ["connection_budget": 0]) == 204)
         let role = "ha-" + UUID().uuidString.prefix(8).lowercased()
         #expect(try await a.request("POST", "database/roles/\(role)", token: token, json: #"{"db_name":"db","default_ttl":"1h"}"#).status == 204)
-        let b = try Self.node("node-b", schema: schema, shared: shared)
-        try await b.start()
-        defer { b.kill(signal: SIGKILL) }
-        try await Self.await(b, health: 429, within: 30)
 
         // 5,000 live credentials.
         let total = 5000, workers = 8
@@ -552,19 +539,16 @@ struct HAProcessTests {
     @Test func aStaticRoleRotatesOncePerScheduleBoundaryAcrossTwoFailovers() async throws {
         let (schema, shared) = try Self.cluster()
         defer { try? FileManager.default.removeItem(atPath: shared) }
-        let a = try Self.node("node-a", schema: schema, shared: shared)
-        try await a.start()
-        defer { a.kill(signal: SIGKILL) }
-        let token = try #require(try JSONValue.parse(try await a.request("PUT", "sys/init", json: "{}").body)["root_token"]?.stringValue)
+        let (a, b, token) = try await Self.leaderAndStandby(schema: schema, shared: shared)
+        defer {
+            a.kill(signal: SIGKILL)
+            b.kill(signal: SIGKILL)
+        }
         #expect(try await a.configureTestDatabase("db", token: token) == 204)
         let user = "mf_ha_static_\(UUID().uuidString.prefix(8).lowercased())"
         let admin = try await ReconcileProcessTests.admin()
         defer { Task { await admin.close() } }
         try await admin.execute("CREATE ROLE \(user) LOGIN")
-        let b = try Self.node("node-b", schema: schema, shared: shared)
-        try await b.start()
-        defer { b.kill(signal: SIGKILL) }
-        try await Self.await(b, health: 429, within: 30)
         // Created at 10 s past a minute, so that its first scheduled run is the next boundary.
         try await Self.sleep(untilSecond: 10)
         #expect(try await a.request("POST", "database/static-roles/ha", token: token,
@@ -607,14 +591,11 @@ struct HAProcessTests {
     @Test func aStandbyPicksUpNewKeyringTerms() async throws {
         let (schema, shared) = try Self.cluster()
         defer { try? FileManager.default.removeItem(atPath: shared) }
-        let a = try Self.node("node-a", schema: schema, shared: shared)
-        try await a.start()
-        defer { a.kill(signal: SIGKILL) }
-        let token = try #require(try JSONValue.parse(try await a.request("PUT", "sys/init", json: "{}").body)["root_token"]?.stringValue)
-        let b = try Self.node("node-b", schema: schema, shared: shared)
-        try await b.start()
-        defer { b.kill(signal: SIGKILL) }
-        try await Self.await(b, health: 429, within: 30)
+        let (a, b, token) = try await Self.leaderAndStandby(schema: schema, shared: shared)
+        defer {
+            a.kill(signal: SIGKILL)
+            b.kill(signal: SIGKILL)
+        }
         try await Task.sleep(for: .seconds(1))   // the leader's cluster certificate exists (term 1)
 
         #expect(try await a.request("PUT", "sys/rotate", token: token, json: "{}").status == 200)

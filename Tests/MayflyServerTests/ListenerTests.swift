@@ -1,4 +1,5 @@
 import Foundation
+import MayflyTestSupport
 import Glibc
 import MayflyClient
 import MayflyCore
@@ -20,22 +21,6 @@ import Testing
         try await ChildRun.shell(script, what: "openssl")
     }
 
-    /// A port the kernel reports free on 127.0.0.1 (bind to 0, read it back, close).
-    static func freePort() -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
-            }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     @Test func unixSocketHasModeAndServesHTTP() async throws {
         let server = try ServerProcess()
         try await server.start()
@@ -51,7 +36,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try await Self.makeCertificates(in: directory)
-        let port = Self.freePort()
+        let port = LoopbackPort.free()
         let server = try ServerProcess(extraConfig: """
             listener "tcp" {
               address = "127.0.0.1:\(port)"
