@@ -34,7 +34,7 @@ import Testing
         process.standardOutput = out
         process.standardError = err
         process.standardInput = input
-        try process.run()
+        try process.runSerialized()
         if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
         try input.fileHandleForWriting.close()
         let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)

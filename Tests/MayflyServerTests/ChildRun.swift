@@ -31,7 +31,7 @@ enum ChildRun {
                     let process = Process()
                     process.executableURL = URL(fileURLWithPath: "/bin/sh")
                     process.arguments = ["-c", script]
-                    try process.run()
+                    try process.runSerialized()
                     process.waitUntilExit()
                     return process.terminationStatus
                 })
@@ -54,7 +54,7 @@ enum ChildRun {
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = output
         process.standardError = output
-        try process.run()
+        try process.runSerialized()
         let pid = process.processIdentifier
         let deadline = ContinuousClock.now + timeout
         while process.isRunning, !hasExited(pid), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
@@ -78,4 +78,15 @@ enum ChildRun {
         for _ in 0..<100 where process.isRunning { usleep(10_000) }
         return process.isRunning ? -1 : process.terminationStatus
     }
+}
+
+extension Process {
+    /// One launch at a time: Foundation's `run()` is not safe to call from several threads at
+    /// once here (a full test run crashed inside it, in a `memcpy`, while tests started
+    /// children side by side), so every launch in the tests goes through this lock.
+    func runSerialized() throws {
+        try Process.launchLock.withLock { try run() }
+    }
+
+    private static let launchLock = NSLock()
 }

@@ -27,7 +27,7 @@ struct DevModeTests {
             let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
             process.standardOutput = output
             process.standardError = output
-            try process.run()
+            try process.runSerialized()
         }
 
         var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }

@@ -121,7 +121,7 @@ import Testing
         let pipe = Pipe()
         process.standardError = pipe
         process.standardOutput = pipe
-        try process.run()
+        try process.runSerialized()
         let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
         #expect(process.terminationStatus == 1)

@@ -25,7 +25,7 @@ struct RunCommandTests {
             process.environment = environment.merging(env) { $1 }
             process.standardOutput = FileHandle.nullDevice
             process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
-            try process.run()
+            try process.runSerialized()
         }
 
         var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }

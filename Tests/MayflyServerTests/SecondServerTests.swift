@@ -86,7 +86,7 @@ import Testing
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         first.standardOutput = output
         first.standardError = output
-        try first.run()
+        try first.runSerialized()
         defer {
             if first.isRunning {
                 kill(first.processIdentifier, SIGKILL)

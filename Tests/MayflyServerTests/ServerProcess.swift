@@ -56,7 +56,7 @@ final class ServerProcess: @unchecked Sendable {
         output.seekToEndOfFile()
         process.standardOutput = output
         process.standardError = output
-        try process.run()
+        try process.runSerialized()
         self.process = process
         // Generous: at the start of a full run dozens of servers and clusters start at once on
         // two cores; a server that fails to start exits, which ends the wait at once.
