@@ -266,6 +266,24 @@ struct HAProcessTests {
             }
         }
 
+        // The same with the `mayfly` CLI, on every node and listener.
+        for (name, node) in [("a", a), ("b", b), ("c", c)] {
+            for (kind, address) in [("unix", "unix://" + node.socketPath), ("tls", "https://127.0.0.1:\(node.tcpPorts[0])")] {
+                let env = ["MAYFLY_ADDR": address, "MAYFLY_TOKEN": token, "MAYFLY_CACERT": shared + "/ca.pem"]
+                let where_ = "\(name) \(kind)"
+                #expect(try await CLITests.mayfly(["kv", "put", "secret/cli-\(name)-\(kind)", "via=\(where_)"], env: env).status == 0, "\(where_)")
+                let got = try await CLITests.mayfly(["kv", "get", "--field", "via", "secret/cli-\(name)-\(kind)"], env: env)
+                #expect(got.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == where_, "\(where_): \(got.stdout)\(got.stderr)")
+                let issued = try await CLITests.mayfly(["read", "--format", "json", "database/creds/\(role)"], env: env)
+                let body = try JSONValue.parse(Array(issued.stdout.utf8))
+                let lease = try #require(body["lease_id"]?.stringValue, "\(where_): \(issued.stdout)\(issued.stderr)")
+                let username = try #require(body["data"]?["username"]?.stringValue)
+                #expect(try await CLITests.mayfly(["lease", "renew", lease], env: env).status == 0, "\(where_)")
+                #expect(try await CLITests.mayfly(["lease", "revoke", lease], env: env).status == 0, "\(where_)")
+                #expect(try await Self.markedLeases(role)[username] == nil, "revoked with the CLI through \(where_)")
+            }
+        }
+
         // Any node shows the cluster: its own place (`mayfly status`) and every node (`operator members`).
         let onB = ["MAYFLY_ADDR": "unix://" + b.socketPath, "MAYFLY_TOKEN": token]
         let status = try await CLITests.mayfly(["status"], env: onB)
