@@ -219,7 +219,12 @@ public final class HACoordinator: Leadership, Sendable {
         guard case .leader(let term) = state.withLock({ $0.role }) else { return }
         store.setFence(.standby)
         state.withLock { $0.role = .standby }
-        try? await store.releaseLeadership(node: holder, term: term)
-        logger.notice("leader lock released", metadata: ["term": "\(term)"])
+        do {
+            try await store.releaseLeadership(node: holder, term: term)
+            logger.notice("leader lock released", metadata: ["term": "\(term)"])
+        } catch {
+            logger.warning("cannot release the leader lock: another node takes over when it expires",
+                           metadata: ["term": "\(term)", "error": "\(String(reflecting: error))"])
+        }
     }
 }
