@@ -109,7 +109,9 @@ public final class HACoordinator: Leadership, Sendable {
             try? await Task.sleep(for: nextRound())
         }
         heartbeat.cancel()
-        await resign()
+        // In a task of its own: this one is cancelled (the shutdown), and the release must
+        // still reach the store.
+        await Task { await self.resign() }.value
     }
 
     /// When to look again: a leader at its renewal interval; a standby every half second, or
