@@ -100,14 +100,16 @@ struct PGConnectionTests {
         var config = try TestCluster.config()
         let bogus = NSTemporaryDirectory() + "/mf-bogus-ca-\(UUID().uuidString.prefix(6)).pem"
         // A self-signed CA unrelated to the server's.
-        let openssl = Process()
-        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        openssl.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", bogus + ".key", "-out", bogus,
-                             "-days", "1", "-subj", "/CN=bogus"]
-        openssl.standardOutput = FileHandle.nullDevice
-        openssl.standardError = FileHandle.nullDevice
-        try openssl.run()
-        openssl.waitUntilExit()
+        try await OwnThread.run {
+            let openssl = Process()
+            openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+            openssl.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", bogus + ".key", "-out", bogus,
+                                 "-days", "1", "-subj", "/CN=bogus"]
+            openssl.standardOutput = FileHandle.nullDevice
+            openssl.standardError = FileHandle.nullDevice
+            try openssl.run()
+            openssl.waitUntilExit()
+        }
         config.sslRootCert = bogus
         await #expect(throws: PGError.self) { _ = try await PGConnection.connect(config) }
     }

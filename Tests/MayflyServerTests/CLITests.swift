@@ -1,5 +1,6 @@
 import Foundation
 import MayflyCore
+import MayflyTestSupport
 import Testing
 
 /// The `mayfly` CLI against a real server: output, JSON format and exit codes
@@ -15,11 +16,7 @@ import Testing
     /// on Swift's cooperative pool (two threads on a 2-core machine) would stall every other
     /// test in the process meanwhile.
     static func mayfly(_ arguments: [String], env: [String: String], stdin: String? = nil) async throws -> Result {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Result, any Error>) in
-            Thread {
-                continuation.resume(with: Swift.Result { try runBlocking(arguments, env: env, stdin: stdin) })
-            }.start()
-        }
+        try await OwnThread.run { try runBlocking(arguments, env: env, stdin: stdin) }
     }
 
     private static func runBlocking(_ arguments: [String], env: [String: String], stdin: String?) throws -> Result {
@@ -46,7 +43,7 @@ import Testing
     @Test func operatorLifecycleKVAndExitCodes() async throws {
         let server = try ServerProcess()
         try await server.start()
-        defer { server.kill(signal: SIGTERM) }
+        defer { server.signal(SIGTERM) }
         let address = ["MAYFLY_ADDR": "unix://" + server.socketPath]
 
         #expect(try await Self.mayfly(["status"], env: address).status == 2, "uninitialised counts as sealed")

@@ -67,7 +67,7 @@ import Testing
             }
             """)
         try await server.start()
-        defer { server.kill(signal: SIGTERM) }
+        defer { server.signal(SIGTERM) }
         let token = try #require(try JSONValue.parse(try await server.request("PUT", "sys/init", json: "{}").body)["root_token"]?.stringValue)
         for path in ["billing/db", "orders/db"] {
             #expect(try await server.request("POST", "secret/data/\(path)", token: token, json: #"{"data":{"k":"v"}}"#).status == 200)

@@ -25,19 +25,25 @@ enum ChildRun {
     /// Runs `script` with /bin/sh and waits for it on a thread of its own; records an issue
     /// when it fails (`what` names it).
     static func shell(_ script: String, what: String) async throws {
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            Thread {
-                continuation.resume(with: Result {
-                    let process = Process()
-                    process.executableURL = URL(fileURLWithPath: "/bin/sh")
-                    process.arguments = ["-c", script]
-                    try process.runSerialized()
-                    process.waitUntilExit()
-                    return process.terminationStatus
-                })
-            }.start()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", script]
+        try process.runSerialized()
+        #expect(await exit(of: process, timeout: .seconds(600)) == 0, "\(what) failed")
+    }
+
+    /// Waits until `process` has exited, polling the kernel (see `hasExited`) between sleeps, so
+    /// no thread of the cooperative pool is held meanwhile (see `OwnThread`); kills it after
+    /// `timeout`. Its exit status.
+    @discardableResult
+    static func exit(of process: Process, timeout: Duration = .seconds(60)) async -> Int32 {
+        let pid = process.processIdentifier
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning, !hasExited(pid) {
+            if ContinuousClock.now >= deadline { kill(pid, SIGKILL) }
+            try? await Task.sleep(for: .milliseconds(20))
         }
-        #expect(status == 0, "\(what) failed")
+        return exitStatus(process)
     }
 
     /// Runs `process` (its executable, arguments and directory set) with standard output and
@@ -55,15 +61,10 @@ enum ChildRun {
         process.standardOutput = output
         process.standardError = output
         try process.runSerialized()
-        let pid = process.processIdentifier
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning, !hasExited(pid), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
-        if process.isRunning, !hasExited(pid) {
-            kill(pid, SIGKILL)
-            while process.isRunning, !hasExited(pid) { try await Task.sleep(for: .milliseconds(20)) }
-            timedOut()
-        }
-        return (exitStatus(process), (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
+        let started = ContinuousClock.now
+        let status = await exit(of: process, timeout: timeout)
+        if ContinuousClock.now - started >= timeout { timedOut() }
+        return (status, (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "")
     }
 
     /// The exit status of a process that has exited: Foundation's, or, when Foundation missed

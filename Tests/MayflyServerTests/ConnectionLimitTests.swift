@@ -51,7 +51,7 @@ import Testing
                                               options: patient + "  tls_handshake_timeout = \"5m\""),
             unixListenerOptions: patient)
         try await server.start()
-        defer { server.kill(signal: SIGTERM) }
+        defer { server.signal(SIGTERM) }
         let pid = try #require(server.pid)
         // Less a few: a connection of start()'s health check may still be open here.
         let before = Self.openDescriptors(pid) - 5
@@ -89,7 +89,7 @@ import Testing
         let server = try ServerProcess(
             unixListenerOptions: "http_read_header_timeout = \"3s\"  http_idle_timeout = \"5s\"  http_read_timeout = \"10m\"")
         try await server.start()
-        defer { server.kill(signal: SIGTERM) }
+        defer { server.signal(SIGTERM) }
 
         let fresh = try RawConnection.unix(server.socketPath)
         let keepAlive = try RawConnection.unix(server.socketPath)
@@ -120,7 +120,7 @@ import Testing
     @Test func aBodyThatTricklesPastTheReadTimeoutIsClosed() async throws {
         let server = try ServerProcess(unixListenerOptions: "http_read_timeout = \"2s\"  http_idle_timeout = \"5m\"")
         try await server.start()
-        defer { server.kill(signal: SIGTERM) }
+        defer { server.signal(SIGTERM) }
         let trickle = try RawConnection.unix(server.socketPath)
         try trickle.send("PUT /v1/sys/unseal HTTP/1.1\r\nHost: mayfly\r\nContent-Length: 100\r\n\r\n{\"key\":")
         for _ in 0..<3 {
@@ -157,7 +157,7 @@ import Testing
         let (server, port, certificates) = try await Self.tlsServer(
             "tls_handshake_timeout = \"1s\"  http_read_header_timeout = \"5m\"  http_idle_timeout = \"5m\"")
         defer {
-            server.kill(signal: SIGTERM)
+            server.signal(SIGTERM)
             try? FileManager.default.removeItem(atPath: certificates)
         }
 
@@ -179,7 +179,7 @@ import Testing
         let (server, port, certificates) = try await Self.tlsServer(
             "tls_handshake_timeout = \"5m\"  http_read_header_timeout = \"1s\"  http_idle_timeout = \"5m\"")
         defer {
-            server.kill(signal: SIGTERM)
+            server.signal(SIGTERM)
             try? FileManager.default.removeItem(atPath: certificates)
         }
 
@@ -193,7 +193,7 @@ import Testing
         let server = try ServerProcess(
             unixListenerOptions: "max_connections = 50  http_read_header_timeout = \"5m\"  http_idle_timeout = \"5m\"")
         try await server.start()
-        defer { server.kill(signal: SIGTERM) }
+        defer { server.signal(SIGTERM) }
 
         // 50 keep-alive connections, each idle after one request, oldest first. (Any connection
         // left from start() is older still and makes room for these.)

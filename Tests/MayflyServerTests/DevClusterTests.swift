@@ -57,8 +57,7 @@ extension DevModeTests {
         let survivor = pid_t(try String(contentsOfFile: directory + "/.mayfly/node-2.pid", encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines))
         let postmaster = Self.postmaster(in: root)
-        dev.stop(SIGINT)
-        #expect(dev.process.terminationStatus == 0, "\(dev.output)")
+        #expect(await dev.stop(SIGINT) == 0, "\(dev.output)")
         if let survivor { #expect(try await Self.stops(survivor)) }
         if let postmaster { #expect(try await Self.stops(postmaster)) }
         #expect(!FileManager.default.fileExists(atPath: root))

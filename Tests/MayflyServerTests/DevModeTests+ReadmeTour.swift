@@ -111,7 +111,7 @@ extension DevModeTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
 
         let server = try DevProcess(in: directory, name: "dev")
-        defer { server.stop(SIGINT) }
+        defer { server.signal(SIGINT) }
         let (_, store, port) = try await server.banner()
         let banner = ReadmeTour.bannerValues(in: server.output)
         let run = TourRun(port: port, socketDirectory: store + "/pg")

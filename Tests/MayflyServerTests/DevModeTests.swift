@@ -49,9 +49,17 @@ struct DevModeTests {
             return (token, store, port)
         }
 
-        func stop(_ signal: Int32) {
+        /// Sends `signal` and waits for the dev server to exit (see `ChildRun.exit(of:)`); its
+        /// exit status.
+        @discardableResult
+        func stop(_ signal: Int32) async -> Int32 {
             kill(process.processIdentifier, signal)
-            process.waitUntilExit()
+            return await ChildRun.exit(of: process, timeout: .seconds(120))
+        }
+
+        /// Sends `signal` without waiting (for a `defer`).
+        func signal(_ signal: Int32) {
+            kill(process.processIdentifier, signal)
         }
     }
 
@@ -100,7 +108,7 @@ struct DevModeTests {
 
         // kill -9: the throw-away PostgreSQL outlives it, until the next dev server starts.
         let postgres = try #require(Self.postmaster(in: store), "the dev PostgreSQL runs")
-        first.stop(SIGKILL)
+        await first.stop(SIGKILL)
         #expect(Self.alive(postgres) && FileManager.default.fileExists(atPath: store))
         let second = try DevProcess(in: directory, name: "second")
         let (_, secondStore, _) = try await second.banner()
@@ -110,8 +118,7 @@ struct DevModeTests {
 
         // Ctrl-C: everything goes with the server.
         let secondPostgres = try #require(Self.postmaster(in: secondStore))
-        second.stop(SIGINT)
-        #expect(second.process.terminationStatus == 0, "\(second.output.suffix(2000))")
+        #expect(await second.stop(SIGINT) == 0, "\(second.output.suffix(2000))")
         #expect(!FileManager.default.fileExists(atPath: secondStore), "its temporary directory is removed on exit")
         #expect(!FileManager.default.fileExists(atPath: directory + "/.mayfly/mayfly.sock"), "and its socket")
         #expect(try await Self.stops(secondPostgres), "its PostgreSQL is stopped on exit")

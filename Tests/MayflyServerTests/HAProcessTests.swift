@@ -111,8 +111,8 @@ struct HAProcessTests {
         defer { try? FileManager.default.removeItem(atPath: shared) }
         let (a, b, token) = try await Self.leaderAndStandby(schema: schema, shared: shared)
         defer {
-            a.kill(signal: SIGKILL)
-            b.kill(signal: SIGKILL)
+            a.signal(SIGKILL)
+            b.signal(SIGKILL)
         }
         #expect(try await a.request("GET", "sys/health").status == 200)
 
@@ -149,7 +149,7 @@ struct HAProcessTests {
         let admin = try await ReconcileProcessTests.admin()
         defer { Task { await admin.close() } }
         let killed = try #require(try await admin.query("SELECT extract(epoch FROM clock_timestamp())").first?[0].flatMap(Double.init))
-        a.kill(signal: SIGKILL)
+        await a.kill(signal: SIGKILL)
         try await Self.await(b, health: 200, within: 30)
         let acquired = try await admin.query(
             "SELECT extract(epoch FROM acquired_at), node FROM \"\(schema)\".leader").first
@@ -166,8 +166,8 @@ struct HAProcessTests {
         defer { try? FileManager.default.removeItem(atPath: shared) }
         let (a, b, token) = try await Self.leaderAndStandby(schema: schema, shared: shared)
         defer {
-            a.kill(signal: SIGKILL)
-            b.kill(signal: SIGKILL)
+            a.signal(SIGKILL)
+            b.signal(SIGKILL)
         }
         #expect(try await Self.retrying(b, "POST", "secret/data/app", token: token, json: #"{"data":{"v":"before"}}"#).status == 200)
 
@@ -197,7 +197,7 @@ struct HAProcessTests {
 
         // A graceful stop gives the lock up (the release is logged only once the store took
         // it), and the standby takes it with the next term.
-        b.kill(signal: SIGTERM)
+        await b.kill(signal: SIGTERM)
         try await Self.await(a, health: 200, within: 30)
         #expect(b.log().contains("leader lock released"), "\(b.log().suffix(3000))")
         #expect(a.log().contains("term=3"), "a leads in the term after b's")
@@ -224,7 +224,7 @@ struct HAProcessTests {
         try await ListenerTests.makeCertificates(in: shared)
         let a = try Self.node("node-a", schema: schema, shared: shared, tls: true)
         try await a.start()
-        defer { a.kill(signal: SIGKILL) }
+        defer { a.signal(SIGKILL) }
         let token = try #require(try JSONValue.parse(try await a.request("PUT", "sys/init", json: "{}").body)["root_token"]?.stringValue)
         // The stream issues more credentials than the test cluster's connection budget allows.
         #expect(try await a.configureTestDatabase("db", token: token, extra: ["connection_budget": 0]) == 204)
@@ -233,9 +233,9 @@ struct HAProcessTests {
         let b = try Self.node("node-b", schema: schema, shared: shared, tls: true)
         let c = try Self.node("node-c", schema: schema, shared: shared, tls: true)
         try await b.start()
-        defer { b.kill(signal: SIGKILL) }
+        defer { b.signal(SIGKILL) }
         try await c.start()
-        defer { c.kill(signal: SIGKILL) }
+        defer { c.signal(SIGKILL) }
         try await Self.await(b, health: 429, within: 30)
         try await Self.await(c, health: 429, within: 30)
         _ = try await Self.retrying(b, "GET", "sys/mounts", token: token)
@@ -319,7 +319,7 @@ struct HAProcessTests {
             }
         }
         try await Task.sleep(for: .milliseconds(1500))
-        a.kill(signal: SIGKILL)
+        await a.kill(signal: SIGKILL)
         var results: [(issued: [(username: String, lease: String)], refused: [Int: Int])] = []
         for stream in streams { results.append(await stream.value) }
         let issued = results.flatMap(\.issued)
@@ -365,8 +365,8 @@ struct HAProcessTests {
 
         let (a, b, token) = try await Self.leaderAndStandby(schema: schema, shared: shared)
         defer {
-            a.kill(signal: SIGKILL)
-            b.kill(signal: SIGKILL)
+            a.signal(SIGKILL)
+            b.signal(SIGKILL)
         }
         #expect(try await a.request("POST", "secret/data/app", token: token, json: #"{"data":{"v":"kept"}}"#).status == 200)
 
@@ -436,7 +436,7 @@ struct HAProcessTests {
             }
             """)
         try await node.start()
-        defer { node.kill(signal: SIGKILL) }
+        defer { node.signal(SIGKILL) }
         let token = try #require(try JSONValue.parse(try await node.request("PUT", "sys/init", json: "{}").body)["root_token"]?.stringValue)
 
         // Writes stream on while the primary crashes and the replica is promoted, until 20
@@ -489,8 +489,8 @@ struct HAProcessTests {
         defer { try? FileManager.default.removeItem(atPath: shared) }
         let (a, b, token) = try await Self.leaderAndStandby(schema: schema, shared: shared)
         defer {
-            a.kill(signal: SIGKILL)
-            b.kill(signal: SIGKILL)
+            a.signal(SIGKILL)
+            b.signal(SIGKILL)
         }
         #expect(try await a.configureTestDatabase("db", token: token, extra: ["connection_budget": 0]) == 204)
         let role = "ha-" + UUID().uuidString.prefix(8).lowercased()
@@ -525,7 +525,7 @@ struct HAProcessTests {
             if atKill < total { break }
             try await Task.sleep(for: .milliseconds(10))
         }
-        a.kill(signal: SIGKILL)
+        await a.kill(signal: SIGKILL)
         #expect(atKill > 0 && atKill < total, "killed in the middle of the revocation: \(atKill) of \(total) roles left")
 
         let result = try await revoke.value
@@ -555,8 +555,8 @@ struct HAProcessTests {
         defer { try? FileManager.default.removeItem(atPath: shared) }
         let (a, b, token) = try await Self.leaderAndStandby(schema: schema, shared: shared)
         defer {
-            a.kill(signal: SIGKILL)
-            b.kill(signal: SIGKILL)
+            a.signal(SIGKILL)
+            b.signal(SIGKILL)
         }
         #expect(try await a.configureTestDatabase("db", token: token) == 204)
         let user = "mf_ha_static_\(UUID().uuidString.prefix(8).lowercased())"
@@ -571,13 +571,13 @@ struct HAProcessTests {
 
         // Failover 1 in the middle of a minute: a is killed, b leads, a comes back as a standby.
         try await Self.sleep(untilSecond: 25)
-        a.kill(signal: SIGKILL)
+        await a.kill(signal: SIGKILL)
         try await Self.await(b, health: 200, within: 30)
         try await a.start()
         try await Self.await(a, health: 429, within: 30)
         // Failover 2 just after the next boundary, when the leader has just rotated (or is about to).
         try await Self.sleep(untilSecond: 0.5)
-        b.kill(signal: SIGKILL)
+        await b.kill(signal: SIGKILL)
         try await Self.await(a, health: 200, within: 30)
         // One more boundary, led by a (the node that came back), then look.
         let lastBoundary = (Date().timeIntervalSince1970 / 60).rounded(.down) * 60 + 60
@@ -607,8 +607,8 @@ struct HAProcessTests {
         defer { try? FileManager.default.removeItem(atPath: shared) }
         let (a, b, token) = try await Self.leaderAndStandby(schema: schema, shared: shared)
         defer {
-            a.kill(signal: SIGKILL)
-            b.kill(signal: SIGKILL)
+            a.signal(SIGKILL)
+            b.signal(SIGKILL)
         }
         try await Task.sleep(for: .seconds(1))   // the leader's cluster certificate exists (term 1)
 

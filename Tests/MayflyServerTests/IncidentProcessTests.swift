@@ -48,7 +48,7 @@ struct IncidentProcessTests {
         try await DedicatedCluster.with { cluster in
             let keyFile = NSTemporaryDirectory() + "/mf-\(UUID().uuidString.prefix(6)).key"
             let server = try ServerProcess(extraConfig: #"seal "keyfile" { path = "\#(keyFile)" }"#)
-            defer { server.kill(signal: SIGTERM) }
+            defer { server.signal(SIGTERM) }
             try await stoppedDatabase(cluster, server)
         }
     }
@@ -119,7 +119,7 @@ struct IncidentProcessTests {
     @Test func killDuringALargeRevokeResumesAfterRestart() async throws {
         let keyFile = NSTemporaryDirectory() + "/mf-\(UUID().uuidString.prefix(6)).key"
         let server = try ServerProcess(extraConfig: #"seal "keyfile" { path = "\#(keyFile)" }"#)
-        defer { server.kill(signal: SIGTERM) }
+        defer { server.signal(SIGTERM) }
         try await server.start(environment: ["MAYFLY_FAULT": "after-incident-batch"])
         let token = try await Self.initialise(server)
         #expect(try await server.request("POST", "database/config/main", token: token,

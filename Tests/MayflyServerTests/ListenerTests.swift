@@ -28,7 +28,7 @@ import Testing
         #expect((attributes[.posixPermissions] as? Int) == 0o660)
         let health = try await server.request("GET", "sys/health")
         #expect(health.status == 501)
-        server.kill(signal: SIGTERM)
+        await server.kill(signal: SIGTERM)
     }
 
     @Test func tlsListenerServesVerifiedClients() async throws {
@@ -46,7 +46,7 @@ import Testing
             }
             """)
         try await server.start()
-        defer { server.kill(signal: SIGTERM) }
+        defer { server.signal(SIGTERM) }
         let client = try MayflyClient(address: "https://127.0.0.1:\(port)", token: nil, caFile: directory + "/ca.pem")
         var response: MayflyClient.Response?
         for _ in 0..<50 {

@@ -13,7 +13,7 @@ struct MetricsTests {
     @Test func prometheusMetricsCountRequestsCredentialsAndLeases() async throws {
         let server = try ServerProcess(extraConfig: #"seal "keyfile" { path = "\#(NSTemporaryDirectory())/mf-\#(UUID().uuidString.prefix(6)).key" }"#)
         try await server.start()
-        defer { server.kill(signal: SIGTERM) }
+        defer { server.signal(SIGTERM) }
         let token = try #require(try JSONValue.parse(try await server.request("PUT", "sys/init", json: "{}").body)["root_token"]?.stringValue)
         #expect(try await server.request("GET", "sys/metrics", query: [("format", "prometheus")]).status == 403, "a token is needed by default")
         #expect(try await server.request("GET", "sys/metrics", token: token).status == 400, "format is required")
@@ -45,7 +45,7 @@ struct MetricsTests {
     @Test func metricsCanBeOpenedByConfig() async throws {
         let server = try ServerProcess(extraConfig: "telemetry { unauthenticated_metrics_access = true }")
         try await server.start()
-        defer { server.kill(signal: SIGTERM) }
+        defer { server.signal(SIGTERM) }
         let response = try await server.request("GET", "sys/metrics", query: [("format", "prometheus")])
         #expect(response.status == 200)
         #expect(String(decoding: response.body, as: UTF8.self).contains("mayfly_sealed 1"), "uninitialised counts as sealed")

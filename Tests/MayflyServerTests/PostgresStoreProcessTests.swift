@@ -36,13 +36,13 @@ struct PostgresStoreProcessTests {
         let token = try #require(try JSONValue.parse(initialized.body)["root_token"]?.stringValue)
         let secret = "correct-horse-\(UUID().uuidString)"
         #expect(try await server.request("POST", "secret/data/app", token: token, json: #"{"data":{"pw":"\#(secret)"}}"#).status == 200)
-        server.kill(signal: SIGTERM)
+        await server.kill(signal: SIGTERM)
         try await server.waitForExit()
 
         // Another node's files, the same store: it unseals from the key file and reads the secret.
         let again = try ServerProcess(extraConfig: #"seal "keyfile" { path = "\#(shared)/unseal.key" }"#, storage: storage)
         try await again.start()
-        defer { again.kill(signal: SIGTERM) }
+        defer { again.signal(SIGTERM) }
         let read = try await again.request("GET", "secret/data/app", token: token)
         #expect(read.status == 200)
         #expect(try JSONValue.parse(read.body)["data"]?["data"]?["pw"]?.stringValue == secret)
@@ -88,7 +88,7 @@ struct PostgresStoreProcessTests {
         #expect(try await old.request("POST", "database/static-roles/migrated", token: token,
                                       json: #"{"db_name":"db","username":"\#(user)","rotation_period":"1h"}"#).status == 204)
         let staticPassword = try #require(try JSONValue.parse(try await old.request("GET", "database/static-creds/migrated", token: token).body)["data"]?["password"]?.stringValue)
-        old.kill(signal: SIGTERM)
+        await old.kill(signal: SIGTERM)
         try await old.waitForExit()
 
         let schema = "mf_migrated_" + UUID().uuidString.prefix(8).lowercased()
@@ -99,7 +99,7 @@ struct PostgresStoreProcessTests {
         #expect(migrated.output.contains("Success! Copied"), "\(migrated.output)")
 
         try await new.start()
-        defer { new.kill(signal: SIGTERM) }
+        defer { new.signal(SIGTERM) }
         #expect(try await new.request("GET", "sys/health").status == 200, "unsealed from the same key file")
         let read = try await new.request("GET", "secret/data/app/29", token: token)
         #expect(try JSONValue.parse(read.body)["data"]?["data"]?["n"] == "29", "the root token and the secrets came along")
@@ -115,7 +115,7 @@ struct PostgresStoreProcessTests {
         #expect(try await RotationProcessTests.canLogIn(user, staticPassword))
 
         // Never into a store that holds anything (the new server holds its lock, too).
-        new.kill(signal: SIGTERM)
+        await new.kill(signal: SIGTERM)
         try await new.waitForExit()
         let again = try await SecondServerTests.runToExit(["operator", "migrate", "--from", old.configPath, "--to", new.configPath])
         #expect(again.status == 1)

@@ -43,7 +43,7 @@ import Testing
                 while progress.value.load(ordering: .relaxed) < 200 && ContinuousClock.now < deadline {
                     try? await Task.sleep(for: .milliseconds(20))
                 }
-                server.kill(signal: SIGKILL)
+                await server.kill(signal: SIGKILL)
                 killed.value.store(1, ordering: .releasing)
                 return []
             }
@@ -64,7 +64,7 @@ import Testing
             }
         }
         #expect(missing.isEmpty, "acknowledged writes lost after SIGKILL: \(missing.prefix(10))")
-        server.kill(signal: SIGTERM)
+        await server.kill(signal: SIGTERM)
     }
 
     @Test func noSecretReachesTheLogAtTraceLevel() async throws {
@@ -90,7 +90,7 @@ import Testing
         #expect(try await server.request("GET", "auth/token/lookup-self", token: child).status == 200)
         _ = try await server.request("GET", "secret/data/app", token: "hvs.wrong-\(secretValue)")
         #expect(try await server.request("PUT", "sys/seal", token: root).status == 204)
-        server.kill(signal: SIGTERM)
+        await server.kill(signal: SIGTERM)
 
         let log = server.log()
         #expect(log.contains("request"), "the trace log must record requests, or this test proves nothing")
@@ -102,7 +102,7 @@ import Testing
     @Test func sigtermShutsDownGracefullyAndRemovesTheSocket() async throws {
         let server = try ServerProcess()
         try await server.start()
-        server.kill(signal: SIGTERM)
+        await server.kill(signal: SIGTERM)
         #expect(server.terminationStatus == nil || server.terminationStatus == 0)
         #expect(!FileManager.default.fileExists(atPath: server.socketPath))
         // The log tells a person what to do next, and that the server stopped.
@@ -118,13 +118,8 @@ import Testing
         let process = Process()
         process.executableURL = URL(fileURLWithPath: ServerProcess.binary)
         process.arguments = ["server", "--config", path]
-        let pipe = Pipe()
-        process.standardError = pipe
-        process.standardOutput = pipe
-        try process.runSerialized()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 1)
+        let (status, output) = try await ChildRun.toExit(process)
+        #expect(status == 1)
         #expect(output.contains("\(path):3: unknown setting \"frobnicate\""), "\(output)")
     }
 

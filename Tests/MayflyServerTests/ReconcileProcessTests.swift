@@ -73,6 +73,6 @@ struct ReconcileProcessTests {
         #expect(try await Self.markedRoles(role).count == 1)
         _ = try await server.request("PUT", "sys/leases/revoke-prefix/database/creds/\(role)", token: token)
         #expect(try await Self.markedRoles(role).isEmpty)
-        server.kill(signal: SIGTERM)
+        await server.kill(signal: SIGTERM)
     }
 }

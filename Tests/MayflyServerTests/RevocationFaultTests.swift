@@ -13,7 +13,7 @@ struct RevocationFaultTests {
     @Test func postgresStoppedDuringRevocationIsRetriedUntilTheRoleIsGone() async throws {
         try await DedicatedCluster.with { cluster in
             let server = try ServerProcess(extraConfig: #"seal "keyfile" { path = "\#(NSTemporaryDirectory())/mf-\#(UUID().uuidString.prefix(6)).key" }"#)
-            defer { server.kill(signal: SIGTERM) }
+            defer { server.signal(SIGTERM) }
             try await run(cluster, server)
         }
     }

@@ -21,7 +21,7 @@ struct RotationProcessTests {
     func killDuringRotationLeavesStoreAndPostgreSQLAgreeing(fault: String) async throws {
         let keyFile = NSTemporaryDirectory() + "/mf-\(UUID().uuidString.prefix(6)).key"
         let server = try ServerProcess(extraConfig: #"seal "keyfile" { path = "\#(keyFile)" }"#)
-        defer { server.kill(signal: SIGTERM) }
+        defer { server.signal(SIGTERM) }
         try await server.start()
         let token = try await IncidentProcessTests.initialise(server)
         #expect(try await server.request("POST", "database/config/main", token: token,
@@ -35,7 +35,7 @@ struct RotationProcessTests {
         let before = try JSONValue.parse(try await server.request("GET", "database/static-creds/crash", token: token).body)
         let oldPassword = try #require(before["data"]?["password"]?.stringValue)
         #expect(try await Self.canLogIn(user, oldPassword))
-        server.kill(signal: SIGTERM)
+        await server.kill(signal: SIGTERM)
 
         // The server dies in the middle of a rotation.
         try await server.start(environment: ["MAYFLY_FAULT": fault])

@@ -80,7 +80,7 @@ struct RunCommandTests {
     @Test func programKeepsWorkingAcrossRenewalsRevokeAndBrokerRestart() async throws {
         // 12 s leases: long enough to outlive a broker restart on a loaded machine.
         let (server, token) = try await Self.server(ttl: "12s")
-        defer { server.kill(signal: SIGTERM) }
+        defer { server.signal(SIGTERM) }
         let out = server.directory + "/out.txt"
         let script = """
             while true; do
@@ -109,7 +109,7 @@ struct RunCommandTests {
         #expect(runner.stderr.contains("cannot be renewed") && runner.stderr.contains("restarting"))
 
         // The broker restarts; the lease survives and the program keeps working.
-        server.kill(signal: SIGTERM)
+        await server.kill(signal: SIGTERM)
         try await Task.sleep(for: .seconds(3))
         try await server.start()
         let mark = Self.lines(out).count
@@ -129,7 +129,7 @@ struct RunCommandTests {
     @Test(arguments: [false, true])
     func signalsExitCodeAndLeases(keepLeases: Bool) async throws {
         let (server, token) = try await Self.server(ttl: "1h")
-        defer { server.kill(signal: SIGTERM) }
+        defer { server.signal(SIGTERM) }
         let out = server.directory + "/signals.txt"
         let script = """
             trap 'echo hup >> \(out)' HUP
@@ -158,7 +158,7 @@ struct RunCommandTests {
     /// --stop-timeout, and `mayfly run` exits with its status (137).
     @Test func stopTimeoutEndsAProgramThatIgnoresSIGTERM() async throws {
         let (server, token) = try await Self.server(ttl: "1h")
-        defer { server.kill(signal: SIGTERM) }
+        defer { server.signal(SIGTERM) }
         let out = server.directory + "/stubborn.txt"
         let runner = try Runner(["--creds", "database/creds/app", "--stop-timeout", "1", "--", "/bin/sh", "-c",
                                  "trap 'echo term >> \(out)' TERM; echo started >> \(out); while true; do sleep 0.1; done"],
@@ -175,7 +175,7 @@ struct RunCommandTests {
     /// non-zero with a clear message and never starts the program.
     @Test func brokerDownIsWaitedForAndAWrongRoleIsRefused() async throws {
         let (server, token) = try await Self.server(ttl: "1h")
-        defer { server.kill(signal: SIGTERM) }
+        defer { server.signal(SIGTERM) }
         let env = ["MAYFLY_ADDR": "unix://" + server.socketPath, "MAYFLY_TOKEN": token]
         let marker = server.directory + "/started"
 
@@ -185,7 +185,7 @@ struct RunCommandTests {
         #expect(wrong.stderr.contains("unknown role"), "\(wrong.stderr)")
         #expect(!FileManager.default.fileExists(atPath: marker), "the program never started")
 
-        server.kill(signal: SIGTERM)
+        await server.kill(signal: SIGTERM)
         let waiting = try Runner(["--creds", "database/creds/app", "--", "/bin/sh", "-c", "touch \(marker); sleep 30"],
                                  env: env, directory: server.directory)
         // A refused connection fails at once and `mayfly run` says it is retrying.
@@ -201,7 +201,7 @@ struct RunCommandTests {
         #expect(try await waiting.exitCode() == 143)
 
         // Ctrl-C or SIGTERM while still waiting for the broker ends `mayfly run` at once.
-        server.kill(signal: SIGTERM)
+        await server.kill(signal: SIGTERM)
         let interrupted = try Runner(["--creds", "database/creds/app", "--", "/bin/sh", "-c", "touch \(marker).2"],
                                      env: env, directory: server.directory)
         let deadline1 = Date().addingTimeInterval(15)

@@ -19,7 +19,7 @@ import Testing
     @Test func aSecondServerOnTheSameConfigIsRefusedAndTheFirstKeepsServing() async throws {
         let first = try ServerProcess()
         try await first.start()
-        defer { first.kill(signal: SIGTERM) }
+        defer { first.signal(SIGTERM) }
 
         let second = try await Self.runToExit(["server", "--config", first.configPath])
         #expect(second.status == 1, "\(second.output)")
@@ -31,7 +31,7 @@ import Testing
     @Test func aSecondServerOnTheSameStoreIsRefused() async throws {
         let first = try ServerProcess()
         try await first.start()
-        defer { first.kill(signal: SIGTERM) }
+        defer { first.signal(SIGTERM) }
         let pid = try #require(first.pid)
 
         let otherSocket = first.directory + "/run/other.sock"
@@ -67,7 +67,7 @@ import Testing
 
         try await server.start()
         #expect(try await server.request("GET", "sys/health").status == 501)
-        server.kill(signal: SIGTERM)
+        await server.kill(signal: SIGTERM)
         #expect(!FileManager.default.fileExists(atPath: server.socketPath), "its own socket is removed at exit")
     }
 
@@ -88,10 +88,7 @@ import Testing
         first.standardError = output
         try first.runSerialized()
         defer {
-            if first.isRunning {
-                kill(first.processIdentifier, SIGKILL)
-                first.waitUntilExit()
-            }
+            if first.isRunning { kill(first.processIdentifier, SIGKILL) }
         }
         func firstLog() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
         let client = try MayflyClient(address: "unix://" + socket, token: nil)
@@ -109,8 +106,7 @@ import Testing
         #expect(try await client.request("GET", "sys/health").status == 200, "and it still answers")
 
         kill(first.processIdentifier, SIGINT)
-        first.waitUntilExit()
-        #expect(first.terminationStatus == 0, "\(firstLog().suffix(2000))")
+        #expect(await ChildRun.exit(of: first) == 0, "\(firstLog().suffix(2000))")
         #expect(!FileManager.default.fileExists(atPath: directory + "/.mayfly"), "the first server cleans up after itself")
     }
 }

@@ -93,16 +93,12 @@ final class ServerProcess: @unchecked Sendable {
         (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
     }
 
-    func kill(signal: Int32 = SIGKILL) {
+    /// Sends `signal` and waits for the process to exit (SIGKILL after 60 s), without holding a
+    /// thread meanwhile (see `ChildRun.exit(of:)`). A `defer`, which cannot wait, uses `signal(_:)`.
+    func kill(signal: Int32 = SIGKILL) async {
         guard let process else { return }
-        let pid = process.processIdentifier
-        Foundation.kill(pid, signal)
-        // Asks the kernel, not `waitUntilExit` (see `ChildRun.hasExited`); SIGKILL after 60 s.
-        let deadline = Date().addingTimeInterval(60)
-        while process.isRunning, !ChildRun.hasExited(pid) {
-            if Date() > deadline { Foundation.kill(pid, SIGKILL) }
-            usleep(20_000)
-        }
+        Foundation.kill(process.processIdentifier, signal)
+        await ChildRun.exit(of: process)
         self.process = nil
     }
 

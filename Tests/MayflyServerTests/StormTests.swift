@@ -17,7 +17,7 @@ struct StormTests {
         try await DedicatedCluster.with { cluster in
             let keyFile = NSTemporaryDirectory() + "/mf-\(UUID().uuidString.prefix(6)).key"
             let server = try ServerProcess(extraConfig: #"seal "keyfile" { path = "\#(keyFile)" }"#, logLevel: "warning")
-            defer { server.kill(signal: SIGTERM) }
+            defer { server.signal(SIGTERM) }
             try await storm(cluster, server)
         }
     }

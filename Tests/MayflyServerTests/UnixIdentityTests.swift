@@ -52,7 +52,7 @@ struct UnixIdentityTests {
         let made = try FileManager.default.attributesOfItem(atPath: runDirectory)
         #expect((made[.groupOwnerAccountID] as? Int) == 65534 && (made[.posixPermissions] as? Int) == 0o750,
                 "the socket directory the server made: group nogroup, mode 0750: \(made)")
-        defer { server.kill(signal: SIGTERM) }
+        defer { server.signal(SIGTERM) }
         let token = try #require(try JSONValue.parse(try await server.request("PUT", "sys/init", json: "{}").body)["root_token"]?.stringValue)
 
         #expect(try await server.configureTestDatabase("db", token: token) == 204)
