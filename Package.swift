@@ -147,7 +147,8 @@ let package = Package(
         .testTarget(name: "MayflyCronTests", dependencies: ["MayflyCron"], swiftSettings: swiftSettings),
         .testTarget(name: "MayflyStoreTests", dependencies: ["MayflyStore", "MayflyMigrations", "MayflyPostgres"],
                     swiftSettings: swiftSettings),
-        .testTarget(name: "MayflyPostgresTests", dependencies: ["MayflyPostgres", "MayflyTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "MayflyPostgresTests", dependencies: ["MayflyPostgres", "MayflyRun", "MayflyTestSupport"],
+                    swiftSettings: swiftSettings),
         .testTarget(
             name: "MayflyCoreTests",
             dependencies: ["MayflyCore", "MayflyCrypto", "MayflyStore", "MayflyPostgres", "MayflyPolicies", "MayflyTestSupport",
@@ -156,7 +157,7 @@ let package = Package(
         .testTarget(
             name: "MayflyServerTests",
             dependencies: [
-                "MayflyServer", "MayflyCore", "MayflyClient", "MayflyPostgres", "MayflyTestSupport",
+                "MayflyServer", "MayflyCore", "MayflyClient", "MayflyPostgres", "MayflyRun", "MayflyTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

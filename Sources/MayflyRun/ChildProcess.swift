@@ -3,8 +3,14 @@ import Synchronization
 
 /// A child process started with `posix_spawnp` (so no file descriptor of ours but the three
 /// standard ones is inherited), whose exit a dedicated thread waits for with `waitpid`.
+///
+/// The server and the tests start children with this, not with Foundation's `Process`: on Linux, Swift
+/// 6.3's `Process.run()` reads `/proc/self/fd` with a struct copy that can run past glibc's
+/// buffer and crash the parent (swift-corelibs-foundation PR 5472), the more likely the more
+/// descriptors are open — a server's or a test run's case.
 public final class ChildProcess: Sendable {
-    let pid: pid_t
+    /// The child's process id.
+    public let pid: pid_t
     private let state = Mutex<(status: Int32?, waiters: [CheckedContinuation<Int32, Never>])>((nil, []))
 
     private init(pid: pid_t) {
@@ -15,8 +21,13 @@ public final class ChildProcess: Sendable {
         let description: String
     }
 
-    /// Starts `arguments[0]` (looked up in PATH) with exactly `environment`.
-    static func spawn(_ arguments: [String], environment: [String: String]) throws -> ChildProcess {
+    /// Starts `arguments[0]` (a path, or a name looked up in PATH) with exactly `environment`.
+    /// `directory`: its working directory (nil: ours). `input`: a file read as its standard
+    /// input (nil: ours). `output` and `errors`: files its standard output and error are
+    /// appended to (created with mode 0600; the same path for both interleaves them; nil: ours).
+    public static func spawn(_ arguments: [String], environment: [String: String], directory: String? = nil,
+                             input: String? = nil, output: String? = nil, errors: String? = nil) throws -> ChildProcess
+    {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -32,6 +43,21 @@ public final class ChildProcess: Sendable {
         sigemptyset(&empty)
         posix_spawnattr_setsigmask(&attributes, &empty)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        if let input { posix_spawn_file_actions_addopen(&actions, 0, input, O_RDONLY, 0) }
+        if let output { posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_APPEND | O_CREAT, 0o600) }
+        if let errors {
+            if errors == output {
+                posix_spawn_file_actions_adddup2(&actions, 1, 2)
+            } else {
+                posix_spawn_file_actions_addopen(&actions, 2, errors, O_WRONLY | O_APPEND | O_CREAT, 0o600)
+            }
+        }
+        if let directory {
+            typealias ChangeDirectory = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, UnsafePointer<CChar>) -> Int32
+            guard let symbol = dlsym(nil, "posix_spawn_file_actions_addchdir_np"),
+                unsafeBitCast(symbol, to: ChangeDirectory.self)(&actions, directory) == 0
+            else { throw SpawnError(description: "cannot start \(arguments[0]) in \(directory): this C library cannot set a child's directory") }
+        }
         // Close every descriptor of ours above stderr in the child (sockets to the broker:
         // SwiftNIO does not open them close-on-exec).
         Self.closeInheritedDescriptors(&actions)
@@ -66,13 +92,19 @@ public final class ChildProcess: Sendable {
     }
 
     /// Sends `signal` to the child (ignored once it has exited).
-    func signal(_ signal: Int32) {
+    public func signal(_ signal: Int32) {
         guard state.withLock({ $0.status == nil }) else { return }
         kill(pid, signal)
     }
 
+    /// The exit code if the child has exited (128 + signal when a signal ended it), else nil.
+    public var exitStatus: Int32? { state.withLock { $0.status } }
+
+    /// Whether the child has not exited yet.
+    public var isRunning: Bool { exitStatus == nil }
+
     /// The exit code once the child has exited (128 + signal when a signal ended it).
-    func exitCode() async -> Int32 {
+    public func exitCode() async -> Int32 {
         await withCheckedContinuation { continuation in
             let done = state.withLock { state -> Int32? in
                 if let status = state.status { return status }
@@ -83,16 +115,21 @@ public final class ChildProcess: Sendable {
         }
     }
 
-    /// SIGTERM, then SIGKILL if it has not exited after `timeout` seconds; returns its exit code.
-    func stop(timeout: Double) async -> Int32 {
-        signal(SIGTERM)
+    /// The exit code once the child has exited, SIGKILLing it if it still runs after `timeout`.
+    public func exitCode(killingAfter timeout: Duration) async -> Int32 {
         let killer = Task {
-            try await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
+            try await Task.sleep(for: timeout)
             self.signal(SIGKILL)
         }
         let code = await exitCode()
         killer.cancel()
         return code
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited after `timeout` seconds; returns its exit code.
+    public func stop(timeout: Double) async -> Int32 {
+        signal(SIGTERM)
+        return await exitCode(killingAfter: .milliseconds(Int(timeout * 1000)))
     }
 }
 

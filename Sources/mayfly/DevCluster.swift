@@ -5,6 +5,7 @@ import MayflyClient
 import MayflyCore
 import MayflyDevCluster
 import MayflyJSON
+import MayflyRun
 import MayflyServer
 import Synchronization
 import UnixSignals
@@ -47,9 +48,9 @@ struct DevCluster {
         let (url, password) = try await postgres.createStore()
         try password.write(toFile: root + "/store.password", atomically: true, encoding: .utf8)
 
-        var children: [Process] = []
+        var children: [ChildProcess] = []
         defer {
-            for child in children where child.isRunning { kill(child.processIdentifier, SIGTERM) }
+            for child in children { child.signal(SIGTERM) }
             for child in children { Self.wait(child, seconds: 15) }
             for node in Self.nodes { try? FileManager.default.removeItem(atPath: socketDir + "/\(node).pid") }
             // A node killed in a drill left its socket file: every node has exited by now.
@@ -74,7 +75,7 @@ struct DevCluster {
                 """.write(toFile: config, atomically: true, encoding: .utf8)
             let child = try Self.spawn(config: config, log: root + "/\(node).log")
             children.append(child)
-            try "\(child.processIdentifier)\n".write(toFile: socketDir + "/\(node).pid", atomically: true, encoding: .utf8)
+            try "\(child.pid)\n".write(toFile: socketDir + "/\(node).pid", atomically: true, encoding: .utf8)
             let client = try MayflyClient(address: "unix://" + sockets[index], token: nil)
             defer { Task { try? await client.shutdown() } }
             guard try await Self.waitUntilAnswering(client, child) else {
@@ -104,8 +105,8 @@ struct DevCluster {
             Its store is in a throw-away PostgreSQL \(postgres.version) (127.0.0.1:\(postgres.port)); everything
             lives in \(root) and is deleted on exit (Ctrl-C).
 
-                node-1  unix://\(sockets[0])  pid \(children[0].processIdentifier)  (leads now)   log \(root)/node-1.log
-                node-2  unix://\(sockets[1])  pid \(children[1].processIdentifier)  (standby)     log \(root)/node-2.log
+                node-1  unix://\(sockets[0])  pid \(children[0].pid)  (leads now)   log \(root)/node-1.log
+                node-2  unix://\(sockets[1])  pid \(children[1].pid)  (standby)     log \(root)/node-2.log
 
             Paste these lines into another shell to use the `mayfly` CLI through the standby:
 
@@ -135,28 +136,23 @@ struct DevCluster {
 
     /// This executable, as `mayfly server --config CONFIG`, its output into `log`; its exit
     /// (a kill -9 in a failover drill) is reported unless the cluster is stopping.
-    static func spawn(config: String, log: String) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-            ?? CommandLine.arguments[0])
-        process.arguments = ["server", "--config", config]
+    static func spawn(config: String, log: String) throws -> ChildProcess {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         _ = FileManager.default.createFile(atPath: log, contents: nil, attributes: [.posixPermissions: 0o600])
-        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
+        let child = try ChildProcess.spawn([executable, "server", "--config", config],
+                                           environment: ProcessInfo.processInfo.environment,
+                                           input: "/dev/null", output: log, errors: log)
         let node = ((config as NSString).lastPathComponent as NSString).deletingPathExtension
-        process.terminationHandler = { process in
+        Task {
+            _ = await child.exitCode()
             guard !stopping.withLock({ $0 }) else { return }
-            FileHandle.standardError.write(Data(
-                "dev-ha: \(node) (pid \(process.processIdentifier)) exited; the other node serves on\n".utf8))
+            FileHandle.standardError.write(Data("dev-ha: \(node) (pid \(child.pid)) exited; the other node serves on\n".utf8))
         }
-        try process.run()
-        return process
+        return child
     }
 
     /// Whether the node answers `sys/health` within 30 seconds (false when it exits first).
-    static func waitUntilAnswering(_ client: MayflyClient, _ child: Process) async throws -> Bool {
+    static func waitUntilAnswering(_ client: MayflyClient, _ child: ChildProcess) async throws -> Bool {
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline, child.isRunning {
             if let answer = try? await client.request("GET", "sys/health"), answer.status > 0 { return true }
@@ -165,10 +161,11 @@ struct DevCluster {
         return false
     }
 
-    /// Waits up to `seconds` for `child` to exit, then kills it.
-    static func wait(_ child: Process, seconds: Double) {
+    /// Waits up to `seconds` for `child` to exit, then kills it (the cluster is stopping: the
+    /// calling thread has nothing else to do).
+    static func wait(_ child: ChildProcess, seconds: Double) {
         let deadline = Date().addingTimeInterval(seconds)
         while child.isRunning, Date() < deadline { usleep(50_000) }
-        if child.isRunning { kill(child.processIdentifier, SIGKILL) }
+        child.signal(SIGKILL)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import MayflyPostgres
+import MayflyRun
 import MayflyTestSupport
 import Testing
 
@@ -100,16 +101,11 @@ struct PGConnectionTests {
         var config = try TestCluster.config()
         let bogus = NSTemporaryDirectory() + "/mf-bogus-ca-\(UUID().uuidString.prefix(6)).pem"
         // A self-signed CA unrelated to the server's.
-        try await OwnThread.run {
-            let openssl = Process()
-            openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-            openssl.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", bogus + ".key", "-out", bogus,
-                                 "-days", "1", "-subj", "/CN=bogus"]
-            openssl.standardOutput = FileHandle.nullDevice
-            openssl.standardError = FileHandle.nullDevice
-            try openssl.run()
-            openssl.waitUntilExit()
-        }
+        let openssl = try ChildProcess.spawn(
+            ["/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", bogus + ".key", "-out", bogus,
+             "-days", "1", "-subj", "/CN=bogus"],
+            environment: ProcessInfo.processInfo.environment, input: "/dev/null", output: "/dev/null", errors: "/dev/null")
+        #expect(await openssl.exitCode(killingAfter: .seconds(60)) == 0)
         config.sslRootCert = bogus
         await #expect(throws: PGError.self) { _ = try await PGConnection.connect(config) }
     }

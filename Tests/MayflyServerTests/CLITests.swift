@@ -1,6 +1,6 @@
 import Foundation
 import MayflyCore
-import MayflyTestSupport
+import MayflyRun
 import Testing
 
 /// The `mayfly` CLI against a real server: output, JSON format and exit codes
@@ -12,32 +12,19 @@ import Testing
         let stderr: String
     }
 
-    /// Runs `mayfly` with `arguments` and waits for it on a thread of its own: a blocking wait
-    /// on Swift's cooperative pool (two threads on a 2-core machine) would stall every other
-    /// test in the process meanwhile.
+    /// Runs `mayfly` with `arguments` (and `stdin` as its input) and waits for its exit.
     static func mayfly(_ arguments: [String], env: [String: String], stdin: String? = nil) async throws -> Result {
-        try await OwnThread.run { try runBlocking(arguments, env: env, stdin: stdin) }
-    }
-
-    private static func runBlocking(_ arguments: [String], env: [String: String], stdin: String?) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: ServerProcess.binary)
-        process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         for key in ["MAYFLY_ADDR", "MAYFLY_TOKEN", "VAULT_ADDR", "VAULT_TOKEN"] { environment[key] = nil }
         environment.merge(env) { $1 }
-        process.environment = environment
-        let out = Pipe(), err = Pipe(), input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input
-        try process.runSerialized()
-        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try input.fileHandleForWriting.close()
-        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: stdout, stderr: stderr)
+        let base = "/tmp/mf-cli-\(UUID().uuidString.prefix(8))"
+        defer { for suffix in [".in", ".out", ".err"] { try? FileManager.default.removeItem(atPath: base + suffix) } }
+        try (stdin ?? "").write(toFile: base + ".in", atomically: false, encoding: .utf8)
+        let child = try ChildProcess.spawn([ServerProcess.binary] + arguments, environment: environment,
+                                           input: base + ".in", output: base + ".out", errors: base + ".err")
+        let status = await child.exitCode(killingAfter: .seconds(120))
+        func read(_ suffix: String) -> String { (try? String(contentsOfFile: base + suffix, encoding: .utf8)) ?? "" }
+        return Result(status: status, stdout: read(".out"), stderr: read(".err"))
     }
 
     @Test func operatorLifecycleKVAndExitCodes() async throws {

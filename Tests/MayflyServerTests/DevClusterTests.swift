@@ -1,4 +1,5 @@
 import Foundation
+import MayflyRun
 import Testing
 
 /// `mayfly server --dev-ha`: two nodes on a throw-away PostgreSQL store, a failover drill as

@@ -158,12 +158,6 @@ extension DevModeTests {
     /// Runs `script` with bash in `directory`, stdin empty, for at most 60 s; returns its exit
     /// status and its output (stdout and stderr).
     static func shell(_ script: String, in directory: String, environment: [String: String]) async throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["-c", script]
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        process.environment = environment
-        let (status, output) = try await ChildRun.toExit(process)
-        return (status, output)
+        try await ChildRun.toExit(["/bin/bash", "-c", script], directory: directory, environment: environment)
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import MayflyClient
 import MayflyCore
 import MayflyPostgres
+import MayflyRun
 import Testing
 
 /// `mayfly server --dev` as the README's first command runs it: initialised, unsealed, a
@@ -14,20 +15,14 @@ struct DevModeTests {
     /// One `mayfly server --dev` in `directory` (its working directory), output in a file.
     final class DevProcess: @unchecked Sendable {
         let directory: String
-        let process = Process()
+        let process: ChildProcess
         let outputPath: String
 
         init(in directory: String, name: String, arguments: [String] = ["server", "--dev"]) throws {
             self.directory = directory
             outputPath = directory + "/\(name).log"
-            _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
-            process.executableURL = URL(fileURLWithPath: ServerProcess.binary)
-            process.arguments = arguments
-            process.currentDirectoryURL = URL(fileURLWithPath: directory)
-            let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
-            process.standardOutput = output
-            process.standardError = output
-            try process.runSerialized()
+            process = try ChildProcess.spawn([ServerProcess.binary] + arguments, environment: ChildRun.environment,
+                                             directory: directory, input: "/dev/null", output: outputPath, errors: outputPath)
         }
 
         var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
@@ -49,17 +44,17 @@ struct DevModeTests {
             return (token, store, port)
         }
 
-        /// Sends `signal` and waits for the dev server to exit (see `ChildRun.exit(of:)`); its
+        /// Sends `signal` and waits for the dev server to exit (SIGKILL after 120 s); its
         /// exit status.
         @discardableResult
         func stop(_ signal: Int32) async -> Int32 {
-            kill(process.processIdentifier, signal)
-            return await ChildRun.exit(of: process, timeout: .seconds(120))
+            process.signal(signal)
+            return await process.exitCode(killingAfter: .seconds(120))
         }
 
         /// Sends `signal` without waiting (for a `defer`).
         func signal(_ signal: Int32) {
-            kill(process.processIdentifier, signal)
+            process.signal(signal)
         }
     }
 

@@ -64,13 +64,13 @@ struct HAProcessTests {
         let token = try #require(try JSONValue.parse(try await a.request("PUT", "sys/init", json: "{}").body)["root_token"]?.stringValue)
         let b = try node("node-b", schema: schema, shared: shared)
         try await b.start()
-        try await await(b, health: 429, within: 30)
+        try await Self.waitFor(b, health: 429, within: 30)
         return (a, b, token)
     }
 
     /// Polls `node`'s `sys/health` until it answers `status` (at most `seconds`); the seconds it took.
     @discardableResult
-    static func await(_ node: ServerProcess, health status: Int, within seconds: Double) async throws -> Double {
+    static func waitFor(_ node: ServerProcess, health status: Int, within seconds: Double) async throws -> Double {
         let started = Date()
         var last = -1
         var unanswered = 0
@@ -150,7 +150,7 @@ struct HAProcessTests {
         defer { Task { await admin.close() } }
         let killed = try #require(try await admin.query("SELECT extract(epoch FROM clock_timestamp())").first?[0].flatMap(Double.init))
         await a.kill(signal: SIGKILL)
-        try await Self.await(b, health: 200, within: 30)
+        try await Self.waitFor(b, health: 200, within: 30)
         let acquired = try await admin.query(
             "SELECT extract(epoch FROM acquired_at), node FROM \"\(schema)\".leader").first
         #expect(acquired?[1]?.hasPrefix("node-b/") == true)
@@ -175,7 +175,7 @@ struct HAProcessTests {
         let pid = try #require(a.pid)
         Glibc.kill(pid, SIGSTOP)
         let pending = Task { try await a.request("POST", "secret/data/frozen", token: token, json: #"{"data":{"v":"late"}}"#) }
-        try await Self.await(b, health: 200, within: 30)
+        try await Self.waitFor(b, health: 200, within: 30)
         #expect(try await b.request("POST", "secret/data/app", token: token, json: #"{"data":{"v":"new-leader"}}"#).status == 200)
         Glibc.kill(pid, SIGCONT)
 
@@ -190,7 +190,7 @@ struct HAProcessTests {
             #expect(stored.status == 404, "a refused write is not in the store")
         }
         // The old leader is a standby now, and its socket keeps working through the new leader.
-        try await Self.await(a, health: 429, within: 30)
+        try await Self.waitFor(a, health: 429, within: 30)
         let read = try await Self.retrying(a, "GET", "secret/data/app", token: token)
         #expect(try JSONValue.parse(read.body)["data"]?["data"]?["v"]?.stringValue == "new-leader")
         #expect(a.log().contains("no longer leads"))
@@ -198,7 +198,7 @@ struct HAProcessTests {
         // A graceful stop gives the lock up (the release is logged only once the store took
         // it), and the standby takes it with the next term.
         await b.kill(signal: SIGTERM)
-        try await Self.await(a, health: 200, within: 30)
+        try await Self.waitFor(a, health: 200, within: 30)
         #expect(b.log().contains("leader lock released"), "\(b.log().suffix(3000))")
         #expect(a.log().contains("term=3"), "a leads in the term after b's")
     }
@@ -236,8 +236,8 @@ struct HAProcessTests {
         defer { b.signal(SIGKILL) }
         try await c.start()
         defer { c.signal(SIGKILL) }
-        try await Self.await(b, health: 429, within: 30)
-        try await Self.await(c, health: 429, within: 30)
+        try await Self.waitFor(b, health: 429, within: 30)
+        try await Self.waitFor(c, health: 429, within: 30)
         _ = try await Self.retrying(b, "GET", "sys/mounts", token: token)
         _ = try await Self.retrying(c, "GET", "sys/mounts", token: token)
 
@@ -386,7 +386,7 @@ struct HAProcessTests {
         defer { Task { await admin.close() } }
         _ = try await admin.query(
             "UPDATE \"\(schema)\".leader SET node = 'intruder/0', term = term + 100, expires_at = now() + interval '1 hour'")
-        try await Self.await(a, health: 429, within: 30)
+        try await Self.waitFor(a, health: 429, within: 30)
         #expect(a.log().contains("another node holds the leader lock now"))
         let refusedWrite = try await a.request("POST", "secret/data/app", token: token, json: #"{"data":{"v":"lost"}}"#)
         #expect(refusedWrite.status == 503, "\(String(decoding: refusedWrite.body, as: UTF8.self))")
@@ -572,13 +572,13 @@ struct HAProcessTests {
         // Failover 1 in the middle of a minute: a is killed, b leads, a comes back as a standby.
         try await Self.sleep(untilSecond: 25)
         await a.kill(signal: SIGKILL)
-        try await Self.await(b, health: 200, within: 30)
+        try await Self.waitFor(b, health: 200, within: 30)
         try await a.start()
-        try await Self.await(a, health: 429, within: 30)
+        try await Self.waitFor(a, health: 429, within: 30)
         // Failover 2 just after the next boundary, when the leader has just rotated (or is about to).
         try await Self.sleep(untilSecond: 0.5)
         await b.kill(signal: SIGKILL)
-        try await Self.await(a, health: 200, within: 30)
+        try await Self.waitFor(a, health: 200, within: 30)
         // One more boundary, led by a (the node that came back), then look.
         let lastBoundary = (Date().timeIntervalSince1970 / 60).rounded(.down) * 60 + 60
         try await Task.sleep(for: .milliseconds(Int64((lastBoundary + 15 - Date().timeIntervalSince1970) * 1000)))

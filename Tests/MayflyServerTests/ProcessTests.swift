@@ -115,10 +115,7 @@ import Testing
         let path = NSTemporaryDirectory() + "/mf-bad-\(UUID().uuidString.prefix(6)).hcl"
         try "storage \"sqlite\" { path = \"/tmp/x.db\" }\nlistener \"unix\" { path = \"/tmp/x.sock\" }\nfrobnicate = true\n"
             .write(toFile: path, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: ServerProcess.binary)
-        process.arguments = ["server", "--config", path]
-        let (status, output) = try await ChildRun.toExit(process)
+        let (status, output) = try await ChildRun.toExit([ServerProcess.binary, "server", "--config", path])
         #expect(status == 1)
         #expect(output.contains("\(path):3: unknown setting \"frobnicate\""), "\(output)")
     }

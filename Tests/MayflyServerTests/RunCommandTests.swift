@@ -1,6 +1,7 @@
 import Foundation
 import MayflyClient
 import MayflyCore
+import MayflyRun
 import Testing
 
 /// `mayfly run` (issue 7, points 1, 2 and 5) against a real server and PostgreSQL: a shell
@@ -12,34 +13,30 @@ struct RunCommandTests {
     /// A started `mayfly run` with its output files.
     final class Runner: @unchecked Sendable {
         // Only touched from the test that owns it.
-        let process = Process()
+        let process: ChildProcess
         let stderrPath: String
 
         init(_ arguments: [String], env: [String: String], directory: String) throws {
             stderrPath = directory + "/run.stderr"
             _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
-            process.executableURL = URL(fileURLWithPath: ServerProcess.binary)
-            process.arguments = ["run"] + arguments
             var environment = ProcessInfo.processInfo.environment
             for key in ["MAYFLY_ADDR", "MAYFLY_TOKEN", "VAULT_ADDR", "VAULT_TOKEN"] { environment[key] = nil }
-            process.environment = environment.merging(env) { $1 }
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
-            try process.runSerialized()
+            process = try ChildProcess.spawn([ServerProcess.binary, "run"] + arguments, environment: environment.merging(env) { $1 },
+                                             input: "/dev/null", output: "/dev/null", errors: stderrPath)
         }
 
         var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
 
-        func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+        func signal(_ number: Int32) { process.signal(number) }
 
         /// Waits for the exit; nil on timeout.
         func exitCode(within seconds: Double = 30) async throws -> Int32? {
             let deadline = Date().addingTimeInterval(seconds)
             while process.isRunning, Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
-            return process.isRunning ? nil : process.terminationStatus
+            return process.exitStatus
         }
 
-        deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        deinit { process.signal(SIGKILL) }
     }
 
     static func lines(_ path: String) -> [String] {

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import MayflyClient
+import MayflyRun
 import Testing
 
 /// A second server cannot take over a running one (review finding 14): not its Unix socket,
@@ -9,11 +10,9 @@ import Testing
     /// Runs `mayfly` with `arguments` in `directory` until it exits (at most 60 s); returns its
     /// status and output.
     static func runToExit(_ arguments: [String], in directory: String? = nil) async throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: ServerProcess.binary)
-        process.arguments = arguments
-        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        return try await ChildRun.toExit(process) { Issue.record("the second server did not exit") }
+        try await ChildRun.toExit([ServerProcess.binary] + arguments, directory: directory) {
+            Issue.record("the second server did not exit")
+        }
     }
 
     @Test func aSecondServerOnTheSameConfigIsRefusedAndTheFirstKeepsServing() async throws {
@@ -77,19 +76,11 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let socket = directory + "/.mayfly/mayfly.sock"
 
-        let first = Process()
-        first.executableURL = URL(fileURLWithPath: ServerProcess.binary)
-        first.arguments = ["server", "--dev", "--dev-no-postgres"]
-        first.currentDirectoryURL = URL(fileURLWithPath: directory)
         let log = directory + "/first.log"
-        _ = FileManager.default.createFile(atPath: log, contents: nil)
-        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        first.standardOutput = output
-        first.standardError = output
-        try first.runSerialized()
-        defer {
-            if first.isRunning { kill(first.processIdentifier, SIGKILL) }
-        }
+        let first = try ChildProcess.spawn([ServerProcess.binary, "server", "--dev", "--dev-no-postgres"],
+                                           environment: ChildRun.environment, directory: directory,
+                                           input: "/dev/null", output: log, errors: log)
+        defer { first.signal(SIGKILL) }
         func firstLog() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
         let client = try MayflyClient(address: "unix://" + socket, token: nil)
         defer { Task { try? await client.shutdown() } }
@@ -105,8 +96,8 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: socket), "the first server's socket is left alone")
         #expect(try await client.request("GET", "sys/health").status == 200, "and it still answers")
 
-        kill(first.processIdentifier, SIGINT)
-        #expect(await ChildRun.exit(of: first) == 0, "\(firstLog().suffix(2000))")
+        first.signal(SIGINT)
+        #expect(await first.exitCode(killingAfter: .seconds(60)) == 0, "\(firstLog().suffix(2000))")
         #expect(!FileManager.default.fileExists(atPath: directory + "/.mayfly"), "the first server cleans up after itself")
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import MayflyClient
+import MayflyRun
 import Testing
 
 /// A real `mayfly server` process started from the built binary, for tests that need signals,
@@ -12,7 +13,7 @@ final class ServerProcess: @unchecked Sendable {
     let logPath: String
     /// The ports of the config's TCP listeners, which `start()` also waits for.
     let tcpPorts: [Int]
-    private var process: Process?
+    private var process: ChildProcess?
 
     /// The built `mayfly` binary: $MAYFLY_BIN, or beside the test bundle.
     static var binary: String {
@@ -48,15 +49,10 @@ final class ServerProcess: @unchecked Sendable {
     /// Starts the server and waits until it answers `sys/health`.
     func start(environment: [String: String] = [:]) async throws {
         #expect(FileManager.default.isExecutableFile(atPath: Self.binary), "mayfly binary missing at \(Self.binary)")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["server", "--config", configPath]
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        output.seekToEndOfFile()
-        process.standardOutput = output
-        process.standardError = output
-        try process.runSerialized()
+        let process = try ChildProcess.spawn(
+            [Self.binary, "server", "--config", configPath],
+            environment: ProcessInfo.processInfo.environment.merging(environment) { $1 },
+            input: "/dev/null", output: logPath, errors: logPath)
         self.process = process
         // Generous: at the start of a full run dozens of servers and clusters start at once on
         // two cores; a server that fails to start exits, which ends the wait at once.
@@ -93,24 +89,23 @@ final class ServerProcess: @unchecked Sendable {
         (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
     }
 
-    /// Sends `signal` and waits for the process to exit (SIGKILL after 60 s), without holding a
-    /// thread meanwhile (see `ChildRun.exit(of:)`). A `defer`, which cannot wait, uses `signal(_:)`.
+    /// Sends `signal` and waits for the process to exit (SIGKILL after 60 s), suspended: no
+    /// thread is held meanwhile (see `ChildRun`). A `defer`, which cannot wait, uses `signal(_:)`.
     func kill(signal: Int32 = SIGKILL) async {
         guard let process else { return }
-        Foundation.kill(process.processIdentifier, signal)
-        await ChildRun.exit(of: process)
+        process.signal(signal)
+        _ = await process.exitCode(killingAfter: .seconds(60))
         self.process = nil
     }
 
-    var isRunning: Bool { process.map { $0.isRunning && !ChildRun.hasExited($0.processIdentifier) } ?? false }
+    var isRunning: Bool { process?.isRunning ?? false }
 
     /// The server's process id while it runs.
-    var pid: pid_t? { process.flatMap { $0.isRunning ? $0.processIdentifier : nil } }
+    var pid: pid_t? { process.flatMap { $0.isRunning ? $0.pid : nil } }
 
     /// Sends `signal` without waiting (e.g. SIGHUP to reload).
     func signal(_ signal: Int32) {
-        guard let process else { return }
-        Foundation.kill(process.processIdentifier, signal)
+        process?.signal(signal)
     }
 
     /// Waits for the process to exit by itself (e.g. at a fault-injection point).
@@ -120,7 +115,7 @@ final class ServerProcess: @unchecked Sendable {
         process = nil
     }
 
-    var terminationStatus: Int32? { process.map { $0.isRunning ? nil : $0.terminationStatus } ?? nil }
+    var terminationStatus: Int32? { process?.exitStatus }
 
     /// One request over the Unix socket with a fresh client.
     func request(_ method: String, _ path: String, token: String? = nil, json: String? = nil,
@@ -132,9 +127,7 @@ final class ServerProcess: @unchecked Sendable {
     }
 
     deinit {
-        if let process, process.isRunning {
-            Foundation.kill(process.processIdentifier, SIGKILL)
-        }
+        process?.signal(SIGKILL)
         try? FileManager.default.removeItem(atPath: directory)
     }
 }
