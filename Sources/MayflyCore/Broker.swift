@@ -329,16 +329,17 @@ public final class Broker: Sendable {
     /// wait for the `fsync` twice in a row.
     public func perform(_ authorized: AuthorizedRequest) async throws -> LogicalResponse {
         let request = authorized.request
-        var audited = false
-        if audit.isEnabled, !Self.unauditedPaths.contains(request.path) { audited = !barrier.isSealed }
-        let caller = audited ? auditCaller(authorized.caller, request) : nil
-        var requestLine: Task<Void, any Error>?
-        if audited {
+        var prepared: AuditLog.Prepared?
+        if audit.isEnabled, !Self.unauditedPaths.contains(request.path), !barrier.isSealed {
+            // Both lines share who asked and what, HMAC'd and encoded once.
+            prepared = audit.prepare(request, caller: auditCaller(authorized.caller, request))
+        }
+        var requestLine: AuditLog.PendingLine?
+        if let prepared {
             if Self.isPureRead(authorized) || Self.isIssuance(authorized) {
-                let audit = audit
-                requestLine = Task { try await audit.logRequest(request, caller: caller) }
+                requestLine = try recordAudit { try audit.writeRequest(prepared) }
             } else {
-                try await recordAudit { try await audit.logRequest(request, caller: caller) }
+                try await recordAudit { try await audit.logRequest(prepared) }
             }
         }
         let result: LogicalResponse
@@ -352,12 +353,12 @@ public final class Broker: Sendable {
                 result = try await dispatchTranslated(authorized)
             }
         } catch let error as APIError {
-            if let requestLine { try await recordAudit { try await requestLine.value } }
-            if audited { try await recordAudit { try await audit.logResponse(request, caller: caller, result: nil, error: error) } }
+            if let requestLine { try await recordAudit { try await requestLine.wait() } }
+            if let prepared { try await recordAudit { try await audit.logResponse(prepared, result: nil, error: error) } }
             throw error
         }
-        if let requestLine { try await recordAudit { try await requestLine.value } }
-        if audited { try await recordAudit { try await audit.logResponse(request, caller: caller, result: result, error: nil) } }
+        if let requestLine { try await recordAudit { try await requestLine.wait() } }
+        if let prepared { try await recordAudit { try await audit.logResponse(prepared, result: result, error: nil) } }
         // Sealing wipes the audit key, so it happens once the response line is written: a seal
         // is on the record, and refused like any request when the record cannot be written.
         if authorized.route.handler == .system, request.path == "sys/seal" { await sealAll() }
@@ -389,18 +390,30 @@ public final class Broker: Sendable {
     /// Audits a request refused before it was performed (both lines), when the device is on.
     private func auditRefusal(_ request: LogicalRequest, caller: Caller?, error: APIError) async throws {
         guard audit.isEnabled, !Self.unauditedPaths.contains(request.path), !barrier.isSealed else { return }
-        let described = auditCaller(caller, request)
-        try await recordAudit { try await audit.logRequest(request, caller: described) }
-        try await recordAudit { try await audit.logResponse(request, caller: described, result: nil, error: error) }
+        guard let prepared = audit.prepare(request, caller: auditCaller(caller, request)) else { return }
+        try await recordAudit { try await audit.logRequest(prepared) }
+        try await recordAudit { try await audit.logResponse(prepared, result: nil, error: error) }
     }
 
     private func recordAudit(_ write: () async throws -> Void) async throws {
         do {
             try await write()
         } catch {
-            logger.critical("audit record not written; request refused", metadata: ["error": "\(String(reflecting: error))"])
-            throw APIError(status: 500, ["audit log unavailable; request not served"], detail: String(reflecting: error))
+            throw auditFailure(error)
         }
+    }
+
+    private func recordAudit<T>(_ write: () throws -> T) throws -> T {
+        do {
+            return try write()
+        } catch {
+            throw auditFailure(error)
+        }
+    }
+
+    private func auditFailure(_ error: any Error) -> APIError {
+        logger.critical("audit record not written; request refused", metadata: ["error": "\(String(reflecting: error))"])
+        return APIError(status: 500, ["audit log unavailable; request not served"], detail: String(reflecting: error))
     }
 
     /// The caller as the audit line shows it.

@@ -16,6 +16,23 @@ public enum Random {
         return randombytes_uniform(upperBound)
     }
 
+    /// A random (version 4) UUID in lower case, `xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`, from
+    /// libsodium's generator (Foundation's `UUID()` opens /dev/urandom for each one).
+    public static func uuid() -> String {
+        var bytes = Random.bytes(16)
+        bytes[6] = (bytes[6] & 0x0F) | 0x40
+        bytes[8] = (bytes[8] & 0x3F) | 0x80
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(36)
+        for (index, byte) in bytes.enumerated() {
+            if index == 4 || index == 6 || index == 8 || index == 10 { out.append(UInt8(ascii: "-")) }
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
     /// `count` characters drawn uniformly from `alphabet` (no modulo bias).
     public static func string(count: Int, alphabet: [Character]) -> String {
         precondition(!alphabet.isEmpty)

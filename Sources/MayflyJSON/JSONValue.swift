@@ -56,6 +56,16 @@ public enum JSONValue: Sendable, Equatable, Codable {
         JSONWriter.encode(self)
     }
 
+    /// Appends `encoded()` to `out` (for a line put together from parts).
+    public func encode(into out: inout [UInt8]) {
+        JSONWriter.write(self, into: &out)
+    }
+
+    /// Appends `text` as a JSON string to `out`.
+    public static func encode(string text: String, into out: inout [UInt8]) {
+        JSONWriter.string(text, into: &out)
+    }
+
     public var stringValue: String? { if case .string(let v) = self { v } else { nil } }
     public var boolValue: Bool? { if case .bool(let v) = self { v } else { nil } }
 

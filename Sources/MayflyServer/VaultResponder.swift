@@ -2,6 +2,7 @@ import Foundation
 public import Hummingbird
 public import Logging
 public import MayflyCore
+import MayflyCrypto
 import NIOCore
 import NIOPosix
 import Metrics
@@ -36,7 +37,7 @@ public struct VaultResponder: HTTPResponder {
 
     public func respond(to request: Request, context: Context) async throws -> Response {
         let started = ContinuousClock.now
-        let requestID = UUID().uuidString.lowercased()
+        let requestID = Random.uuid()
         var request = request
         let response: Response
         var path = ""
@@ -113,12 +114,18 @@ public struct VaultResponder: HTTPResponder {
 
     // MARK: Decoding
 
+    /// `text` with its %XX escapes decoded (nil when one is malformed); without a `%`, itself
+    /// (Foundation's decoding costs a CFString round trip, and most paths have none).
+    static func percentDecoded(_ text: String) -> String? {
+        text.utf8.contains(UInt8(ascii: "%")) ? text.removingPercentEncoding : text
+    }
+
     /// The request head as a logical request (no body yet). The path is only percent-decoded
     /// here; the broker makes it canonical (`RequestPath`), once, for routing, ACL and handler.
     private func decode(_ request: Request, id: String, remote: String) throws -> LogicalRequest {
         let rawPath = request.uri.path
         guard rawPath.hasPrefix("/v1/") else { throw APIError.notFound }
-        guard let path = String(rawPath.dropFirst(4)).removingPercentEncoding else {
+        guard let path = Self.percentDecoded(String(rawPath.dropFirst(4))) else {
             throw APIError.badRequest("invalid path encoding")
         }
         guard path.utf8.count <= RequestPath.maximumLength else { throw APIError.badRequest("path is too long") }
@@ -134,7 +141,7 @@ public struct VaultResponder: HTTPResponder {
 
         var query: [String: String] = [:]
         for (key, value) in request.uri.queryParameters {
-            query[String(key)] = String(value).removingPercentEncoding ?? String(value)
+            query[String(key)] = Self.percentDecoded(String(value)) ?? String(value)
         }
         let operation: MayflyCore.Operation
         switch request.method {

@@ -173,6 +173,36 @@ import Testing
         #expect(try AuditVerifier.verify(path: path) == .intact(lines: 303))
     }
 
+    /// A request line written ahead of its wait (a read runs while its line goes to disk):
+    /// the sync starts at the write, whether or not anyone waits yet, and a wait that comes
+    /// after the sync returns at once; lines written side by side share syncs.
+    @Test func aDurableLineIsSyncedFromItsWriteAndItsWaitReturnsOnceOnDisk() async throws {
+        let path = Self.temporaryFile()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let file = try AuditFile(path: path)
+        let end = try file.writeDurable(body: Array(#"{"type":"request","n":1"#.utf8))
+        let deadline = ContinuousClock.now + .seconds(10)
+        while file.syncedForTests < end, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(file.syncedForTests >= end, "synced with no one waiting")
+        try await file.waitUntilDurable(end)
+        let ends = try await withThrowingTaskGroup(of: off_t.self) { group in
+            for index in 2...101 {
+                group.addTask {
+                    let end = try file.writeDurable(body: Array(#"{"type":"request","n":\#(index)"#.utf8))
+                    try await file.waitUntilDurable(end)
+                    #expect(file.syncedForTests >= end)
+                    return end
+                }
+            }
+            return try await group.reduce(into: [off_t]()) { $0.append($1) }
+        }
+        #expect(Set(ends).count == 100)
+        #expect(try AuditVerifier.verify(path: path) == .intact(lines: 101))
+        // Not a JSON object: refused before anything is written.
+        #expect(throws: AuditError.self) { try file.writeDurable(body: Array("[1".utf8)) }
+        #expect(try AuditVerifier.verify(path: path) == .intact(lines: 101))
+    }
+
     @Test func anAuditFileThatCannotBeOpenedStopsTheServer() async throws {
         await #expect(throws: (any Error).self) {
             _ = try await TestBroker.make { $0.auditPath = "/proc/self/no-such-dir/audit.log" }

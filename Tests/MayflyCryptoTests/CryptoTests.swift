@@ -1,3 +1,4 @@
+import Foundation
 @testable import MayflyCrypto
 import Testing
 
@@ -140,5 +141,20 @@ import Testing
         let text = Random.string(count: 200, alphabet: alphabet)
         #expect(text.count == 200 && Set(text) == ["a", "b"])
         #expect(Random.bytes(16) != Random.bytes(16))
+    }
+
+    /// Request IDs, AppRole IDs: version-4 UUIDs in lower case, as Foundation's would read.
+    @Test func randomUUIDsAreVersion4InLowerCase() throws {
+        let ids = (0..<1000).map { _ in Random.uuid() }
+        #expect(Set(ids).count == ids.count)
+        for id in ids.prefix(50) {
+            let parsed = try #require(UUID(uuidString: id), "\(id)")
+            #expect(parsed.uuidString.lowercased() == id)
+            let groups = id.split(separator: "-").map(\.count)
+            #expect(groups == [8, 4, 4, 4, 12])
+            let bytes = withUnsafeBytes(of: parsed.uuid) { Array($0) }
+            #expect(bytes[6] >> 4 == 4, "version 4")
+            #expect(bytes[8] >> 6 == 0b10, "RFC 4122 variant")
+        }
     }
 }

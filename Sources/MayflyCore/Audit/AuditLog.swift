@@ -69,30 +69,78 @@ final class AuditLog: Sendable {
         var identity: String
     }
 
-    func logRequest(_ request: LogicalRequest, caller: Caller?) async throws {
-        guard let file, let hasher = hasher.withLock({ $0 }) else { return }
-        let token = request.token.map { JSONValue.string(hasher.hash($0)) } ?? .null
-        try await file.record(.object([
-            "time": .string(Timestamp.rfc3339(clock.now())), "type": "request",
-            "auth": Self.auth(caller, hasher, token: token), "request": Self.request(request, hasher, token: token),
-        ]))
+    /// What both lines of one request share (who asked, and what), HMAC'd and encoded once.
+    struct Prepared: Sendable {
+        fileprivate let file: AuditFile
+        fileprivate let hasher: AuditHasher
+        /// The encoded values of the lines' `auth` and `request` members.
+        fileprivate let auth: [UInt8]
+        fileprivate let request: [UInt8]
     }
 
-    func logResponse(_ request: LogicalRequest, caller: Caller?, result: LogicalResponse?, error: APIError?) async throws {
-        guard let file, let hasher = hasher.withLock({ $0 }) else { return }
+    /// The parts of `request`'s lines, or nil when no device is on (or its key is not loaded).
+    func prepare(_ request: LogicalRequest, caller: Caller?) -> Prepared? {
+        guard let file, let hasher = hasher.withLock({ $0 }) else { return nil }
         let token = request.token.map { JSONValue.string(hasher.hash($0)) } ?? .null
-        var entry: [String: JSONValue] = [
-            "time": .string(Timestamp.rfc3339(clock.now())), "type": "response",
-            "auth": Self.auth(caller, hasher, token: token), "request": Self.request(request, hasher, token: token),
-        ]
+        return Prepared(file: file, hasher: hasher, auth: Self.auth(caller, hasher, token: token).encoded(),
+                        request: Self.request(request, hasher, token: token).encoded())
+    }
+
+    /// The request line: on disk when this returns.
+    func logRequest(_ prepared: Prepared) async throws {
+        try await writeRequest(prepared).wait()
+    }
+
+    /// A request line written and on its way to disk.
+    struct PendingLine: Sendable {
+        fileprivate let file: AuditFile
+        fileprivate let end: off_t
+
+        /// Returns once the line is on disk; throws if it could not be synced.
+        func wait() async throws { try await file.waitUntilDurable(end) }
+    }
+
+    /// Writes the request line and starts its sync without waiting for it (what the request
+    /// does meanwhile must not be seen outside Mayfly before `wait()` returns).
+    func writeRequest(_ prepared: Prepared) throws -> PendingLine {
+        var line = Self.start(prepared, error: nil)
+        line.append(contentsOf: #","time":"#.utf8)
+        JSONValue.encode(string: Timestamp.rfc3339(clock.now()), into: &line)
+        line.append(contentsOf: #","type":"request""#.utf8)
+        return PendingLine(file: prepared.file, end: try prepared.file.writeDurable(body: line))
+    }
+
+    /// The response line (`result`, or `error`): written when this returns, on disk with the
+    /// next sync. Its members are in the sorted order `JSONValue` encodes them in.
+    func logResponse(_ prepared: Prepared, result: LogicalResponse?, error: APIError?) async throws {
+        var line = Self.start(prepared, error: error.map { $0.messages.joined(separator: "; ") })
         if let error {
-            entry["error"] = .string(error.messages.joined(separator: "; "))
-            entry["response"] = ["status": .int(Int64(error.status))]
+            line.append(contentsOf: #","response":{"status":"#.utf8)
+            line.append(contentsOf: String(error.status).utf8)
+            line.append(UInt8(ascii: "}"))
         } else if let result {
-            entry["response"] = Self.response(result, hasher)
+            line.append(contentsOf: #","response":"#.utf8)
+            Self.response(result, prepared.hasher).encode(into: &line)
         }
-        // Written before the response is sent; on disk with the next fsync.
-        try await file.record(.object(entry), durable: false)
+        line.append(contentsOf: #","time":"#.utf8)
+        JSONValue.encode(string: Timestamp.rfc3339(clock.now()), into: &line)
+        line.append(contentsOf: #","type":"response""#.utf8)
+        try await prepared.file.record(body: line, durable: false)
+    }
+
+    /// `{"auth":…,["error":…,]"request":…` — the members that sort before `response`.
+    private static func start(_ prepared: Prepared, error: String?) -> [UInt8] {
+        var line: [UInt8] = []
+        line.reserveCapacity(prepared.auth.count + prepared.request.count + 512)
+        line.append(contentsOf: #"{"auth":"#.utf8)
+        line.append(contentsOf: prepared.auth)
+        if let error {
+            line.append(contentsOf: #","error":"#.utf8)
+            JSONValue.encode(string: error, into: &line)
+        }
+        line.append(contentsOf: #","request":"#.utf8)
+        line.append(contentsOf: prepared.request)
+        return line
     }
 
     /// `token`: the request's token, HMAC'd once for both places it appears.

@@ -133,7 +133,7 @@ final class AppRoleEngine: Sendable {
             try PolicyGrant.check(policies, writer: caller, path: writePath, target: .storedRole, field: "token_policies")
         }
         var role = existing ?? AppRole(
-            name: name, roleID: UUID().uuidString.lowercased(), policies: [], tokenTTL: 0, tokenMaxTTL: 0,
+            name: name, roleID: Random.uuid(), policies: [], tokenTTL: 0, tokenMaxTTL: 0,
             tokenNumUses: 0, secretIDTTL: 0, secretIDNumUses: 0, bindSecretID: true, secretIDBoundCIDRs: [])
         if let policies { role.policies = Array(Set(policies)).sorted() }
         if let ttl = try DurationParser.seconds(data["token_ttl"], field: "token_ttl") { role.tokenTTL = ttl }
@@ -193,8 +193,8 @@ final class AppRoleEngine: Sendable {
 
     private func generateSecretID(_ name: String, _ data: [String: JSONValue]) async throws -> LogicalResponse {
         let role = try await role(name)
-        let secretID = UUID().uuidString.lowercased() + "-" + Random.string(count: 12, alphabet: Array("abcdefghijklmnopqrstuvwxyz0123456789"))
-        let accessor = UUID().uuidString.lowercased()
+        let secretID = Random.uuid() + "-" + Random.string(count: 12, alphabet: Array("abcdefghijklmnopqrstuvwxyz0123456789"))
+        let accessor = Random.uuid()
         let now = tokens.clock.seconds()
         let ttl = try DurationParser.seconds(data["ttl"], field: "ttl") ?? role.secretIDTTL
         let uses = try Self.integer(data["num_uses"], field: "num_uses") ?? role.secretIDNumUses

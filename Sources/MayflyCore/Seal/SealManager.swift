@@ -137,7 +137,7 @@ public actor SealManager {
                 throw APIError.badRequest("unseal failed, invalid key: not a share of this store")
             }
         }
-        if pendingShares.isEmpty { nonce = UUID().uuidString.lowercased() }
+        if pendingShares.isEmpty { nonce = Random.uuid() }
         pendingShares.append(share)
         guard pendingShares.count >= config.secretThreshold else { return status }
         let submitted = pendingShares
