@@ -57,7 +57,10 @@ final class ServerProcess: @unchecked Sendable {
         // Generous: at the start of a full run dozens of servers and clusters start at once on
         // two cores; a server that fails to start exits, which ends the wait at once.
         let deadline = Date().addingTimeInterval(90)
-        while Date() < deadline {
+        var lastTry = false
+        while !lastTry {
+            // One try after the deadline too: this process may not have run for part of it.
+            lastTry = Date() >= deadline
             if !process.isRunning { break }
             if FileManager.default.fileExists(atPath: socketPath),
                 let response = try? await request("GET", "sys/health"), response.status > 0,
