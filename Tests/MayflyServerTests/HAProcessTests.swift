@@ -410,7 +410,9 @@ struct HAProcessTests {
         _ = try await admin.query("UPDATE \"\(schema)\".leader SET expires_at = now()")
         let deadline = Date().addingTimeInterval(10)
         var leaders = 0
-        while Date() < deadline {
+        var lastTry = false
+        while !lastTry {
+            lastTry = Date() >= deadline  // one try after the deadline too (see `waitFor`)
             leaders = [try await a.request("GET", "sys/health").status, try await b.request("GET", "sys/health").status].filter { $0 == 200 }.count
             if leaders == 1 { break }
             try await Task.sleep(for: .milliseconds(100))
@@ -629,7 +631,9 @@ struct HAProcessTests {
         #expect(try await a.request("PUT", "sys/rotate", token: token, json: "{}").status == 200)
         let deadline = Date().addingTimeInterval(30)
         var state = ""
-        while Date() < deadline {
+        var lastTry = false
+        while !lastTry {
+            lastTry = Date() >= deadline  // one try after the deadline too (see `waitFor`)
             state = try JSONValue.parse(try await a.request("GET", "sys/key-status", token: token).body)["data"]?["rewrap"]?["state"]?
                 .stringValue ?? ""
             if state == "finished" { break }
