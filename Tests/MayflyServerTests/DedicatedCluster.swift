@@ -95,43 +95,13 @@ final class DedicatedCluster: Sendable {
         try await Self.run(runAs.isEmpty ? [pgCtl] + arguments : ["/usr/sbin/runuser", "-u", runAs, "--", pgCtl] + arguments)
     }
 
-    /// Runs a command to completion on a dispatch thread (not a cooperative one). posix_spawn
-    /// and waitpid rather than Foundation's Process, which on Linux waits until every process
-    /// that inherited its descriptors exits, and the PostgreSQL that pg_ctl starts never does.
-    /// With `output`, stdout and stderr are left in that file for the caller.
-    static func run(_ command: [String], output: String? = nil) async throws {
-        let outputPath = output ?? NSTemporaryDirectory() + "/mf-run-\(UUID().uuidString.prefix(8)).out"
-        defer { if output == nil { try? FileManager.default.removeItem(atPath: outputPath) } }
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                var actions = posix_spawn_file_actions_t()
-                posix_spawn_file_actions_init(&actions)
-                defer { posix_spawn_file_actions_destroy(&actions) }
-                posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-                posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-                posix_spawn_file_actions_adddup2(&actions, 1, 2)
-                // Nothing else of the test process reaches the child (the PostgreSQL that pg_ctl
-                // starts would hold the tests' sockets open for its whole life).
-                typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-                if let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") {
-                    _ = unsafeBitCast(symbol, to: CloseFrom.self)(&actions, 3)
-                }
-                let arguments = command.map { strdup($0) } + [nil]
-                defer { arguments.forEach { free($0) } }
-                var pid = pid_t()
-                let spawned = posix_spawn(&pid, command[0], &actions, nil, arguments, environ)
-                guard spawned == 0 else {
-                    continuation.resume(throwing: ServerProcessError(message: "cannot run \(command[0]): error \(spawned)"))
-                    return
-                }
-                var status: Int32 = 0
-                while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-                continuation.resume(returning: (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f))
-            }
-        }
+    /// Runs a command to completion (see `ChildRun`: nothing of the test process's descriptors
+    /// reaches it, so the PostgreSQL that pg_ctl starts holds none of the tests' sockets);
+    /// throws with its output when it fails.
+    static func run(_ command: [String]) async throws {
+        let (status, output) = try await ChildRun.toExit(command, timeout: .seconds(600))
         guard status == 0 else {
-            let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-            throw ServerProcessError(message: "\(command.joined(separator: " ")) exited \(status): \(text.suffix(2000))")
+            throw ServerProcessError(message: "\(command.joined(separator: " ")) exited \(status): \(output.suffix(2000))")
         }
     }
 }

@@ -15,13 +15,12 @@ struct UnixIdentityTests {
 
     /// `curl` over the socket as `user`; returns the HTTP status.
     static func status(as user: String, _ socket: String, _ path: String) async throws -> Int {
-        let output = NSTemporaryDirectory() + "/mf-curl-\(UUID().uuidString.prefix(8))"
-        defer { try? FileManager.default.removeItem(atPath: output) }
-        try await DedicatedCluster.run([
+        let (status, output) = try await ChildRun.toExit([
             "/usr/sbin/runuser", "-u", user, "--", "/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
             "--unix-socket", socket, "http://mayfly/v1/\(path)",
-        ], output: output)
-        return Int((try? String(contentsOfFile: output, encoding: .utf8)) ?? "") ?? -1
+        ])
+        #expect(status == 0, "curl as \(user): \(output)")
+        return Int(output) ?? -1
     }
 
     @Test func boundUserGetsItsOwnPathsAndUnboundUserNothing() async throws {
