@@ -110,7 +110,9 @@ struct RunCommandTests {
         try await Task.sleep(for: .seconds(3))
         try await server.start()
         let mark = Self.lines(out).count
-        try await Task.sleep(for: .seconds(8))
+        // Ten more connections after the restart: counted, not timed (a loaded machine runs the
+        // program's psql loop slower).
+        _ = try await Self.waitFor(out, seconds: 60) { $0.count > mark + 10 }
         let afterRestart = Self.lines(out).dropFirst(mark)
         #expect(afterRestart.count > 10 && afterRestart.suffix(10).allSatisfy { $0.hasPrefix("ok ") },
                 "working after the broker restart: \(afterRestart.suffix(10)); stderr:\n\(runner.stderr)")
