@@ -52,8 +52,11 @@ public actor RunSupervisor {
     // MARK: Fetching
 
     /// Retries `body` while the broker is unreachable, sealed, busy or failing (with backoff,
-    /// said on stderr); a refusal (4xx other than 429) is final.
-    private static func retrying<T: Sendable>(_ what: String, _ body: @Sendable () async throws -> T) async throws -> T {
+    /// said on stderr); a refusal (4xx other than 429) is final. The delay doubles up to
+    /// `maximumDelay` seconds (a renewal keeps it well inside its lease: a broker back after a
+    /// restart must see the renewal before the lease runs out).
+    private static func retrying<T: Sendable>(_ what: String, maximumDelay: Double = 15,
+                                              _ body: @Sendable () async throws -> T) async throws -> T {
         var delay = 0.5
         while true {
             do {
@@ -64,7 +67,7 @@ public actor RunSupervisor {
                 try Task.checkCancellation()
                 say("\(what): \(error); retrying in \(delay < 1 ? String(format: "%.1f", delay) : String(Int(delay)))s")
                 try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
-                delay = min(delay * 2, 15)
+                delay = min(delay * 2, max(maximumDelay, 0.5))
             }
         }
     }
@@ -279,7 +282,8 @@ public actor RunSupervisor {
                 var replace = remaining * 3 < full || !credential.renewable
                 if !replace {
                     do {
-                        remaining = try await Self.retrying("cannot renew \(credential.leaseID)") {
+                        remaining = try await Self.retrying("cannot renew \(credential.leaseID)",
+                                                            maximumDelay: Double(full) / 6) {
                             try await client.renew(leaseID: credential.leaseID, increment: full)
                         }
                         if remaining * 3 < full { continue }  // capped: use what is left, then replace
