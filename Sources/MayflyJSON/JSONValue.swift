@@ -61,6 +61,12 @@ public enum JSONValue: Sendable, Equatable, Codable {
         JSONWriter.write(self, into: &out)
     }
 
+    /// Appends `encoded()` to `out` with every string value (not object keys) written by
+    /// `string` instead, e.g. replaced by its keyed hash, without building a second value.
+    public func encode(into out: inout [UInt8], string: (String, inout [UInt8]) -> Void) {
+        JSONWriter.write(self, into: &out, string: string)
+    }
+
     /// Appends `text` as a JSON string to `out`.
     public static func encode(string text: String, into out: inout [UInt8]) {
         JSONWriter.string(text, into: &out)

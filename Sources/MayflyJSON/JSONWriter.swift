@@ -13,29 +13,45 @@ enum JSONWriter {
     private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
 
     static func write(_ value: JSONValue, into out: inout [UInt8]) {
+        write(value, into: &out, string: string)
+    }
+
+    /// `write` with string values (not keys) written by `string`.
+    static func write(_ value: JSONValue, into out: inout [UInt8], string stringValue: (String, inout [UInt8]) -> Void) {
         switch value {
-        case .null: out.append(contentsOf: [0x6E, 0x75, 0x6C, 0x6C])
-        case .bool(let flag): out.append(contentsOf: flag ? Array("true".utf8) : Array("false".utf8))
+        case .null: append("null", to: &out)
+        case .bool(let flag): append(flag ? "true" : "false", to: &out)
         case .int(let number): out.append(contentsOf: String(number).utf8)
         case .double(let number): out.append(contentsOf: double(number).utf8)
-        case .string(let text): string(text, into: &out)
+        case .string(let text): stringValue(text, &out)
         case .array(let items):
             out.append(UInt8(ascii: "["))
             for (position, item) in items.enumerated() {
                 if position > 0 { out.append(UInt8(ascii: ",")) }
-                write(item, into: &out)
+                write(item, into: &out, string: stringValue)
             }
             out.append(UInt8(ascii: "]"))
         case .object(let members):
             out.append(UInt8(ascii: "{"))
-            for (position, key) in members.keys.sorted().enumerated() {
-                if position > 0 { out.append(UInt8(ascii: ",")) }
+            // One member: no sort (and no array of keys).
+            if members.count == 1, let (key, member) = members.first {
                 string(key, into: &out)
                 out.append(UInt8(ascii: ":"))
-                write(members[key]!, into: &out)
+                write(member, into: &out, string: stringValue)
+            } else {
+                for (position, key) in members.keys.sorted().enumerated() {
+                    if position > 0 { out.append(UInt8(ascii: ",")) }
+                    string(key, into: &out)
+                    out.append(UInt8(ascii: ":"))
+                    write(members[key]!, into: &out, string: stringValue)
+                }
             }
             out.append(UInt8(ascii: "}"))
         }
+    }
+
+    private static func append(_ text: StaticString, to out: inout [UInt8]) {
+        out.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
     /// Swift's shortest round-trip form, with a whole number's `.0` dropped (`1`, `0.8`, `1e-05`).

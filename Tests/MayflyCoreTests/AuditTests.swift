@@ -116,6 +116,90 @@ import Testing
         #expect(!text.contains("sys/seal-status"), "status paths are not audited")
     }
 
+    /// The lines are put together from bytes (no `JSONValue` tree per line): each is still one
+    /// JSON object with the members Vault's file device writes, every string of request and
+    /// response data and every token and accessor HMAC'd, keys in sorted order.
+    @Test func everyLineIsOneObjectWithItsMembersHMACdInSortedOrder() async throws {
+        let path = Self.temporaryFile()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let t = try await TestBroker.make { $0.auditPath = path }
+        guard case .envelope(let created, _) = try await t.call(.update, "auth/token/create", ["ttl": "1h", "policies": ["default"]]) else {
+            Issue.record("envelope expected"); return
+        }
+        let child = try #require(created.auth["client_token"]?.stringValue)
+        let accessor = try #require(created.auth["accessor"]?.stringValue)
+        _ = try await t.call(.update, "secret/data/app", ["data": ["password": "pw \"quoted\"\n", "port": 5432, "on": true]])
+        _ = try await t.call(.read, "secret/data/app")
+        _ = await t.status(.read, "secret/data/app", token: child)  // refused: default policy
+
+        func hash(_ value: String) async throws -> JSONValue {
+            .string(try #require(try await t.data(.update, "sys/audit-hash/file", ["input": .string(value)])["hash"]?.stringValue))
+        }
+        let root = try await hash(t.rootToken), childHash = try await hash(child), accessorHash = try await hash(accessor)
+        let ttl = try await hash("1h"), policy = try await hash("default"), password = try await hash("pw \"quoted\"\n")
+        var lines: [JSONValue] = []
+        for text in try Self.lines(path) {
+            let line = try JSONValue.parse(Array(text.utf8))
+            lines.append(line)
+            // Keys in sorted order in every object; at the top, `prev` and `seq` (the file's) last.
+            var objects = Self.memberOrders(text)
+            let top = objects.removeLast()
+            #expect(Array(top.dropLast(2)) == top.dropLast(2).sorted() && top.suffix(2) == ["prev", "seq"], "\(top)")
+            #expect(objects.allSatisfy { $0 == $0.sorted() }, "\(objects)")
+        }
+        // The token creation: the new token and its accessor HMAC'd in the response's auth.
+        let create = try #require(lines.first { $0["type"] == "response" && $0["request"]?["path"] == "auth/token/create" })
+        #expect(create["auth"]?["client_token"] == root && create["request"]?["client_token"] == root)
+        #expect(create["auth"]?["policies"] == ["root"] && create["auth"]?["token_type"] == "service")
+        #expect(create["auth"]?["accessor"]?.stringValue?.hasPrefix("hmac-sha256:") == true)
+        #expect(create["response"]?["auth"]?["client_token"] == childHash)
+        #expect(create["response"]?["auth"]?["accessor"] == accessorHash)
+        #expect(create["request"]?["data"]?["ttl"] == ttl)
+        #expect(create["request"]?["data"]?["policies"] == .array([policy]))
+        // The write: data HMAC'd (numbers and booleans as they are), a string with quotes and a
+        // newline hashed as itself.
+        let write = try #require(lines.first { $0["type"] == "request" && $0["request"]?["operation"] == "update" && $0["request"]?["path"] == "secret/data/app" })
+        #expect(write["request"]?["data"]?["data"]?["password"] == password)
+        #expect(write["request"]?["data"]?["data"]?["port"] == 5432 && write["request"]?["data"]?["data"]?["on"] == true)
+        #expect(write["request"]?["mount_type"] == "secret" && write["request"]?["id"]?.stringValue?.isEmpty == false)
+        #expect(write["request"]?["identity"] == .null && write["request"]?["remote_address"]?.stringValue != nil)
+        // The read: the answer's data HMAC'd, its metadata's version a number, no lease, no warnings.
+        let read = try #require(lines.first { $0["type"] == "response" && $0["request"]?["operation"] == "read" && $0["auth"]?["client_token"] == root })
+        #expect(read["response"]?["status"] == 200 && read["response"]?["secret"] == .null && read["response"]?["warnings"] == [])
+        #expect(read["response"]?["data"]?["data"]?["password"] == password)
+        #expect(read["response"]?["data"]?["metadata"]?["version"] == 1)
+        // The refusal: an error member and the status, the child's token HMAC'd.
+        let refused = try #require(lines.first { $0["type"] == "response" && $0["error"] != nil })
+        #expect(refused["response"]?["status"] == 403 && refused["auth"]?["client_token"] == childHash)
+        guard case .intact = try AuditVerifier.verify(path: path) else { Issue.record("chain broken"); return }
+    }
+
+    /// The member names of each object in a JSON line, in the order they are written; objects
+    /// in the order they close (the outermost last).
+    static func memberOrders(_ line: String) -> [[String]] {
+        var done: [[String]] = [], open: [[String]?] = []  // nil: an array
+        var inString = false, escaped = false, current = ""
+        var characters = Array(line)[...]
+        while let character = characters.popFirst() {
+            if inString {
+                if escaped { escaped = false; current.append(character) } else if character == "\\" { escaped = true } else if character == "\"" {
+                    inString = false
+                    if characters.first == ":", let last = open.indices.last, open[last] != nil { open[last]!.append(current) }
+                } else { current.append(character) }
+            } else if character == "\"" {
+                inString = true
+                current = ""
+            } else if character == "{" {
+                open.append([])
+            } else if character == "[" {
+                open.append(nil)
+            } else if character == "}" || character == "]" {
+                if let object = open.removeLast() { done.append(object) }
+            }
+        }
+        return done
+    }
+
     @Test func anUnwritableAuditFileFailsRequestsAndServesNoSecret() async throws {
         let path = Self.temporaryFile()
         defer { try? FileManager.default.removeItem(atPath: path) }

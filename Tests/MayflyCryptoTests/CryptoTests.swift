@@ -112,6 +112,26 @@ import Testing
         #expect(fromSecure == KeyedHash.hmacSHA256(key: key1, Array("Hi There".utf8)))
     }
 
+    /// An `HMACKey` (the state after the key blocks) gives the same MACs as a fresh HMAC, for
+    /// every message length around the block size, reused many times; wiped, it MACs nothing.
+    @Test func anHMACKeyMatchesAFreshHMACAndMACsNothingOnceWiped() throws {
+        let long = [UInt8](repeating: 0xaa, count: 131)  // RFC 4231 case 6: a key longer than a block
+        let rfc = try HMACKey(key: SecureBytes(copying: long))
+        #expect(Hex.encode(try rfc.mac(Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8)))
+                == "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
+        let raw = (0..<32).map { UInt8($0 * 7 & 0xff) }
+        let key = try HMACKey(key: SecureBytes(copying: raw))
+        for length in [0, 1, 55, 56, 63, 64, 65, 127, 128, 1000] {
+            let message = (0..<length).map { UInt8(($0 * 31 + length) & 0xff) }
+            #expect(try key.mac(message) == KeyedHash.hmacSHA256(key: raw, message), "length \(length)")
+            #expect(try key.mac(message) == KeyedHash.hmacSHA256(key: raw, message), "length \(length), again")
+        }
+        key.wipe()
+        #expect(key.isWiped)
+        #expect(throws: CryptoError.self) { try key.mac([1, 2, 3]) }
+        #expect("\(key)" == "HMACKey")
+    }
+
     @Test func sha256AndPBKDF2() {
         #expect(Hex.encode(KeyedHash.sha256(Array("abc".utf8)))
                 == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")

@@ -81,9 +81,10 @@ final class AuditLog: Sendable {
     /// The parts of `request`'s lines, or nil when no device is on (or its key is not loaded).
     func prepare(_ request: LogicalRequest, caller: Caller?) -> Prepared? {
         guard let file, let hasher = hasher.withLock({ $0 }) else { return nil }
-        let token = request.token.map { JSONValue.string(hasher.hash($0)) } ?? .null
-        return Prepared(file: file, hasher: hasher, auth: Self.auth(caller, hasher, token: token).encoded(),
-                        request: Self.request(request, hasher, token: token).encoded())
+        var token: [UInt8] = []
+        if let value = request.token { hasher.appendJSONString(hashing: value, to: &token) } else { token = Self.null }
+        return Prepared(file: file, hasher: hasher, auth: Self.auth(caller, hasher, token: token),
+                        request: Self.request(request, hasher, token: token))
     }
 
     /// The request line: on disk when this returns.
@@ -120,7 +121,7 @@ final class AuditLog: Sendable {
             line.append(UInt8(ascii: "}"))
         } else if let result {
             line.append(contentsOf: #","response":"#.utf8)
-            Self.response(result, prepared.hasher).encode(into: &line)
+            Self.response(result, prepared.hasher, to: &line)
         }
         line.append(contentsOf: #","time":"#.utf8)
         JSONValue.encode(string: Timestamp.rfc3339(clock.now()), into: &line)
@@ -143,51 +144,113 @@ final class AuditLog: Sendable {
         return line
     }
 
-    /// `token`: the request's token, HMAC'd once for both places it appears.
-    private static func auth(_ caller: Caller?, _ hasher: AuditHasher, token: JSONValue) -> JSONValue {
-        guard let caller else { return .null }
-        return [
-            "client_token": caller.token == nil ? .null : token,
-            "accessor": caller.accessor.map { .string(hasher.hash($0)) } ?? .null,
-            "policies": .strings(caller.policies), "token_policies": .strings(caller.policies),
-            "display_name": .string(caller.displayName), "token_type": "service",
-            "identity": .string(caller.identity),
-        ]
+    private static let null = Array("null".utf8)
+
+    /// Appends `,"key":` (without the comma for the first member, whose `{` is already there).
+    private static func key(_ name: StaticString, to out: inout [UInt8], first: Bool = false) {
+        if !first { out.append(UInt8(ascii: ",")) }
+        out.append(UInt8(ascii: "\""))
+        out.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        out.append(contentsOf: #"":"#.utf8)
     }
 
-    private static func request(_ request: LogicalRequest, _ hasher: AuditHasher, token: JSONValue) -> JSONValue {
-        [
-            "id": .string(request.id), "operation": .string(request.operation.rawValue),
-            "path": .string(RequestPath.redacted(request.path, hash: hasher.hash)),
-            "data": request.data.isEmpty ? .null : hasher.hashStrings(.object(request.data)),
-            "remote_address": .string(request.remoteAddress),
-            "client_token": token,
-            "identity": request.identity.map { .string($0.summary) } ?? .null,
-            "mount_type": .string(String(request.path.split(separator: "/").first ?? "")),
-        ]
-    }
-
-    private static func response(_ result: LogicalResponse, _ hasher: AuditHasher) -> JSONValue {
-        switch result {
-        case .envelope(let envelope, let status):
-            var auth = envelope.auth
-            if case .object(var members) = auth {
-                for key in ["client_token", "accessor"] {
-                    if let value = members[key]?.stringValue { members[key] = .string(hasher.hash(value)) }
-                }
-                auth = .object(members)
-            }
-            return [
-                "status": .int(Int64(status)), "data": hasher.hashStrings(envelope.data), "auth": auth,
-                "secret": envelope.leaseID.isEmpty ? .null : ["lease_id": .string(envelope.leaseID)],
-                "warnings": .strings(envelope.warnings),
-            ]
-        case .bare(let value, let status):
-            return ["status": .int(Int64(status)), "data": hasher.hashStrings(value)]
-        case .noContent:
-            return ["status": 204]
-        case .accepted:
-            return ["status": 202]
+    private static func strings(_ values: [String], to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "["))
+        for (position, value) in values.enumerated() {
+            if position > 0 { out.append(UInt8(ascii: ",")) }
+            JSONValue.encode(string: value, into: &out)
         }
+        out.append(UInt8(ascii: "]"))
+    }
+
+    /// The line's `auth` member (the caller) as encoded JSON, members in sorted order (as
+    /// `JSONValue` encodes them). `token`: the request's token, HMAC'd once for both places it
+    /// appears (encoded).
+    private static func auth(_ caller: Caller?, _ hasher: AuditHasher, token: [UInt8]) -> [UInt8] {
+        guard let caller else { return null }
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        out.reserveCapacity(512)
+        key("accessor", to: &out, first: true)
+        if let accessor = caller.accessor { hasher.appendJSONString(hashing: accessor, to: &out) } else { out += null }
+        key("client_token", to: &out)
+        out += caller.token == nil ? null : token
+        key("display_name", to: &out)
+        JSONValue.encode(string: caller.displayName, into: &out)
+        key("identity", to: &out)
+        JSONValue.encode(string: caller.identity, into: &out)
+        key("policies", to: &out)
+        strings(caller.policies, to: &out)
+        key("token_policies", to: &out)
+        strings(caller.policies, to: &out)
+        key("token_type", to: &out)
+        out.append(contentsOf: #""service"}"#.utf8)
+        return out
+    }
+
+    /// The line's `request` member as encoded JSON, members in sorted order.
+    private static func request(_ request: LogicalRequest, _ hasher: AuditHasher, token: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        out.reserveCapacity(512)
+        key("client_token", to: &out, first: true)
+        out += token
+        key("data", to: &out)
+        if request.data.isEmpty { out += null } else { hasher.appendJSON(hashingStringsOf: .object(request.data), to: &out) }
+        key("id", to: &out)
+        JSONValue.encode(string: request.id, into: &out)
+        key("identity", to: &out)
+        if let identity = request.identity { JSONValue.encode(string: identity.summary, into: &out) } else { out += null }
+        key("mount_type", to: &out)
+        JSONValue.encode(string: String(request.path.split(separator: "/").first ?? ""), into: &out)
+        key("operation", to: &out)
+        JSONValue.encode(string: request.operation.rawValue, into: &out)
+        key("path", to: &out)
+        JSONValue.encode(string: RequestPath.redacted(request.path, hash: hasher.hash), into: &out)
+        key("remote_address", to: &out)
+        JSONValue.encode(string: request.remoteAddress, into: &out)
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
+    /// Appends the line's `response` member (`result`), members in sorted order.
+    private static func response(_ result: LogicalResponse, _ hasher: AuditHasher, to out: inout [UInt8]) {
+        func status(_ status: Int, first: Bool = false) {
+            key("status", to: &out, first: first)
+            out.append(contentsOf: String(status).utf8)
+        }
+        out.append(UInt8(ascii: "{"))
+        switch result {
+        case .envelope(let envelope, let code):
+            key("auth", to: &out, first: true)
+            if case .object(var members) = envelope.auth {
+                for name in ["client_token", "accessor"] {
+                    if let value = members[name]?.stringValue { members[name] = .string(hasher.hash(value)) }
+                }
+                JSONValue.object(members).encode(into: &out)
+            } else {
+                envelope.auth.encode(into: &out)
+            }
+            key("data", to: &out)
+            hasher.appendJSON(hashingStringsOf: envelope.data, to: &out)
+            key("secret", to: &out)
+            if envelope.leaseID.isEmpty {
+                out += null
+            } else {
+                out.append(contentsOf: #"{"lease_id":"#.utf8)
+                JSONValue.encode(string: envelope.leaseID, into: &out)
+                out.append(UInt8(ascii: "}"))
+            }
+            status(code)
+            key("warnings", to: &out)
+            strings(envelope.warnings, to: &out)
+        case .bare(let value, let code):
+            key("data", to: &out, first: true)
+            hasher.appendJSON(hashingStringsOf: value, to: &out)
+            status(code)
+        case .noContent:
+            status(204, first: true)
+        case .accepted:
+            status(202, first: true)
+        }
+        out.append(UInt8(ascii: "}"))
     }
 }
