@@ -112,6 +112,22 @@ import Testing
         #expect(fromSecure == KeyedHash.hmacSHA256(key: key1, Array("Hi There".utf8)))
     }
 
+    /// A stream fed in parts hashes what SHA-256 of the whole gives; a copy forks it (the audit
+    /// file hashes a line's body outside its lock and the tail under it).
+    @Test func aSHA256StreamMatchesTheWholeAndACopyForks() {
+        let body = (0..<1000).map { UInt8($0 & 0xff) }, tailA = Array("A tail".utf8), tailB = Array("B".utf8)
+        var stream = SHA256Stream()
+        stream.update(Array(body[..<3]))
+        stream.update(Array(body[3...]))
+        var forkA = stream, forkB = stream
+        forkA.update(tailA)
+        forkB.update(tailB)
+        #expect(stream.digest() == KeyedHash.sha256(body))
+        #expect(forkA.digest() == KeyedHash.sha256(body + tailA) && forkB.digest() == KeyedHash.sha256(body + tailB))
+        #expect(forkA.digest() == forkA.digest(), "digest leaves the stream as it was")
+        #expect(Hex.encode(SHA256Stream().digest()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+    }
+
     /// An `HMACKey` (the state after the key blocks) gives the same MACs as a fresh HMAC, for
     /// every message length around the block size, reused many times; wiped, it MACs nothing.
     @Test func anHMACKeyMatchesAFreshHMACAndMACsNothingOnceWiped() throws {

@@ -6,8 +6,9 @@ import Synchronization
 /// SHA-256 of the previous line (`prev`), so `mayfly audit verify` finds an edited, deleted
 /// or reordered line.
 ///
-/// Group commit: each line is encoded by its caller and appended with one short `write` (to
-/// the page cache) under a lock; a sync loop on a queue of its own (never an event-loop thread
+/// Group commit: each line is encoded by its caller, which also hashes it for the chain (all
+/// but the short tail holding `prev` and `seq`) before taking the lock, and appended with one
+/// short `writev` (to the page cache) under the lock; a sync loop on a queue of its own (never an event-loop thread
 /// or the cooperative pool) syncs whatever has been written while writing goes on, so one
 /// sync covers every line written before it began. The sync is `fdatasync`: the lines and the
 /// file's length reach the disk, as with `fsync`, without also writing its modification time
@@ -146,7 +147,7 @@ public final class AuditFile: Sendable {
     /// Appends `entry` (an object) with `seq` and `prev` added; durable when it returns.
     /// Blocks the calling thread for the `fsync`: for tools and tests; the server uses `record`.
     public func append(_ entry: JSONValue) throws {
-        let body = try Self.body(entry)
+        let body = Body(try Self.body(entry))
         try state.withLock { state in
             if let broken = state.broken { throw AuditError(broken) }
             let before = state
@@ -175,6 +176,7 @@ public final class AuditFile: Sendable {
     public func record(body: [UInt8], durable: Bool = true) async throws {
         guard durable else {
             try Self.check(body)
+            let body = Body(body)
             let flush = try state.withLock { state -> Bool in
                 if let broken = state.broken { throw AuditError(broken) }
                 try write(body, &state)
@@ -192,6 +194,7 @@ public final class AuditFile: Sendable {
     /// records the line.
     func writeDurable(body: [UInt8]) throws -> off_t {
         try Self.check(body)
+        let body = Body(body)
         let (end, start) = try state.withLock { state -> (off_t, Bool) in
             if let broken = state.broken { throw AuditError(broken) }
             try write(body, &state)
@@ -320,21 +323,54 @@ public final class AuditFile: Sendable {
         }
     }
 
-    /// Writes `body` (an encoded object without its closing brace) with `prev` and `seq` added
-    /// as the next line; on failure nothing of it stays in the file and the chain is where it
-    /// was. (Syncing is the caller's.)
-    private func write(_ body: [UInt8], _ state: inout State) throws {
-        var line = body
-        line.append(contentsOf: #","prev":""#.utf8)
-        line.append(contentsOf: state.prev.utf8)
-        line.append(contentsOf: #"","seq":"#.utf8)
-        line.append(contentsOf: String(state.seq + 1).utf8)
-        line.append(UInt8(ascii: "}"))
-        let prev = Hex.encode(KeyedHash.sha256(line))
-        line.append(10)
+    /// A line's body (an encoded object without its closing brace) with its SHA-256 begun:
+    /// the bulk of the chain's hashing is done before the lock is taken.
+    private struct Body {
+        let bytes: [UInt8]
+        let hash: SHA256Stream
+
+        init(_ bytes: [UInt8]) {
+            self.bytes = bytes
+            var hash = SHA256Stream()
+            hash.update(bytes)
+            self.hash = hash
+        }
+    }
+
+    /// Writes `body` with `prev` and `seq` added as the next line (one `writev` of the body and
+    /// that tail); on failure nothing of it stays in the file and the chain is where it was.
+    /// (Syncing is the caller's.)
+    private func write(_ body: Body, _ state: inout State) throws {
+        var tail: [UInt8] = []
+        tail.reserveCapacity(96)
+        tail.append(contentsOf: #","prev":""#.utf8)
+        tail.append(contentsOf: state.prev.utf8)
+        tail.append(contentsOf: #"","seq":"#.utf8)
+        tail.append(contentsOf: String(state.seq + 1).utf8)
+        tail.append(UInt8(ascii: "}"))
+        var hash = body.hash
+        hash.update(tail)
+        let prev = Hex.encode(hash.digest())
+        tail.append(10)
+        let total = body.bytes.count + tail.count
         var written = 0
-        while written < line.count {
-            let result = line[written...].withUnsafeBytes { Glibc.write(state.fd, $0.baseAddress, $0.count) }
+        while written < total {
+            let result = body.bytes.withUnsafeBytes { head in
+                tail.withUnsafeBytes { tail in
+                    withUnsafeTemporaryAllocation(of: iovec.self, capacity: 2) { parts in
+                        var count: Int32 = 0
+                        if written < head.count {
+                            parts[0] = iovec(iov_base: UnsafeMutableRawPointer(mutating: head.baseAddress! + written),
+                                             iov_len: head.count - written)
+                            count = 1
+                        }
+                        let from = max(0, written - head.count)
+                        parts[Int(count)] = iovec(iov_base: UnsafeMutableRawPointer(mutating: tail.baseAddress! + from),
+                                                  iov_len: tail.count - from)
+                        return writev(state.fd, parts.baseAddress, count + 1)
+                    }
+                }
+            }
             if result < 0 && errno == EINTR { continue }
             guard result > 0 else {
                 let reason = String(cString: strerror(errno))
@@ -345,6 +381,6 @@ public final class AuditFile: Sendable {
         }
         state.seq += 1
         state.prev = prev
-        state.offset += off_t(line.count)
+        state.offset += off_t(total)
     }
 }
