@@ -122,6 +122,38 @@ struct DatabaseCredentialTests {
         _ = try await t.broker.leases.revokePrefix("database/creds/ro/", force: false)
     }
 
+    /// Issuance reads its role and database config from the barrier's cache (issue 13): a
+    /// change to either is what the very next credential gets, and a seal wipes both.
+    @Test func aChangedRoleOrConfigGovernsTheNextCredentialThoughBothAreCached() async throws {
+        let (t, group) = try await Self.setUp()
+        _ = try await Self.issue(t)
+        _ = try await Self.issue(t)
+        let cache = t.broker.barrier.cache
+        #expect(cache.get("database/roles/ro") != nil && cache.get("database/config/db") != nil, "issuance cached both")
+
+        _ = try await t.call(.update, "database/roles/ro", [
+            "db_name": "db", "member_of": .strings([group]), "default_ttl": "45s", "max_ttl": "120s", "connection_limit": 2,
+        ])
+        let changed = try await Self.issue(t)
+        #expect(changed.ttl == 45)
+        let admin = try await PG.admin()
+        #expect(try await admin.query("SELECT rolconnlimit::text FROM pg_roles WHERE rolname = $1", [changed.user]) == [["2"]])
+        await admin.close()
+
+        var narrowed = try PG.configBody()
+        narrowed["allowed_roles"] = "other"
+        _ = try await t.call(.update, "database/config/db", narrowed)
+        #expect(await t.status(.read, "database/creds/ro") == 500, "the role is no longer allowed on the database (500, as Vault answers)")
+        _ = try await t.call(.update, "database/config/db", try PG.configBody())
+        #expect(try await Self.issue(t).ttl == 45)
+
+        _ = try await t.broker.leases.revokePrefix("database/creds/ro/", force: false)
+        let cached = cache.values
+        #expect(!cached.isEmpty)
+        _ = try await t.call(.update, "sys/seal")
+        #expect(cache.count == 0 && cached.allSatisfy { $0.isWiped }, "nothing decrypted outlives the seal")
+    }
+
     @Test func renewExtendsValidUntilAndStopsAtMaxTTL() async throws {
         let (t, _) = try await Self.setUp(ttl: "30s", maxTTL: "90s")
         let credential = try await Self.issue(t)

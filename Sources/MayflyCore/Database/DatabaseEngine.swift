@@ -169,14 +169,16 @@ final class DatabaseEngine: Sendable {
         try await barrier.list("database/config/").filter { !$0.hasSuffix("/") }
     }
 
+    /// The stored config (its plaintext cached by the barrier; decoded on every call, as it
+    /// holds the admin password).
     func config(_ name: String) async throws -> DatabaseConfig? {
         guard let bytes = try await barrier.get("database/config/\(name)") else { return nil }
         return try JSONDecoder().decode(DatabaseConfig.self, from: Data(bytes))
     }
 
+    /// The stored role (cached by the barrier, decoded once: it holds no secret).
     func role(_ name: String) async throws -> DatabaseRole? {
-        guard let bytes = try await barrier.get("database/roles/\(name)") else { return nil }
-        return try JSONDecoder().decode(DatabaseRole.self, from: Data(bytes))
+        try await barrier.get("database/roles/\(name)") { try JSONDecoder().decode(DatabaseRole.self, from: Data($0)) }
     }
 
     /// The backend of `config`'s database. A new one is built from the config as stored now,

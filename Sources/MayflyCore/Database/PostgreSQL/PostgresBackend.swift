@@ -13,9 +13,14 @@ final class PostgresBackend: CredentialBackend {
     let pool: PGPool
     let config: DatabaseConfig
     let scramIterations: Int
+    /// The config's URL parsed (no password in it): every credential's `connection_url`.
+    private let server: PGConnectionConfig
 
     init(config: DatabaseConfig, settings: CredentialBackends.Settings) throws {
         let connection = try Self.connectionConfig(config)
+        var server = connection
+        server.password = nil
+        self.server = server
         self.config = config
         scramIterations = settings.scramIterations
         pool = PGPool(config: connection, maxConnections: config.maxConnections)
@@ -194,12 +199,11 @@ final class PostgresBackend: CredentialBackend {
     }
 
     func clientURL(username: String) throws -> String {
-        try Self.clientURL(config, username: username)
+        Self.clientURL(server, username: username)
     }
 
     /// `postgresql://user@host:port/db?sslmode=…` for the client (no password).
-    static func clientURL(_ database: DatabaseConfig, username: String) throws -> String {
-        let server = try PGConnectionConfig.parse(url: database.connectionURL)
+    static func clientURL(_ server: PGConnectionConfig, username: String) -> String {
         var components = URLComponents()
         components.scheme = "postgresql"
         components.user = username
