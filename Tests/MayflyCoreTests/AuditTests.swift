@@ -200,6 +200,22 @@ import Testing
         return done
     }
 
+    /// The device's HMAC key is key material: a seal wipes it (the seal's own lines are
+    /// written first), and an unseal loads it again to hash as before.
+    @Test func theAuditKeyIsWipedOnSealAndHashesAsBeforeAfterUnseal() async throws {
+        let path = Self.temporaryFile()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let t = try await TestBroker.make { $0.auditPath = path }
+        let before = try #require(try await t.data(.update, "sys/audit-hash/file", ["input": "x"])["hash"])
+        let key = try #require(t.broker.audit.keyForTests)
+        #expect(!key.isWiped)
+        _ = try await t.call(.update, "sys/seal")
+        #expect(key.isWiped && t.broker.audit.keyForTests == nil)
+        #expect(try Self.lines(path).last?.contains("\"path\":\"sys/seal\"") == true, "the seal is on the record")
+        for share in t.shares.prefix(2) { _ = try await t.broker.seal.submit(share: share) }
+        #expect(try await t.data(.update, "sys/audit-hash/file", ["input": "x"])["hash"] == before)
+    }
+
     @Test func anUnwritableAuditFileFailsRequestsAndServesNoSecret() async throws {
         let path = Self.temporaryFile()
         defer { try? FileManager.default.removeItem(atPath: path) }

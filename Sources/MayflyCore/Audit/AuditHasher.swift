@@ -67,4 +67,7 @@ public struct AuditHasher: Sendable {
     private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
 
     func wipe() { key?.wipe() }
+
+    /// The key (tests check it is wiped on seal).
+    var keyForTests: HMACKey? { key }
 }

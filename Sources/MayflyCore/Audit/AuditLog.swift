@@ -53,6 +53,9 @@ final class AuditLog: Sendable {
         }
     }
 
+    /// The loaded key (tests).
+    var keyForTests: HMACKey? { hasher.withLock { $0?.keyForTests } }
+
     /// `sys/audit-hash`: the HMAC the file would hold for `input`.
     func hash(_ input: String) throws -> String {
         guard let hasher = hasher.withLock({ $0 }) else { throw APIError.badRequest("no audit device is enabled") }
