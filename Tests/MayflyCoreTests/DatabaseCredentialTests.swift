@@ -130,6 +130,10 @@ struct DatabaseCredentialTests {
         _ = try await Self.issue(t)
         let cache = t.broker.barrier.cache
         #expect(cache.get("database/roles/ro") != nil && cache.get("database/config/db") != nil, "issuance cached both")
+        // What stays decoded is the config without its password; a connection still gets it.
+        let password = try PG.value("MAYFLY_TEST_PG_PASSWORD")
+        #expect(try await t.broker.databases.settings("db")?.password == "")
+        #expect(try await t.broker.databases.config("db")?.password == password)
 
         _ = try await t.call(.update, "database/roles/ro", [
             "db_name": "db", "member_of": .strings([group]), "default_ttl": "45s", "max_ttl": "120s", "connection_limit": 2,

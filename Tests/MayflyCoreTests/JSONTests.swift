@@ -121,4 +121,13 @@ import Testing
         let now = Date()
         #expect(Timestamp.parse(Timestamp.rfc3339(now)).map { abs($0 - now.timeIntervalSince1970) < 0.001 } == true)
     }
+
+    /// `VALID UNTIL`'s literal: zero-padded fields, UTC, whatever the year's width.
+    @Test func formatsAPostgreSQLTimestamp() {
+        #expect(Timestamp.postgres(0) == "1970-01-01 00:00:00+0000")
+        #expect(Timestamp.postgres(1_733_562_005) == "2024-12-07 09:00:05+0000")
+        #expect(Timestamp.postgres(253_402_300_799) == "9999-12-31 23:59:59+0000")
+        #expect(Timestamp.postgres(253_402_300_800) == "10000-01-01 00:00:00+0000")
+        #expect(Timestamp.postgres(-62_135_596_800) == "0001-01-01 00:00:00+0000")
+    }
 }

@@ -15,7 +15,8 @@ final class PlaintextCache: Sendable {
     /// A value and, once a reader has decoded it, the decoded form, so hot reads skip the
     /// decoding too; dropped with the value. Only records that hold no secret are kept decoded
     /// (a token entry holds the token's keyed hash, KV metadata versions and times, a database
-    /// role its statements; a database config, which holds the admin password, is not): a secret's
+    /// role its statements; a database config only with its passwords blanked, see
+    /// `DatabaseEngine.settings`): a secret's
     /// value stays in guarded memory only, and is decoded per read.
     private struct Entry {
         var bytes: SecureBytes

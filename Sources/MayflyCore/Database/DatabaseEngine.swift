@@ -176,6 +176,19 @@ final class DatabaseEngine: Sendable {
         return try JSONDecoder().decode(DatabaseConfig.self, from: Data(bytes))
     }
 
+    /// The stored config's settings: the config with its secrets (the admin password, a
+    /// pending one) blanked, so that it can stay decoded in the barrier's cache. For the hot
+    /// paths that only read settings (issuance); whatever connects gets the password through
+    /// `backend(_:)`, which reads `config(_:)`.
+    func settings(_ name: String) async throws -> DatabaseConfig? {
+        try await barrier.get("database/config/\(name)") { bytes in
+            var config = try JSONDecoder().decode(DatabaseConfig.self, from: Data(bytes))
+            config.password = ""
+            config.pendingPassword = nil
+            return config
+        }
+    }
+
     /// The stored role (cached by the barrier, decoded once: it holds no secret).
     func role(_ name: String) async throws -> DatabaseRole? {
         try await barrier.get("database/roles/\(name)") { try JSONDecoder().decode(DatabaseRole.self, from: Data($0)) }

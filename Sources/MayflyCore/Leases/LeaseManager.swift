@@ -84,7 +84,7 @@ final class LeaseManager: Sendable {
 
     private func issue(_ role: DatabaseRole, identity: String, tokenHash: String) async throws -> LogicalResponse {
         let roleName = role.name
-        guard let database = try await databases.config(role.database) else {
+        guard let database = try await databases.settings(role.database) else {
             throw APIError.internalError("role \(roleName) names database \(role.database), which is not configured")
         }
         guard database.allows(role: roleName) else {
