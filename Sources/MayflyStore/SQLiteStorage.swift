@@ -4,28 +4,18 @@ import MayflyMigrations
 
 /// The default store: one SQLite file in WAL mode with `synchronous = FULL`, so every
 /// committed write is on disk before `commit` returns. Concurrent writes share a transaction
-/// (group commit, one fsync for all); the log is checkpointed beside them, never by a commit
-/// (`WALCheckpointer`). GRDB runs all SQLite calls on its own serial queues, off the
-/// cooperative thread pool.
+/// (group commit, one fsync for all). GRDB runs all SQLite calls on its own serial queues,
+/// off the cooperative thread pool.
 public final class SQLiteStorage: Storage {
     private let pool: DatabasePool
     private let writer: GroupCommitWriter
-    let checkpointer: WALCheckpointer
 
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
-    public convenience init(path: String) throws {
-        try self.init(path: path, checkpointThreshold: 4 << 20, checkpointInterval: .milliseconds(500))
-    }
-
-    /// `init(path:)` with the log checkpointed once past `checkpointThreshold` bytes, looked
-    /// at every `checkpointInterval` (tests use small ones).
-    init(path: String, checkpointThreshold: Int, checkpointInterval: DispatchTimeInterval) throws {
+    public init(path: String) throws {
         var config = Configuration()
         config.busyMode = .timeout(10)
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
-            // No commit checkpoints the log: `WALCheckpointer` does, beside the writes.
-            try db.execute(sql: "PRAGMA wal_autocheckpoint = 0")
         }
         do {
             let directory = (path as NSString).deletingLastPathComponent
@@ -43,11 +33,6 @@ public final class SQLiteStorage: Storage {
             try Self.migrator.migrate(pool)
         } catch {
             throw StorageError(.migration, "migrating \(path): \(error)")
-        }
-        do {
-            checkpointer = try WALCheckpointer(path: path, threshold: checkpointThreshold, interval: checkpointInterval)
-        } catch {
-            throw StorageError(.unavailable, "cannot open SQLite database at \(path) for checkpoints: \(error)")
         }
     }
 
