@@ -17,6 +17,15 @@ public enum Hex {
         }
     }
 
+    /// Appends the lower-case hex of `bytes` to `out` (for output put together as bytes).
+    @inlinable
+    public static func append(_ bytes: some Sequence<UInt8>, to out: inout [UInt8]) {
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0f)])
+        }
+    }
+
     /// Bytes of a hex string (either case); nil for odd length or a non-hex character.
     public static func decode(_ text: String) -> [UInt8]? {
         let chars = Array(text.utf8)

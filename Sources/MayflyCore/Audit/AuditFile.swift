@@ -8,8 +8,8 @@ import Synchronization
 ///
 /// Group commit: each line is encoded by its caller, which also hashes it for the chain (all
 /// but the short tail holding `prev` and `seq`) before taking the lock, and appended with one
-/// short `writev` (to the page cache) under the lock; a sync loop on a queue of its own (never an event-loop thread
-/// or the cooperative pool) syncs whatever has been written while writing goes on, so one
+/// short `writev` (to the page cache) under the lock; a sync loop on a queue of its own (never
+/// an event-loop thread or the cooperative pool) syncs whatever has been written while writing goes on, so one
 /// sync covers every line written before it began. The sync is `fdatasync`: the lines and the
 /// file's length reach the disk, as with `fsync`, without also writing its modification time
 /// (a third less kernel work per sync here). A durable line (a request, recorded before it is handled) is on

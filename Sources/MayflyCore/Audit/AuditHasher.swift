@@ -13,12 +13,6 @@ public struct AuditHasher: Sendable {
         self.key = try? HMACKey(key: key)
     }
 
-    public init(key: [UInt8]) {
-        let secure = SecureBytes(copying: key)
-        self.init(key: secure)
-        secure.wipe()
-    }
-
     /// What a wiped key hashes every value to.
     static let unavailable = "hmac-sha256:unavailable"
 
@@ -55,16 +49,9 @@ public struct AuditHasher: Sendable {
         }
         guard done else { return false }
         out.append(contentsOf: "hmac-sha256:".utf8)
-        withUnsafeBytes(of: &mac) { mac in
-            for byte in mac {
-                out.append(Self.digits[Int(byte >> 4)])
-                out.append(Self.digits[Int(byte & 0x0F)])
-            }
-        }
+        withUnsafeBytes(of: &mac) { Hex.append($0, to: &out) }
         return true
     }
-
-    private static let digits: [UInt8] = Array("0123456789abcdef".utf8)
 
     func wipe() { key?.wipe() }
 

@@ -3,9 +3,10 @@ import Synchronization
 
 /// Decrypted values of the paths every request reads — token entries and their accessor
 /// index, KV metadata and versions, the database configs and roles every credential reads —
-/// so that a read skips the storage round trip and the decryption. Values live in guarded memory (`SecureBytes`) and are wiped on seal with the
-/// keys (sealed means no key material, and nothing decrypted, in memory). Every write through the barrier invalidates the paths it touches
-/// once it has committed, and a value read while such a write was in flight is not kept, so no
+/// so that a read skips the storage round trip and the decryption. Values live in guarded
+/// memory (`SecureBytes`) and are wiped on seal with the keys (sealed means no key material,
+/// and nothing decrypted, in memory). Every write through the barrier invalidates the paths
+/// it touches once it has committed, and a value read while such a write was in flight is not kept, so no
 /// reader re-installs a value older than a write that has returned: a revoked token fails on
 /// the next request. Bounded: at `capacity` an arbitrary entry makes room.
 final class PlaintextCache: Sendable {
@@ -16,8 +17,8 @@ final class PlaintextCache: Sendable {
     /// decoding too; dropped with the value. Only records that hold no secret are kept decoded
     /// (a token entry holds the token's keyed hash, KV metadata versions and times, a database
     /// role its statements; a database config only with its passwords blanked, see
-    /// `DatabaseEngine.settings`): a secret's
-    /// value stays in guarded memory only, and is decoded per read.
+    /// `DatabaseEngine.settings`): a secret's value stays in guarded memory only, and is
+    /// decoded per read.
     private struct Entry {
         var bytes: SecureBytes
         var decoded: (any Sendable)?
