@@ -110,12 +110,22 @@ struct RunCommandTests {
         try await Task.sleep(for: .seconds(3))
         try await server.start()
         let mark = Self.lines(out).count
-        // Ten more connections after the restart: counted, not timed (a loaded machine runs the
-        // program's psql loop slower).
-        _ = try await Self.waitFor(out, seconds: 60) { $0.count > mark + 10 }
+        // Ten connections in a row succeed after the restart: counted, not timed (a loaded
+        // machine runs the program's psql loop slower). When the restart outlasts the lease (a
+        // loaded machine: 12 s leases renewed at ~8 s), the broker's sweeper ends it and
+        // `mayfly run` fetches a new login and restarts the program, so one connection may
+        // fail in between; the program still works after.
+        let working = try await Self.waitFor(out, seconds: 60) { lines in
+            let after = lines.dropFirst(mark)
+            return after.count >= 10 && after.suffix(10).allSatisfy { $0.hasPrefix("ok ") }
+        }
         let afterRestart = Self.lines(out).dropFirst(mark)
-        #expect(afterRestart.count > 10 && afterRestart.suffix(10).allSatisfy { $0.hasPrefix("ok ") },
-                "working after the broker restart: \(afterRestart.suffix(10)); stderr:\n\(runner.stderr)")
+        #expect(working, "working after the broker restart: \(afterRestart.suffix(10)); stderr:\n\(runner.stderr)")
+        if afterRestart.contains("fail") {
+            // The revoke above ended one lease; only a second that ran out explains a failure.
+            #expect(runner.stderr.components(separatedBy: "lease not found").count - 1 >= 2,
+                    "a connection failed after the restart though the lease was not lost: \(runner.stderr)")
+        }
 
         runner.signal(SIGTERM)
         let code = try await runner.exitCode()
