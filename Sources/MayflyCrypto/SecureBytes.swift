@@ -69,6 +69,19 @@ public final class SecureBytes: @unchecked Sendable, CustomStringConvertible, Cu
         try withUnsafeBytes { Array($0) }
     }
 
+    /// Runs `body` with a plain copy of the bytes (for an API that takes an array, such as a TLS
+    /// library reading a key), zeroed when `body` returns. `body` must not keep the array.
+    public func withPlainCopy<R>(_ body: ([UInt8]) throws -> R) throws -> R {
+        var copy = try copyBytes()
+        defer { Self.zero(&copy) }
+        return try body(copy)
+    }
+
+    /// Zeroes `bytes` in place (a plain copy of key material, done with).
+    public static func zero(_ bytes: inout [UInt8]) {
+        bytes.withUnsafeMutableBytes { sodium_memzero($0.baseAddress, $0.count) }
+    }
+
     /// Zeroes and frees the memory; idempotent.
     public func wipe() {
         let count = self.count

@@ -11,9 +11,10 @@ import X509
 /// the first leader and kept in the barrier, so every unsealed node of the cluster holds it
 /// and nothing outside the cluster does. A standby presents it when it forwards a request; the
 /// leader's cluster listener accepts no other client, and the standby trusts no other server.
-struct ClusterCertificate: Sendable {
+/// The key (PEM) is kept in guarded memory and wiped with `wipe()` when the node seals.
+final class ClusterCertificate: Sendable {
     let certificatePEM: String
-    let keyPEM: String
+    let key: SecureBytes
 
     /// The name in the certificate (there is no host name to verify: the certificate itself is pinned).
     static let name = "mayfly-cluster"
@@ -34,41 +35,53 @@ struct ClusterCertificate: Sendable {
                 SubjectAlternativeNames([.dnsName(Self.name)])
             },
             issuerPrivateKey: .init(key))
-        return ClusterCertificate(certificatePEM: try certificate.serializeAsPEM().pemString, keyPEM: key.pemRepresentation)
+        return ClusterCertificate(certificatePEM: try certificate.serializeAsPEM().pemString,
+                                  key: SecureBytes(copying: Array(key.pemRepresentation.utf8)))
     }
 
     /// The stored form (JSON in guarded memory).
-    func secureBytes() -> SecureBytes {
-        let bytes = JSONValue.object(["certificate": .string(certificatePEM), "key": .string(keyPEM)]).encoded()
-        let secure = SecureBytes(count: bytes.count)
-        try? secure.withUnsafeMutableBytes { $0.copyBytes(from: bytes) }
-        return secure
+    func secureBytes() throws -> SecureBytes {
+        try key.withPlainCopy { key in
+            var bytes = JSONValue.object(["certificate": .string(certificatePEM), "key": .string(String(decoding: key, as: UTF8.self))])
+                .encoded()
+            defer { SecureBytes.zero(&bytes) }
+            return SecureBytes(copying: bytes)
+        }
     }
 
-    init(certificatePEM: String, keyPEM: String) {
+    init(certificatePEM: String, key: SecureBytes) {
         self.certificatePEM = certificatePEM
-        self.keyPEM = keyPEM
+        self.key = key
     }
 
-    init(stored: SecureBytes) throws {
-        let value = try JSONValue.parse(try stored.copyBytes())
+    convenience init(stored: SecureBytes) throws {
+        var plain = try stored.copyBytes()
+        defer { SecureBytes.zero(&plain) }
+        let value = try JSONValue.parse(plain)
         guard let certificate = value["certificate"]?.stringValue, let key = value["key"]?.stringValue else {
             throw ServerError("the stored cluster certificate is malformed")
         }
-        self.init(certificatePEM: certificate, keyPEM: key)
+        self.init(certificatePEM: certificate, key: SecureBytes(copying: Array(key.utf8)))
     }
+
+    /// Wipes the key (on seal); the TLS configurations made from it must be dropped too.
+    func wipe() { key.wipe() }
 
     /// The cluster's certificate: read from the barrier, made there first by a leader when
     /// none exists. Nil while sealed, or on a standby before any leader made it.
     static func load(_ broker: Broker) async throws -> ClusterCertificate? {
-        guard let stored = try await broker.clusterTLS(make: { try generate().secureBytes() }) else { return nil }
+        guard let stored = try await broker.clusterTLS(make: {
+            let made = try generate()
+            defer { made.wipe() }
+            return try made.secureBytes()
+        }) else { return nil }
         defer { stored.wipe() }
         return try ClusterCertificate(stored: stored)
     }
 
     private func parts() throws -> (NIOSSLCertificate, NIOSSLPrivateKey) {
         (try NIOSSLCertificate(bytes: Array(certificatePEM.utf8), format: .pem),
-         try NIOSSLPrivateKey(bytes: Array(keyPEM.utf8), format: .pem))
+         try key.withPlainCopy { try NIOSSLPrivateKey(bytes: $0, format: .pem) })
     }
 
     /// The cluster listener's TLS: this certificate, and a client must present it too.

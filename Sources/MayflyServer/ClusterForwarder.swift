@@ -97,6 +97,7 @@ final class ClusterForwarder: Sendable {
             throw APIError(status: 503, ["this standby cannot forward yet: no leader has made the cluster certificate; retry"],
                            retryAfter: 1)
         }
+        defer { certificate.wipe() }  // the TLS configuration holds the key now
         var configuration = HTTPClient.Configuration(
             tlsConfiguration: try certificate.clientConfiguration(),
             timeout: .init(connect: .seconds(5), read: .seconds(120)))
@@ -111,7 +112,8 @@ final class ClusterForwarder: Sendable {
         return kept
     }
 
-    /// Closes the connections to the leader (at shutdown).
+    /// Closes the connections to the leader and drops the client, whose TLS holds the cluster's
+    /// key (at shutdown, and when the node seals; a client is made again after an unseal).
     func shutdown() async {
         let client = client.withLock { client -> HTTPClient? in
             defer { client = nil }

@@ -2,12 +2,15 @@ import Hummingbird
 import HummingbirdTLS
 import Logging
 import MayflyCore
+import NIOSSL
 import ServiceLifecycle
 
 /// HA: the listener at `cluster_addr` that takes requests standbys forward. Its TLS needs the
 /// cluster's certificate, which lives in the barrier: it opens once this node is unsealed (and
 /// a leader has made the certificate), and admits only clients that present that certificate.
-/// At shutdown it also closes the forwarder's connections.
+/// When the node seals it closes, with the forwarder's connections (both hold the cluster's
+/// key), and it opens again once the node is unsealed. At shutdown it also closes the
+/// forwarder's connections.
 struct ClusterListenerService: Service {
     let broker: Broker
     let config: HAConfig
@@ -16,15 +19,30 @@ struct ClusterListenerService: Service {
 
     func run() async throws {
         defer { Task { [forwarder] in await forwarder.shutdown() } }
-        let certificate: ClusterCertificate? = await cancelWhenGracefulShutdown { await waitForCertificate() }
-        guard let certificate else { return }
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            let certificate: ClusterCertificate? = await cancelWhenGracefulShutdown { await waitForCertificate() }
+            guard let certificate else { return }
+            let tls: TLSConfiguration
+            do {
+                defer { certificate.wipe() }  // the TLS configuration holds the key now
+                tls = try certificate.serverConfiguration()
+            }
+            try await serveUntilSealed(tls)
+            // Sealed: the listener's TLS and the forwarder's client held the key; both are gone.
+            await forwarder.shutdown()
+            if await broker.seal.isSealed { logger.notice("cluster listener closed: this node is sealed") }
+        }
+    }
+
+    /// Serves forwarded requests until this node seals (polled ten times a second) or shuts down.
+    private func serveUntilSealed(_ tls: TLSConfiguration) async throws {
         let responder = MiddlewareResponder(
             middleware: ForwardedIdentityMiddleware(),
             next: VaultResponder(broker: broker, maxBodySize: broker.config.maxRequestSize, logger: logger, forwarder: nil))
-        let logger = logger, config = config
+        let logger = logger, config = config, broker = broker
         let application = Application(
             responder: responder,
-            server: .vault(tls: try certificate.serverConfiguration(),
+            server: .vault(tls: tls,
                            limits: ListenerLimits(readHeaderTimeout: .seconds(10), idleTimeout: .seconds(300),
                                                   tlsHandshakeTimeout: .seconds(10), maxConnections: 4096),
                            logger: logger),
@@ -32,7 +50,14 @@ struct ClusterListenerService: Service {
                                  backlog: MayflyHTTPServer.backlog),
             onServerRunning: { _ in logger.notice("cluster listener up", metadata: ["address": "\(config.clusterAddress)"]) },
             logger: logger)
-        try await application.run()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await application.run() }
+            group.addTask {
+                while await !broker.seal.isSealed { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            _ = try await group.next()
+            group.cancelAll()
+        }
     }
 
     /// The cluster certificate, once this node is unsealed and a leader has made it (checked

@@ -193,4 +193,16 @@ import Testing
             #expect(bytes[8] >> 6 == 0b10, "RFC 4122 variant")
         }
     }
+
+    /// A plain copy of key material for an API that takes an array is zeroed once done with.
+    @Test func aPlainCopyOfSecureBytesIsZeroedAfterUse() throws {
+        let secret = SecureBytes(copying: Array("-----BEGIN PRIVATE KEY-----".utf8))
+        let seen = try secret.withPlainCopy { String(decoding: $0, as: UTF8.self) }
+        #expect(seen == "-----BEGIN PRIVATE KEY-----")
+        var plain = try secret.copyBytes()
+        SecureBytes.zero(&plain)
+        #expect(plain == [UInt8](repeating: 0, count: secret.count))
+        secret.wipe()
+        #expect(throws: CryptoError.self) { try secret.withPlainCopy { _ in () } }
+    }
 }

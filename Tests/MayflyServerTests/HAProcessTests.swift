@@ -618,6 +618,45 @@ struct HAProcessTests {
     /// A standby picks up keyring terms the leader adds: after a rotation and the re-wrap of
     /// every entry (the cluster certificate too) into the new term, a standby that never
     /// forwarded before can still open the certificate and forward.
+    /// The cluster listener's TLS and the forwarder's client hold the cluster's key, which a
+    /// seal must not leave in memory: a node that seals closes its cluster listener (and drops
+    /// its forwarder's client); a node that stays unsealed keeps serving forwarded requests.
+    @Test func aSealedNodeClosesItsClusterListener() async throws {
+        let (schema, shared) = try Self.cluster()
+        defer { try? FileManager.default.removeItem(atPath: shared) }
+        let (a, b, token) = try await Self.leaderAndStandby(schema: schema, shared: shared)
+        defer {
+            a.signal(SIGKILL)
+            b.signal(SIGKILL)
+        }
+        #expect(try await Self.retrying(b, "GET", "sys/mounts", token: token).status == 200, "b forwards to a")
+        let status = try JSONValue.parse(try await a.request("GET", "sys/ha-status", token: token).body)
+        var clusterPorts: [String: Int] = [:]
+        for node in status["data"]?["nodes"]?.arrayValue ?? [] {
+            if let name = node["hostname"]?.stringValue, let address = node["cluster_address"]?.stringValue,
+               let port = address.split(separator: ":").last.flatMap({ Int($0) }) { clusterPorts[name] = port }
+        }
+        let portA = try #require(clusterPorts["node-a"]), portB = try #require(clusterPorts["node-b"])
+        /// Whether a TCP connection to `port` is accepted, polled until it is `expected` (at most 10 s).
+        func listening(_ port: Int, _ expected: Bool) async throws -> Bool {
+            let deadline = Date().addingTimeInterval(10)
+            while true {
+                let open = (try? RawConnection.tcp(port: port)) != nil
+                if open == expected || Date() > deadline { return open }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        let listeningA = try await listening(portA, true), listeningB = try await listening(portB, true)
+        #expect(listeningA && listeningB, "every unsealed node listens")
+
+        #expect(try await a.request("PUT", "sys/seal", token: token).status == 204)
+        let closedA = try await !listening(portA, false)
+        #expect(closedA, "a sealed node's cluster listener is closed")
+        #expect(a.log().contains("cluster listener closed: this node is sealed"))
+        let stillB = try await listening(portB, true)
+        #expect(stillB, "the unsealed node's stays open")
+    }
+
     @Test func aStandbyPicksUpNewKeyringTerms() async throws {
         let (schema, shared) = try Self.cluster()
         defer { try? FileManager.default.removeItem(atPath: shared) }
