@@ -17,14 +17,15 @@ struct HAProcessTests {
 
     /// A node of the cluster on `schema`: its own socket and cluster port, the shared key file
     /// and policies, uid 0 (this test) bound to `app-reader`.
-    static func node(_ name: String, schema: String, shared: String, tls: Bool = false) throws -> ServerProcess {
+    /// `keyFile: false`: sealed with Shamir shares instead (`sys/init` returns them).
+    static func node(_ name: String, schema: String, shared: String, tls: Bool = false, keyFile: Bool = true) throws -> ServerProcess {
         let storage = try PostgresStoreProcessTests.storage(schema: schema, directory: shared, extra: """
             ha_enabled = true
               lock_ttl   = "\(lockTTL)s"
               node_id    = "\(name)"
             """)
         return try ServerProcess(extraConfig: """
-            seal "keyfile" { path = "\(shared)/unseal.key" }
+            \(keyFile ? "seal \"keyfile\" { path = \"\(shared)/unseal.key\" }" : "")
             cluster_addr = "https://127.0.0.1:\(LoopbackPort.free())"
             api_addr     = "https://\(name).example:8200"
             policies { directory = "\(shared)/policies" }
@@ -655,6 +656,37 @@ struct HAProcessTests {
         #expect(a.log().contains("cluster listener closed: this node is sealed"))
         let stillB = try await listening(portB, true)
         #expect(stillB, "the unsealed node's stays open")
+    }
+
+    /// A node unsealed again (Shamir shares, so without a restart) opens its cluster listener
+    /// again: the certificate is read from the barrier anew.
+    @Test func anUnsealedNodeReopensItsClusterListener() async throws {
+        let (schema, shared) = try Self.cluster()
+        defer { try? FileManager.default.removeItem(atPath: shared) }
+        let a = try Self.node("node-a", schema: schema, shared: shared, keyFile: false)
+        try await a.start()
+        defer { a.signal(SIGKILL) }
+        let initBody = try JSONValue.parse(try await a.request("PUT", "sys/init", json: #"{"secret_shares":1,"secret_threshold":1}"#).body)
+        let key = try #require(initBody["keys"]?.arrayValue?.first?.stringValue)
+        let token = try #require(initBody["root_token"]?.stringValue)
+        #expect(try await a.request("PUT", "sys/unseal", json: #"{"key":"\#(key)"}"#).status == 200)
+        try await Self.waitFor(a, health: 200, within: 30)
+        let status = try JSONValue.parse(try await a.request("GET", "sys/ha-status", token: token).body)
+        let address = try #require(status["data"]?["nodes"]?.arrayValue?.first?["cluster_address"]?.stringValue)
+        let port = try #require(address.split(separator: ":").last.flatMap { Int($0) })
+        func listening(_ expected: Bool) async throws -> Bool {
+            let deadline = Date().addingTimeInterval(10)
+            while true {
+                let open = (try? RawConnection.tcp(port: port)) != nil
+                if open == expected || Date() > deadline { return open }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        #expect(try await listening(true), "listening once unsealed")
+        #expect(try await a.request("PUT", "sys/seal", token: token).status == 204)
+        #expect(try await listening(false) == false, "closed while sealed")
+        #expect(try await a.request("PUT", "sys/unseal", json: #"{"key":"\#(key)"}"#).status == 200)
+        #expect(try await listening(true), "open again once unsealed:\n\(a.log().suffix(4000))")
     }
 
     @Test func aStandbyPicksUpNewKeyringTerms() async throws {
