@@ -638,23 +638,14 @@ struct HAProcessTests {
                let port = address.split(separator: ":").last.flatMap({ Int($0) }) { clusterPorts[name] = port }
         }
         let portA = try #require(clusterPorts["node-a"]), portB = try #require(clusterPorts["node-b"])
-        /// Whether a TCP connection to `port` is accepted, polled until it is `expected` (at most 10 s).
-        func listening(_ port: Int, _ expected: Bool) async throws -> Bool {
-            let deadline = Date().addingTimeInterval(10)
-            while true {
-                let open = (try? RawConnection.tcp(port: port)) != nil
-                if open == expected || Date() > deadline { return open }
-                try await Task.sleep(for: .milliseconds(100))
-            }
-        }
-        let listeningA = try await listening(portA, true), listeningB = try await listening(portB, true)
+        let listeningA = try await Self.listening(portA, true), listeningB = try await Self.listening(portB, true)
         #expect(listeningA && listeningB, "every unsealed node listens")
 
         #expect(try await a.request("PUT", "sys/seal", token: token).status == 204)
-        let closedA = try await !listening(portA, false)
+        let closedA = try await !Self.listening(portA, false)
         #expect(closedA, "a sealed node's cluster listener is closed")
         #expect(a.log().contains("cluster listener closed: this node is sealed"))
-        let stillB = try await listening(portB, true)
+        let stillB = try await Self.listening(portB, true)
         #expect(stillB, "the unsealed node's stays open")
     }
 
@@ -674,19 +665,21 @@ struct HAProcessTests {
         let status = try JSONValue.parse(try await a.request("GET", "sys/ha-status", token: token).body)
         let address = try #require(status["data"]?["nodes"]?.arrayValue?.first?["cluster_address"]?.stringValue)
         let port = try #require(address.split(separator: ":").last.flatMap { Int($0) })
-        func listening(_ expected: Bool) async throws -> Bool {
-            let deadline = Date().addingTimeInterval(10)
-            while true {
-                let open = (try? RawConnection.tcp(port: port)) != nil
-                if open == expected || Date() > deadline { return open }
-                try await Task.sleep(for: .milliseconds(100))
-            }
-        }
-        #expect(try await listening(true), "listening once unsealed")
+        #expect(try await Self.listening(port, true), "listening once unsealed")
         #expect(try await a.request("PUT", "sys/seal", token: token).status == 204)
-        #expect(try await listening(false) == false, "closed while sealed")
+        #expect(try await Self.listening(port, false) == false, "closed while sealed")
         #expect(try await a.request("PUT", "sys/unseal", json: #"{"key":"\#(key)"}"#).status == 200)
-        #expect(try await listening(true), "open again once unsealed:\n\(a.log().suffix(4000))")
+        #expect(try await Self.listening(port, true), "open again once unsealed:\n\(a.log().suffix(4000))")
+    }
+
+    /// Whether a TCP connection to `port` is accepted, polled until it is `expected` (at most 10 s).
+    static func listening(_ port: Int, _ expected: Bool) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(10)
+        while true {
+            let open = (try? RawConnection.tcp(port: port)) != nil
+            if open == expected || Date() > deadline { return open }
+            try await Task.sleep(for: .milliseconds(100))
+        }
     }
 
     @Test func aStandbyPicksUpNewKeyringTerms() async throws {
