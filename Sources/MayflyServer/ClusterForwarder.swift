@@ -28,13 +28,22 @@ final class ClusterForwarder: Sendable {
     }
 
     /// Paths every node answers itself: its own health, leader view and seal (each node is
-    /// unsealed on its own), and its metrics.
+    /// unsealed on its own), and its metrics when the telemetry block opens them to anyone.
+    /// None of them checks a token: a standby's token entries and policies are the leader's,
+    /// and only the leader sees every change to them at once (a token revoked, a policy
+    /// changed), so whatever needs a token is answered there — `sys/metrics` with a token
+    /// gets the leader's metrics, as with Vault.
     static let localPaths: Set<String> = ["sys/health", "sys/leader", "sys/seal-status", "sys/unseal", "sys/init", "sys/metrics"]
+
+    /// Whether a standby answers `path` (canonical) itself rather than the leader.
+    static func answersLocally(_ path: String, _ config: MayflyConfig) -> Bool {
+        path == "sys/metrics" ? config.unauthenticatedMetrics : localPaths.contains(path)
+    }
 
     /// Whether this node sends the request at `path` (canonical) to the leader now.
     func forwards(_ path: String) -> Bool {
         guard let ha = broker.ha, !ha.isLeaderNow else { return false }
-        return !Self.localPaths.contains(path)
+        return !Self.answersLocally(path, broker.config)
     }
 
     /// Headers that belong to one connection, not to the request (RFC 9110 §7.6.1), and the

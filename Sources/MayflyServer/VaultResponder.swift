@@ -50,7 +50,8 @@ public struct VaultResponder: HTTPResponder {
             path = canonical
             if let forwarder, forwarder.forwards(canonical) {
                 response = try await forwarder.forward(request, identity: context.peerIdentity, remote: context.remoteDescription)
-            } else if context.forwarded, let ha = broker.ha, !ha.isLeaderNow, !ClusterForwarder.localPaths.contains(canonical) {
+            } else if context.forwarded, let ha = broker.ha, !ha.isLeaderNow,
+                      !ClusterForwarder.answersLocally(canonical, broker.config) {
                 // Forwarded here while this node lost the lead: the standby learns the new leader and retries.
                 throw APIError(status: 503, ["this node no longer leads; retry"], retryAfter: 1)
             } else if canonical == "sys/metrics" {

@@ -672,6 +672,33 @@ struct HAProcessTests {
         #expect(try await Self.listening(port, true), "open again once unsealed:\n\(a.log().suffix(4000))")
     }
 
+    /// `sys/metrics` with a token, asked of a standby, is answered by the leader, which sees every
+    /// revocation and policy change at once: a token revoked there is refused through the
+    /// standby on the very next request. (The standby used to answer it itself, from token
+    /// entries it had cached and policies it had loaded, which no write of the leader's updates.)
+    @Test func aStandbyRefusesATokenRevokedOnTheLeaderAtOnce() async throws {
+        let (schema, shared) = try Self.cluster()
+        defer { try? FileManager.default.removeItem(atPath: shared) }
+        let (a, b, token) = try await Self.leaderAndStandby(schema: schema, shared: shared)
+        defer {
+            a.signal(SIGKILL)
+            b.signal(SIGKILL)
+        }
+        #expect(try await a.request("PUT", "sys/policies/acl/metrics", token: token,
+                                    json: #"{"policy":"path \"sys/metrics\" { capabilities = [\"read\"] }"}"#).status == 204)
+        let created = try JSONValue.parse(try await a.request("POST", "auth/token/create", token: token,
+                                                              json: #"{"policies":["metrics"]}"#).body)
+        let narrow = try #require(created["auth"]?["client_token"]?.stringValue)
+        #expect(try await Self.retrying(b, "GET", "sys/mounts", token: token).status == 200, "b forwards to a")
+        for _ in 0..<3 {
+            let read = try await b.request("GET", "sys/metrics", token: narrow, query: [("format", "prometheus")])
+            #expect(read.status == 200, "the standby answers metrics: \(String(decoding: read.body, as: UTF8.self))")
+        }
+        #expect(try await a.request("PUT", "auth/token/revoke", token: token, json: #"{"token":"\#(narrow)"}"#).status == 204)
+        #expect(try await b.request("GET", "sys/metrics", token: narrow, query: [("format", "prometheus")]).status == 403,
+                "refused on the standby at once")
+    }
+
     /// Whether a TCP connection to `port` is accepted, polled until it is `expected` (at most 10 s).
     static func listening(_ port: Int, _ expected: Bool) async throws -> Bool {
         let deadline = Date().addingTimeInterval(10)
