@@ -35,6 +35,11 @@ final class ClusterForwarder: Sendable {
     /// gets the leader's metrics, as with Vault.
     static let localPaths: Set<String> = ["sys/health", "sys/leader", "sys/seal-status", "sys/unseal", "sys/init", "sys/metrics"]
 
+    /// What a standby answers `sys/seal` with: only the active node can be sealed (Vault's rule);
+    /// a standby is sealed by stopping it.
+    static let standbySealRefused = APIError.badRequest(
+        "this node is a standby: only the active node can be sealed; stop a standby instead (sys/leader names the active node)")
+
     /// Whether a standby answers `path` (canonical) itself rather than the leader.
     static func answersLocally(_ path: String, _ config: MayflyConfig) -> Bool {
         path == "sys/metrics" ? config.unauthenticatedMetrics : localPaths.contains(path)

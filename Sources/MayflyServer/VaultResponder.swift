@@ -49,6 +49,9 @@ public struct VaultResponder: HTTPResponder {
             if logical.token == nil || canonical.hasPrefix("auth/") { logical.identity = context.peerIdentity }
             path = canonical
             if let forwarder, forwarder.forwards(canonical) {
+                // As with Vault, only the active node can be sealed: sent on, a standby's seal
+                // would seal the leader instead of the node the operator named.
+                if canonical == "sys/seal" { throw ClusterForwarder.standbySealRefused }
                 response = try await forwarder.forward(request, identity: context.peerIdentity, remote: context.remoteDescription)
             } else if context.forwarded, let ha = broker.ha, !ha.isLeaderNow,
                       !ClusterForwarder.answersLocally(canonical, broker.config) {

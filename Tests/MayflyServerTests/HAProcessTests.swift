@@ -622,6 +622,7 @@ struct HAProcessTests {
     /// The cluster listener's TLS and the forwarder's client hold the cluster's key, which a
     /// seal must not leave in memory: a node that seals closes its cluster listener (and drops
     /// its forwarder's client); a node that stays unsealed keeps serving forwarded requests.
+    /// Only the active node can be sealed through the API (a standby refuses `sys/seal`).
     @Test func aSealedNodeClosesItsClusterListener() async throws {
         let (schema, shared) = try Self.cluster()
         defer { try? FileManager.default.removeItem(atPath: shared) }
@@ -641,6 +642,11 @@ struct HAProcessTests {
         let listeningA = try await Self.listening(portA, true), listeningB = try await Self.listening(portB, true)
         #expect(listeningA && listeningB, "every unsealed node listens")
 
+        // Only the active node can be sealed (as with Vault): a standby refuses, and the leader
+        // it would have forwarded the seal to stays unsealed.
+        let refused = try await b.request("PUT", "sys/seal", token: token)
+        #expect(refused.status == 400 && String(decoding: refused.body, as: UTF8.self).contains("only the active node can be sealed"))
+        #expect(try await a.request("GET", "sys/health").status == 200, "the leader is still unsealed")
         #expect(try await a.request("PUT", "sys/seal", token: token).status == 204)
         let closedA = try await !Self.listening(portA, false)
         #expect(closedA, "a sealed node's cluster listener is closed")
