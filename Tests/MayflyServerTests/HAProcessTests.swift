@@ -69,6 +69,22 @@ struct HAProcessTests {
         return (a, b, token)
     }
 
+    /// Runs `body` on a fresh cluster (`cluster()`): node a leading, node b its standby, the
+    /// root token, the cluster's schema and shared directory; both nodes are killed and the
+    /// directory removed afterwards.
+    static func withLeaderAndStandby(
+        _ body: (_ a: ServerProcess, _ b: ServerProcess, _ token: String, _ schema: String, _ shared: String) async throws -> Void
+    ) async throws {
+        let (schema, shared) = try cluster()
+        defer { try? FileManager.default.removeItem(atPath: shared) }
+        let (a, b, token) = try await leaderAndStandby(schema: schema, shared: shared)
+        defer {
+            a.signal(SIGKILL)
+            b.signal(SIGKILL)
+        }
+        try await body(a, b, token, schema, shared)
+    }
+
     /// Polls `node`'s `sys/health` until it answers `status` (at most `seconds`); the seconds it took.
     @discardableResult
     static func waitFor(_ node: ServerProcess, health status: Int, within seconds: Double) async throws -> Double {
@@ -113,109 +129,99 @@ struct HAProcessTests {
     }
 
     @Test func aStandbyForwardsWithItsCallersIdentityAndLeadsWithinTheTTLAfterAKill9() async throws {
-        let (schema, shared) = try Self.cluster()
-        defer { try? FileManager.default.removeItem(atPath: shared) }
-        let (a, b, token) = try await Self.leaderAndStandby(schema: schema, shared: shared)
-        defer {
+        try await Self.withLeaderAndStandby { a, b, token, schema, shared in
+            #expect(try await a.request("GET", "sys/health").status == 200)
+
+            #expect(try await b.request("GET", "sys/health", query: [("standbyok", "true")]).status == 200)
+            let leader = try JSONValue.parse(try await b.request("GET", "sys/leader").body)
+            #expect(leader["ha_enabled"]?.boolValue == true && leader["is_self"]?.boolValue == false, "\(leader)")
+            #expect(leader["leader_address"]?.stringValue == "https://node-a.example:8200", "\(leader)")
+            #expect(try JSONValue.parse(try await a.request("GET", "sys/leader").body)["is_self"]?.boolValue == true)
+
+            // Written through the standby, read through the leader: one store, one writer.
+            let secret = "s-\(UUID().uuidString)"
+            let written = try await Self.retrying(b, "POST", "secret/data/app", token: token, json: #"{"data":{"pw":"\#(secret)"}}"#)
+            #expect(written.status == 200, "\(String(decoding: written.body, as: UTF8.self))")
+            #expect(try JSONValue.parse(try await a.request("GET", "secret/data/app", token: token).body)["data"]?["data"]?["pw"]?.stringValue == secret)
+            // The standby's own socket proves uid 0, which the leader's binding maps to app-reader:
+            // no token needed for its path, and nothing beyond it.
+            let bound = try await b.request("GET", "secret/data/app")
+            #expect(bound.status == 200, "\(String(decoding: bound.body, as: UTF8.self))")
+            #expect(try JSONValue.parse(bound.body)["data"]?["data"]?["pw"]?.stringValue == secret)
+            #expect(try await b.request("POST", "secret/data/app", json: #"{"data":{"pw":"x"}}"#).status == 403)
+            #expect(try await b.request("GET", "secret/data/other").status == 403)
+            // A client cannot claim another identity (one bound to write) by sending the forwarding
+            // header itself: the standby drops it and sends the identity its socket proved.
+            let client = try MayflyClient(address: "unix://" + b.socketPath, token: nil)
+            let forged = try await client.request("POST", "secret/data/app", body: Data(#"{"data":{"pw":"forged"}}"#.utf8), headers: [
+                ("X-Mayfly-Forwarded-Identity", #"{"cert":{"uris":["spiffe://mayfly/writer"],"dns":[],"cn":null}}"#),
+            ])
+            try? await client.shutdown()
+            #expect(forged.status == 403)
+
+            // kill -9 of the leader: the standby takes the lock within lock_ttl + 2 s (when its new
+            // term was acquired, on PostgreSQL's clock: the probe below is slowed by a busy test
+            // machine, the takeover is what is measured) and serves the store.
+            let admin = try await ReconcileProcessTests.admin()
+            defer { Task { await admin.close() } }
+            // The kill happened between `before` and `after` (both on PostgreSQL's clock): normally
+            // milliseconds apart; when this test process was not run for a while in between (a full
+            // run starts dozens of servers on two cores), the takeover is measured from `after`.
+            func now() async throws -> Double {
+                try #require(try await admin.query("SELECT extract(epoch FROM clock_timestamp())").first?[0].flatMap(Double.init))
+            }
+            let before = try await now()
             a.signal(SIGKILL)
-            b.signal(SIGKILL)
+            let after = try await now()
+            await a.kill(signal: SIGKILL)
+            try await Self.waitFor(b, health: 200, within: 30)
+            let acquired = try await admin.query(
+                "SELECT extract(epoch FROM acquired_at), node FROM \"\(schema)\".leader").first
+            #expect(acquired?[1]?.hasPrefix("node-b/") == true)
+            let took = (acquired?[0].flatMap(Double.init) ?? .infinity) - after
+            #expect(took <= Double(Self.lockTTL) + 2,
+                    "the standby took the lock \(took) s after the kill (sent between \(after - before) s before that and then)")
+            #expect(try JSONValue.parse(try await b.request("GET", "secret/data/app", token: token).body)["data"]?["data"]?["pw"]?.stringValue == secret)
+            #expect(try await b.request("POST", "secret/data/app", token: token, json: #"{"data":{"pw":"after"}}"#).status == 200)
+            #expect(b.log().contains("this node leads now"))
         }
-        #expect(try await a.request("GET", "sys/health").status == 200)
-
-        #expect(try await b.request("GET", "sys/health", query: [("standbyok", "true")]).status == 200)
-        let leader = try JSONValue.parse(try await b.request("GET", "sys/leader").body)
-        #expect(leader["ha_enabled"]?.boolValue == true && leader["is_self"]?.boolValue == false, "\(leader)")
-        #expect(leader["leader_address"]?.stringValue == "https://node-a.example:8200", "\(leader)")
-        #expect(try JSONValue.parse(try await a.request("GET", "sys/leader").body)["is_self"]?.boolValue == true)
-
-        // Written through the standby, read through the leader: one store, one writer.
-        let secret = "s-\(UUID().uuidString)"
-        let written = try await Self.retrying(b, "POST", "secret/data/app", token: token, json: #"{"data":{"pw":"\#(secret)"}}"#)
-        #expect(written.status == 200, "\(String(decoding: written.body, as: UTF8.self))")
-        #expect(try JSONValue.parse(try await a.request("GET", "secret/data/app", token: token).body)["data"]?["data"]?["pw"]?.stringValue == secret)
-        // The standby's own socket proves uid 0, which the leader's binding maps to app-reader:
-        // no token needed for its path, and nothing beyond it.
-        let bound = try await b.request("GET", "secret/data/app")
-        #expect(bound.status == 200, "\(String(decoding: bound.body, as: UTF8.self))")
-        #expect(try JSONValue.parse(bound.body)["data"]?["data"]?["pw"]?.stringValue == secret)
-        #expect(try await b.request("POST", "secret/data/app", json: #"{"data":{"pw":"x"}}"#).status == 403)
-        #expect(try await b.request("GET", "secret/data/other").status == 403)
-        // A client cannot claim another identity (one bound to write) by sending the forwarding
-        // header itself: the standby drops it and sends the identity its socket proved.
-        let client = try MayflyClient(address: "unix://" + b.socketPath, token: nil)
-        let forged = try await client.request("POST", "secret/data/app", body: Data(#"{"data":{"pw":"forged"}}"#.utf8), headers: [
-            ("X-Mayfly-Forwarded-Identity", #"{"cert":{"uris":["spiffe://mayfly/writer"],"dns":[],"cn":null}}"#),
-        ])
-        try? await client.shutdown()
-        #expect(forged.status == 403)
-
-        // kill -9 of the leader: the standby takes the lock within lock_ttl + 2 s (when its new
-        // term was acquired, on PostgreSQL's clock: the probe below is slowed by a busy test
-        // machine, the takeover is what is measured) and serves the store.
-        let admin = try await ReconcileProcessTests.admin()
-        defer { Task { await admin.close() } }
-        // The kill happened between `before` and `after` (both on PostgreSQL's clock): normally
-        // milliseconds apart; when this test process was not run for a while in between (a full
-        // run starts dozens of servers on two cores), the takeover is measured from `after`.
-        func now() async throws -> Double {
-            try #require(try await admin.query("SELECT extract(epoch FROM clock_timestamp())").first?[0].flatMap(Double.init))
-        }
-        let before = try await now()
-        a.signal(SIGKILL)
-        let after = try await now()
-        await a.kill(signal: SIGKILL)
-        try await Self.waitFor(b, health: 200, within: 30)
-        let acquired = try await admin.query(
-            "SELECT extract(epoch FROM acquired_at), node FROM \"\(schema)\".leader").first
-        #expect(acquired?[1]?.hasPrefix("node-b/") == true)
-        let took = (acquired?[0].flatMap(Double.init) ?? .infinity) - after
-        #expect(took <= Double(Self.lockTTL) + 2,
-                "the standby took the lock \(took) s after the kill (sent between \(after - before) s before that and then)")
-        #expect(try JSONValue.parse(try await b.request("GET", "secret/data/app", token: token).body)["data"]?["data"]?["pw"]?.stringValue == secret)
-        #expect(try await b.request("POST", "secret/data/app", token: token, json: #"{"data":{"pw":"after"}}"#).status == 200)
-        #expect(b.log().contains("this node leads now"))
     }
 
     @Test func aLeaderFrozenPastItsLockCannotWriteWhenItWakesAndBecomesAStandby() async throws {
-        let (schema, shared) = try Self.cluster()
-        defer { try? FileManager.default.removeItem(atPath: shared) }
-        let (a, b, token) = try await Self.leaderAndStandby(schema: schema, shared: shared)
-        defer {
-            a.signal(SIGKILL)
-            b.signal(SIGKILL)
+        try await Self.withLeaderAndStandby { a, b, token, _, _ in
+            #expect(try await Self.retrying(b, "POST", "secret/data/app", token: token, json: #"{"data":{"v":"before"}}"#).status == 200)
+
+            // Frozen, with a write waiting in its socket: the lock expires and b takes over.
+            let pid = try #require(a.pid)
+            Glibc.kill(pid, SIGSTOP)
+            let pending = Task { try await a.request("POST", "secret/data/frozen", token: token, json: #"{"data":{"v":"late"}}"#) }
+            try await Self.waitFor(b, health: 200, within: 30)
+            #expect(try await b.request("POST", "secret/data/app", token: token, json: #"{"data":{"v":"new-leader"}}"#).status == 200)
+            Glibc.kill(pid, SIGCONT)
+
+            // The late write either went to the new leader (forwarded once a stepped down) or was
+            // refused; it never landed as the old leader's.
+            let late = try await pending.value
+            let stored = try await b.request("GET", "secret/data/frozen", token: token)
+            if late.status == 200 {
+                #expect(stored.status == 200)
+            } else {
+                #expect(late.status == 503, "\(String(decoding: late.body, as: UTF8.self))")
+                #expect(stored.status == 404, "a refused write is not in the store")
+            }
+            // The old leader is a standby now, and its socket keeps working through the new leader.
+            try await Self.waitFor(a, health: 429, within: 30)
+            let read = try await Self.retrying(a, "GET", "secret/data/app", token: token)
+            #expect(try JSONValue.parse(read.body)["data"]?["data"]?["v"]?.stringValue == "new-leader")
+            #expect(a.log().contains("no longer leads"))
+
+            // A graceful stop gives the lock up (the release is logged only once the store took
+            // it), and the standby takes it with the next term.
+            await b.kill(signal: SIGTERM)
+            try await Self.waitFor(a, health: 200, within: 30)
+            #expect(b.log().contains("leader lock released"), "\(b.log().suffix(3000))")
+            #expect(a.log().contains("term=3"), "a leads in the term after b's")
         }
-        #expect(try await Self.retrying(b, "POST", "secret/data/app", token: token, json: #"{"data":{"v":"before"}}"#).status == 200)
-
-        // Frozen, with a write waiting in its socket: the lock expires and b takes over.
-        let pid = try #require(a.pid)
-        Glibc.kill(pid, SIGSTOP)
-        let pending = Task { try await a.request("POST", "secret/data/frozen", token: token, json: #"{"data":{"v":"late"}}"#) }
-        try await Self.waitFor(b, health: 200, within: 30)
-        #expect(try await b.request("POST", "secret/data/app", token: token, json: #"{"data":{"v":"new-leader"}}"#).status == 200)
-        Glibc.kill(pid, SIGCONT)
-
-        // The late write either went to the new leader (forwarded once a stepped down) or was
-        // refused; it never landed as the old leader's.
-        let late = try await pending.value
-        let stored = try await b.request("GET", "secret/data/frozen", token: token)
-        if late.status == 200 {
-            #expect(stored.status == 200)
-        } else {
-            #expect(late.status == 503, "\(String(decoding: late.body, as: UTF8.self))")
-            #expect(stored.status == 404, "a refused write is not in the store")
-        }
-        // The old leader is a standby now, and its socket keeps working through the new leader.
-        try await Self.waitFor(a, health: 429, within: 30)
-        let read = try await Self.retrying(a, "GET", "secret/data/app", token: token)
-        #expect(try JSONValue.parse(read.body)["data"]?["data"]?["v"]?.stringValue == "new-leader")
-        #expect(a.log().contains("no longer leads"))
-
-        // A graceful stop gives the lock up (the release is logged only once the store took
-        // it), and the standby takes it with the next term.
-        await b.kill(signal: SIGTERM)
-        try await Self.waitFor(a, health: 200, within: 30)
-        #expect(b.log().contains("leader lock released"), "\(b.log().suffix(3000))")
-        #expect(a.log().contains("term=3"), "a leads in the term after b's")
     }
 
     /// Lease ids (`database/creds/<role>/<id>`) named by the markers of `role`'s roles in PostgreSQL, by username.
@@ -502,62 +508,57 @@ struct HAProcessTests {
     }
 
     @Test func aKill9OfTheLeaderMidRevokeAllLeavesTheNewLeaderToFinishIt() async throws {
-        let (schema, shared) = try Self.cluster()
-        defer { try? FileManager.default.removeItem(atPath: shared) }
-        let (a, b, token) = try await Self.leaderAndStandby(schema: schema, shared: shared)
-        defer {
-            a.signal(SIGKILL)
-            b.signal(SIGKILL)
-        }
-        #expect(try await a.configureTestDatabase("db", token: token, extra: ["connection_budget": 0]) == 204)
-        let role = "ha-" + UUID().uuidString.prefix(8).lowercased()
-        #expect(try await a.request("POST", "database/roles/\(role)", token: token, json: #"{"db_name":"db","default_ttl":"1h"}"#).status == 204)
+        try await Self.withLeaderAndStandby { a, b, token, _, _ in
+            #expect(try await a.configureTestDatabase("db", token: token, extra: ["connection_budget": 0]) == 204)
+            let role = "ha-" + UUID().uuidString.prefix(8).lowercased()
+            #expect(try await a.request("POST", "database/roles/\(role)", token: token, json: #"{"db_name":"db","default_ttl":"1h"}"#).status == 204)
 
-        // 5,000 live credentials.
-        let total = 5000, workers = 8
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<workers {
-                group.addTask {
-                    let client = try MayflyClient(address: "unix://" + a.socketPath, token: token)
-                    for _ in 0..<(total / workers) {
-                        let status = try await client.request("GET", "database/creds/\(role)").status
-                        if status != 200 { throw ServerProcessError(message: "issuance answered \(status)") }
+            // 5,000 live credentials.
+            let total = 5000, workers = 8
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<workers {
+                    group.addTask {
+                        let client = try MayflyClient(address: "unix://" + a.socketPath, token: token)
+                        for _ in 0..<(total / workers) {
+                            let status = try await client.request("GET", "database/creds/\(role)").status
+                            if status != 200 { throw ServerProcessError(message: "issuance answered \(status)") }
+                        }
+                        try await client.shutdown()
                     }
-                    try await client.shutdown()
                 }
+                try await group.waitForAll()
             }
-            try await group.waitForAll()
-        }
-        let admin = try await ReconcileProcessTests.admin()
-        defer { Task { await admin.close() } }
-        #expect(try await Self.markedCount(role, admin) == total)
+            let admin = try await ReconcileProcessTests.admin()
+            defer { Task { await admin.close() } }
+            #expect(try await Self.markedCount(role, admin) == total)
 
-        // `mayfly revoke --all` through the standby; the leader is killed once revocation is under way.
-        let onB = ["MAYFLY_ADDR": "unix://" + b.socketPath, "MAYFLY_TOKEN": token]
-        let revoke = Task { try await CLITests.mayfly(["revoke", "--all", "--reason", "ha drill: leader lost mid-revoke"], env: onB) }
-        var atKill = total
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            atKill = try await Self.markedCount(role, admin)
-            if atKill < total { break }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-        await a.kill(signal: SIGKILL)
-        #expect(atKill > 0 && atKill < total, "killed in the middle of the revocation: \(atKill) of \(total) roles left")
+            // `mayfly revoke --all` through the standby; the leader is killed once revocation is under way.
+            let onB = ["MAYFLY_ADDR": "unix://" + b.socketPath, "MAYFLY_TOKEN": token]
+            let revoke = Task { try await CLITests.mayfly(["revoke", "--all", "--reason", "ha drill: leader lost mid-revoke"], env: onB) }
+            var atKill = total
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline {
+                atKill = try await Self.markedCount(role, admin)
+                if atKill < total { break }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            await a.kill(signal: SIGKILL)
+            #expect(atKill > 0 && atKill < total, "killed in the middle of the revocation: \(atKill) of \(total) roles left")
 
-        let result = try await revoke.value
-        #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
-        #expect(result.stderr.contains("the answer was lost"), "\(result.stderr)")
-        #expect(result.stdout.contains("state: completed"), "\(result.stdout)")
-        #expect(try await Self.markedCount(role, admin) == 0, "nothing is left")
-        let listed = try await b.request("LIST", "sys/mayfly/incidents", token: token)
-        let ids = try JSONValue.parse(listed.body)["data"]?["keys"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        #expect(ids.count == 1, "one incident, resumed, not a second one")
-        let report = try JSONValue.parse(try await b.request("GET", "sys/mayfly/incidents/\(ids.first ?? "")", token: token).body)["data"]
-        #expect(report?["state"]?.stringValue == "completed")
-        #expect(report?["databases"]?["db"]?["credentials_in_scope"]?.intValue == Int64(total), "\(report ?? .null)")
-        #expect(report?["databases"]?["db"]?["credentials_revoked"]?.intValue == Int64(total), "the report is complete: \(report ?? .null)")
-        #expect(report?["databases"]?["db"]?["credentials_pending"]?.intValue == 0)
+            let result = try await revoke.value
+            #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
+            #expect(result.stderr.contains("the answer was lost"), "\(result.stderr)")
+            #expect(result.stdout.contains("state: completed"), "\(result.stdout)")
+            #expect(try await Self.markedCount(role, admin) == 0, "nothing is left")
+            let listed = try await b.request("LIST", "sys/mayfly/incidents", token: token)
+            let ids = try JSONValue.parse(listed.body)["data"]?["keys"]?.arrayValue?.compactMap(\.stringValue) ?? []
+            #expect(ids.count == 1, "one incident, resumed, not a second one")
+            let report = try JSONValue.parse(try await b.request("GET", "sys/mayfly/incidents/\(ids.first ?? "")", token: token).body)["data"]
+            #expect(report?["state"]?.stringValue == "completed")
+            #expect(report?["databases"]?["db"]?["credentials_in_scope"]?.intValue == Int64(total), "\(report ?? .null)")
+            #expect(report?["databases"]?["db"]?["credentials_revoked"]?.intValue == Int64(total), "the report is complete: \(report ?? .null)")
+            #expect(report?["databases"]?["db"]?["credentials_pending"]?.intValue == 0)
+        }
     }
 
     /// Sleeps until `offset` seconds past the next minute boundary.
@@ -568,52 +569,47 @@ struct HAProcessTests {
     }
 
     @Test func aStaticRoleRotatesOncePerScheduleBoundaryAcrossTwoFailovers() async throws {
-        let (schema, shared) = try Self.cluster()
-        defer { try? FileManager.default.removeItem(atPath: shared) }
-        let (a, b, token) = try await Self.leaderAndStandby(schema: schema, shared: shared)
-        defer {
-            a.signal(SIGKILL)
-            b.signal(SIGKILL)
-        }
-        #expect(try await a.configureTestDatabase("db", token: token) == 204)
-        let user = "mf_ha_static_\(UUID().uuidString.prefix(8).lowercased())"
-        let admin = try await ReconcileProcessTests.admin()
-        defer { Task { await admin.close() } }
-        try await admin.execute("CREATE ROLE \(user) LOGIN")
-        // Created at 10 s past a minute, so that its first scheduled run is the next boundary.
-        try await Self.sleep(untilSecond: 10)
-        #expect(try await a.request("POST", "database/static-roles/ha", token: token,
-                                    json: #"{"db_name":"db","username":"\#(user)","rotation_schedule":"* * * * *"}"#).status == 204)
-        let firstBoundary = (Date().timeIntervalSince1970 / 60).rounded(.up) * 60
+        try await Self.withLeaderAndStandby { a, b, token, _, _ in
+            #expect(try await a.configureTestDatabase("db", token: token) == 204)
+            let user = "mf_ha_static_\(UUID().uuidString.prefix(8).lowercased())"
+            let admin = try await ReconcileProcessTests.admin()
+            defer { Task { await admin.close() } }
+            try await admin.execute("CREATE ROLE \(user) LOGIN")
+            // Created at 10 s past a minute, so that its first scheduled run is the next boundary.
+            try await Self.sleep(untilSecond: 10)
+            #expect(try await a.request("POST", "database/static-roles/ha", token: token,
+                                        json: #"{"db_name":"db","username":"\#(user)","rotation_schedule":"* * * * *"}"#).status == 204)
+            let firstBoundary = (Date().timeIntervalSince1970 / 60).rounded(.up) * 60
 
-        // Failover 1 in the middle of a minute: a is killed, b leads, a comes back as a standby.
-        try await Self.sleep(untilSecond: 25)
-        await a.kill(signal: SIGKILL)
-        try await Self.waitFor(b, health: 200, within: 30)
-        try await a.start()
-        try await Self.waitFor(a, health: 429, within: 30)
-        // Failover 2 just after the next boundary, when the leader has just rotated (or is about to).
-        try await Self.sleep(untilSecond: 0.5)
-        await b.kill(signal: SIGKILL)
-        try await Self.waitFor(a, health: 200, within: 30)
-        // One more boundary, led by a (the node that came back), then look.
-        let lastBoundary = (Date().timeIntervalSince1970 / 60).rounded(.down) * 60 + 60
-        try await Task.sleep(for: .milliseconds(Int64((lastBoundary + 15 - Date().timeIntervalSince1970) * 1000)))
+            // Failover 1 in the middle of a minute: a is killed, b leads, a comes back as a standby.
+            try await Self.sleep(untilSecond: 25)
+            await a.kill(signal: SIGKILL)
+            try await Self.waitFor(b, health: 200, within: 30)
+            try await a.start()
+            try await Self.waitFor(a, health: 429, within: 30)
+            // Failover 2 just after the next boundary, when the leader has just rotated (or is about to).
+            try await Self.sleep(untilSecond: 0.5)
+            await b.kill(signal: SIGKILL)
+            try await Self.waitFor(a, health: 200, within: 30)
+            // One more boundary, led by a (the node that came back), then look.
+            let lastBoundary = (Date().timeIntervalSince1970 / 60).rounded(.down) * 60 + 60
+            try await Task.sleep(for: .milliseconds(Int64((lastBoundary + 15 - Date().timeIntervalSince1970) * 1000)))
 
-        // The job history: one successful rotation for each boundary, none twice.
-        let history = try JSONValue.parse(try await a.request("GET", "sys/mayfly/schedule/static-role:ha/history", token: token).body)
-        let runs = history["data"]?["runs"]?.arrayValue ?? []
-        let rotations = runs.filter { $0["outcome"]?.stringValue == "ok" && $0["trigger"]?.stringValue != "manual" }
-            .compactMap { $0["start"]?.stringValue.flatMap(Timestamp.parse) }
-        var perBoundary: [Double: Int] = [:]
-        for start in rotations where start >= firstBoundary - 1 { perBoundary[(start / 60).rounded(.down) * 60, default: 0] += 1 }
-        for boundary in stride(from: firstBoundary, through: lastBoundary, by: 60) {
-            #expect(perBoundary[boundary] == 1, "boundary \(Timestamp.rfc3339(Date(timeIntervalSince1970: boundary))): \(runs)\nnode a:\n\(a.log().suffix(6000))")
+            // The job history: one successful rotation for each boundary, none twice.
+            let history = try JSONValue.parse(try await a.request("GET", "sys/mayfly/schedule/static-role:ha/history", token: token).body)
+            let runs = history["data"]?["runs"]?.arrayValue ?? []
+            let rotations = runs.filter { $0["outcome"]?.stringValue == "ok" && $0["trigger"]?.stringValue != "manual" }
+                .compactMap { $0["start"]?.stringValue.flatMap(Timestamp.parse) }
+            var perBoundary: [Double: Int] = [:]
+            for start in rotations where start >= firstBoundary - 1 { perBoundary[(start / 60).rounded(.down) * 60, default: 0] += 1 }
+            for boundary in stride(from: firstBoundary, through: lastBoundary, by: 60) {
+                #expect(perBoundary[boundary] == 1, "boundary \(Timestamp.rfc3339(Date(timeIntervalSince1970: boundary))): \(runs)\nnode a:\n\(a.log().suffix(6000))")
+            }
+            #expect(perBoundary.values.allSatisfy { $0 == 1 }, "\(runs)")
+            // The stored password is PostgreSQL's.
+            let creds = try JSONValue.parse(try await a.request("GET", "database/static-creds/ha", token: token).body)
+            #expect(try await RotationProcessTests.canLogIn(user, try #require(creds["data"]?["password"]?.stringValue)))
         }
-        #expect(perBoundary.values.allSatisfy { $0 == 1 }, "\(runs)")
-        // The stored password is PostgreSQL's.
-        let creds = try JSONValue.parse(try await a.request("GET", "database/static-creds/ha", token: token).body)
-        #expect(try await RotationProcessTests.canLogIn(user, try #require(creds["data"]?["password"]?.stringValue)))
     }
 
     /// A standby picks up keyring terms the leader adds: after a rotation and the re-wrap of
@@ -624,35 +620,30 @@ struct HAProcessTests {
     /// its forwarder's client); a node that stays unsealed keeps serving forwarded requests.
     /// Only the active node can be sealed through the API (a standby refuses `sys/seal`).
     @Test func aSealedNodeClosesItsClusterListener() async throws {
-        let (schema, shared) = try Self.cluster()
-        defer { try? FileManager.default.removeItem(atPath: shared) }
-        let (a, b, token) = try await Self.leaderAndStandby(schema: schema, shared: shared)
-        defer {
-            a.signal(SIGKILL)
-            b.signal(SIGKILL)
-        }
-        #expect(try await Self.retrying(b, "GET", "sys/mounts", token: token).status == 200, "b forwards to a")
-        let status = try JSONValue.parse(try await a.request("GET", "sys/ha-status", token: token).body)
-        var clusterPorts: [String: Int] = [:]
-        for node in status["data"]?["nodes"]?.arrayValue ?? [] {
-            if let name = node["hostname"]?.stringValue, let address = node["cluster_address"]?.stringValue,
-               let port = address.split(separator: ":").last.flatMap({ Int($0) }) { clusterPorts[name] = port }
-        }
-        let portA = try #require(clusterPorts["node-a"]), portB = try #require(clusterPorts["node-b"])
-        let listeningA = try await Self.listening(portA, true), listeningB = try await Self.listening(portB, true)
-        #expect(listeningA && listeningB, "every unsealed node listens")
+        try await Self.withLeaderAndStandby { a, b, token, _, _ in
+            #expect(try await Self.retrying(b, "GET", "sys/mounts", token: token).status == 200, "b forwards to a")
+            let status = try JSONValue.parse(try await a.request("GET", "sys/ha-status", token: token).body)
+            var clusterPorts: [String: Int] = [:]
+            for node in status["data"]?["nodes"]?.arrayValue ?? [] {
+                if let name = node["hostname"]?.stringValue, let address = node["cluster_address"]?.stringValue,
+                   let port = address.split(separator: ":").last.flatMap({ Int($0) }) { clusterPorts[name] = port }
+            }
+            let portA = try #require(clusterPorts["node-a"]), portB = try #require(clusterPorts["node-b"])
+            let listeningA = try await Self.listening(portA, true), listeningB = try await Self.listening(portB, true)
+            #expect(listeningA && listeningB, "every unsealed node listens")
 
-        // Only the active node can be sealed (as with Vault): a standby refuses, and the leader
-        // it would have forwarded the seal to stays unsealed.
-        let refused = try await b.request("PUT", "sys/seal", token: token)
-        #expect(refused.status == 400 && String(decoding: refused.body, as: UTF8.self).contains("only the active node can be sealed"))
-        #expect(try await a.request("GET", "sys/health").status == 200, "the leader is still unsealed")
-        #expect(try await a.request("PUT", "sys/seal", token: token).status == 204)
-        let closedA = try await !Self.listening(portA, false)
-        #expect(closedA, "a sealed node's cluster listener is closed")
-        #expect(a.log().contains("cluster listener closed: this node is sealed"))
-        let stillB = try await Self.listening(portB, true)
-        #expect(stillB, "the unsealed node's stays open")
+            // Only the active node can be sealed (as with Vault): a standby refuses, and the leader
+            // it would have forwarded the seal to stays unsealed.
+            let refused = try await b.request("PUT", "sys/seal", token: token)
+            #expect(refused.status == 400 && String(decoding: refused.body, as: UTF8.self).contains("only the active node can be sealed"))
+            #expect(try await a.request("GET", "sys/health").status == 200, "the leader is still unsealed")
+            #expect(try await a.request("PUT", "sys/seal", token: token).status == 204)
+            let closedA = try await !Self.listening(portA, false)
+            #expect(closedA, "a sealed node's cluster listener is closed")
+            #expect(a.log().contains("cluster listener closed: this node is sealed"))
+            let stillB = try await Self.listening(portB, true)
+            #expect(stillB, "the unsealed node's stays open")
+        }
     }
 
     /// A node unsealed again (Shamir shares, so without a restart) opens its cluster listener
@@ -683,26 +674,21 @@ struct HAProcessTests {
     /// standby on the very next request. (The standby used to answer it itself, from token
     /// entries it had cached and policies it had loaded, which no write of the leader's updates.)
     @Test func aStandbyRefusesATokenRevokedOnTheLeaderAtOnce() async throws {
-        let (schema, shared) = try Self.cluster()
-        defer { try? FileManager.default.removeItem(atPath: shared) }
-        let (a, b, token) = try await Self.leaderAndStandby(schema: schema, shared: shared)
-        defer {
-            a.signal(SIGKILL)
-            b.signal(SIGKILL)
+        try await Self.withLeaderAndStandby { a, b, token, _, _ in
+            #expect(try await a.request("PUT", "sys/policies/acl/metrics", token: token,
+                                        json: #"{"policy":"path \"sys/metrics\" { capabilities = [\"read\"] }"}"#).status == 204)
+            let created = try JSONValue.parse(try await a.request("POST", "auth/token/create", token: token,
+                                                                  json: #"{"policies":["metrics"]}"#).body)
+            let narrow = try #require(created["auth"]?["client_token"]?.stringValue)
+            #expect(try await Self.retrying(b, "GET", "sys/mounts", token: token).status == 200, "b forwards to a")
+            for _ in 0..<3 {
+                let read = try await b.request("GET", "sys/metrics", token: narrow, query: [("format", "prometheus")])
+                #expect(read.status == 200, "the standby answers metrics: \(String(decoding: read.body, as: UTF8.self))")
+            }
+            #expect(try await a.request("PUT", "auth/token/revoke", token: token, json: #"{"token":"\#(narrow)"}"#).status == 204)
+            #expect(try await b.request("GET", "sys/metrics", token: narrow, query: [("format", "prometheus")]).status == 403,
+                    "refused on the standby at once")
         }
-        #expect(try await a.request("PUT", "sys/policies/acl/metrics", token: token,
-                                    json: #"{"policy":"path \"sys/metrics\" { capabilities = [\"read\"] }"}"#).status == 204)
-        let created = try JSONValue.parse(try await a.request("POST", "auth/token/create", token: token,
-                                                              json: #"{"policies":["metrics"]}"#).body)
-        let narrow = try #require(created["auth"]?["client_token"]?.stringValue)
-        #expect(try await Self.retrying(b, "GET", "sys/mounts", token: token).status == 200, "b forwards to a")
-        for _ in 0..<3 {
-            let read = try await b.request("GET", "sys/metrics", token: narrow, query: [("format", "prometheus")])
-            #expect(read.status == 200, "the standby answers metrics: \(String(decoding: read.body, as: UTF8.self))")
-        }
-        #expect(try await a.request("PUT", "auth/token/revoke", token: token, json: #"{"token":"\#(narrow)"}"#).status == 204)
-        #expect(try await b.request("GET", "sys/metrics", token: narrow, query: [("format", "prometheus")]).status == 403,
-                "refused on the standby at once")
     }
 
     /// Whether a TCP connection to `port` is accepted, polled until it is `expected` (at most 10 s).
@@ -716,30 +702,25 @@ struct HAProcessTests {
     }
 
     @Test func aStandbyPicksUpNewKeyringTerms() async throws {
-        let (schema, shared) = try Self.cluster()
-        defer { try? FileManager.default.removeItem(atPath: shared) }
-        let (a, b, token) = try await Self.leaderAndStandby(schema: schema, shared: shared)
-        defer {
-            a.signal(SIGKILL)
-            b.signal(SIGKILL)
-        }
-        try await Task.sleep(for: .seconds(1))   // the leader's cluster certificate exists (term 1)
+        try await Self.withLeaderAndStandby { a, b, token, _, _ in
+            try await Task.sleep(for: .seconds(1))   // the leader's cluster certificate exists (term 1)
 
-        #expect(try await a.request("PUT", "sys/rotate", token: token, json: "{}").status == 200)
-        let deadline = Date().addingTimeInterval(30)
-        var state = ""
-        var lastTry = false
-        while !lastTry {
-            lastTry = Date() >= deadline  // one try after the deadline too (see `waitFor`)
-            state = try JSONValue.parse(try await a.request("GET", "sys/key-status", token: token).body)["data"]?["rewrap"]?["state"]?
-                .stringValue ?? ""
-            if state == "finished" { break }
-            try await Task.sleep(for: .milliseconds(200))
+            #expect(try await a.request("PUT", "sys/rotate", token: token, json: "{}").status == 200)
+            let deadline = Date().addingTimeInterval(30)
+            var state = ""
+            var lastTry = false
+            while !lastTry {
+                lastTry = Date() >= deadline  // one try after the deadline too (see `waitFor`)
+                state = try JSONValue.parse(try await a.request("GET", "sys/key-status", token: token).body)["data"]?["rewrap"]?["state"]?
+                    .stringValue ?? ""
+                if state == "finished" { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            #expect(state == "finished", "every entry re-wrapped into term 2")
+            try await Task.sleep(for: .seconds(6))   // a standby re-reads the keyring every 5 s
+            let read = try await b.request("GET", "sys/key-status", token: token)
+            #expect(read.status == 200, "forwarded after the rotation: \(String(decoding: read.body, as: UTF8.self))\n\(b.log().suffix(2000))")
+            #expect(try JSONValue.parse(read.body)["data"]?["term"]?.intValue == 2)
         }
-        #expect(state == "finished", "every entry re-wrapped into term 2")
-        try await Task.sleep(for: .seconds(6))   // a standby re-reads the keyring every 5 s
-        let read = try await b.request("GET", "sys/key-status", token: token)
-        #expect(read.status == 200, "forwarded after the rotation: \(String(decoding: read.body, as: UTF8.self))\n\(b.log().suffix(2000))")
-        #expect(try JSONValue.parse(read.body)["data"]?["term"]?.intValue == 2)
     }
 }
